@@ -1,0 +1,48 @@
+// kubelet-policy-controller: one binary, several jobs (see `--help`).
+#include <unistd.h>
+
+#include <chrono>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "controller/check_command.h"
+
+namespace {
+
+constexpr const char* kUsage = R"(kubelet-policy-controller keeps every node's kubelet configuration compliant
+with KubeletPolicy objects.
+
+Usage:
+  kubelet-policy-controller <command> [flags]
+
+Commands:
+  check     evaluate policy files against kubelet configurations (offline)
+  version   print build information
+
+Run 'kubelet-policy-controller <command> --help' for a command's flags.
+)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+    std::cout << kUsage;
+    return args.empty() ? 2 : 0;
+  }
+  const std::string cmd = args[0];
+  args.erase(args.begin());
+  if (cmd == "version" || cmd == "--version") {
+    std::cout << "kubelet-policy-controller " << KPC_VERSION << " (commit " << KPC_GIT_COMMIT << ")\n";
+    return 0;
+  }
+  if (cmd == "check") {
+    auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                   std::chrono::system_clock::now().time_since_epoch())
+                   .count();
+    return kpc::cli::RunCheck(args, std::cout, std::cerr, now, isatty(STDOUT_FILENO) == 1);
+  }
+  std::cerr << "error: unknown command \"" << cmd << "\"\n\n" << kUsage;
+  return 2;
+}

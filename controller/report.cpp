@@ -1,0 +1,115 @@
+#include "controller/report.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+namespace kpc::cli {
+
+using policy::RuleResult;
+
+bool CheckReport::AnyFailure() const {
+  return std::any_of(rows.begin(), rows.end(), [](const CheckRow& r) {
+    return r.eval.result == RuleResult::kFail || r.eval.result == RuleResult::kError;
+  });
+}
+
+nlohmann::json CheckReport::ToJson() const {
+  nlohmann::json results = nlohmann::json::array();
+  std::map<std::string, int> counts = {{"Pass", 0}, {"Fail", 0}, {"Exempt", 0}, {"NotApplicable", 0}, {"Error", 0}};
+  std::map<std::string, bool> node_ok;
+  for (const auto& r : rows) {
+    std::string result(policy::RuleResultName(r.eval.result));
+    counts[result]++;
+    bool bad = r.eval.result == RuleResult::kFail || r.eval.result == RuleResult::kError;
+    node_ok.emplace(r.node, true);
+    if (bad) node_ok[r.node] = false;
+    results.push_back({{"node", r.node},
+                       {"policy", r.policy},
+                       {"rule", r.rule},
+                       {"severity", policy::SeverityName(r.severity)},
+                       {"result", result},
+                       {"observed", r.eval.observed},
+                       {"source", r.eval.source ? nlohmann::json(policy::ValueSourceName(*r.eval.source)) : nlohmann::json()},
+                       {"message", r.eval.message}});
+  }
+  int compliant = static_cast<int>(std::count_if(node_ok.begin(), node_ok.end(), [](const auto& kv) { return kv.second; }));
+  nlohmann::json summary = {{"nodes", nodes},
+                            {"compliantNodes", compliant},
+                            {"nonCompliantNodes", static_cast<int>(node_ok.size()) - compliant},
+                            {"results", counts}};
+  nlohmann::json out = {{"results", results}, {"summary", summary}};
+  if (!notes.empty()) out["notes"] = notes;
+  return out;
+}
+
+namespace {
+
+const char* Colour(RuleResult r) {
+  switch (r) {
+    case RuleResult::kPass: return "\x1b[32m";
+    case RuleResult::kFail: return "\x1b[31;1m";
+    case RuleResult::kError: return "\x1b[35;1m";
+    case RuleResult::kExempt: return "\x1b[36m";
+    case RuleResult::kNotApplicable: return "\x1b[2m";
+  }
+  return "";
+}
+
+std::string Truncate(std::string s, size_t n) {
+  if (s.size() <= n) return s;
+  return s.substr(0, n - 3) + "...";
+}
+
+}  // namespace
+
+void PrintTable(const CheckReport& report, std::ostream& out, bool color) {
+  const std::vector<std::string> header = {"NODE", "POLICY", "RULE", "SEVERITY", "RESULT", "OBSERVED", "SOURCE"};
+  std::vector<std::vector<std::string>> cells;
+  for (const auto& r : report.rows) {
+    std::string observed = r.eval.observed.is_object() ? r.eval.observed.value("mode", "") : policy::DisplayValue(r.eval.observed);
+    cells.push_back({r.node, r.policy, r.rule, std::string(policy::SeverityName(r.severity)),
+                     std::string(policy::RuleResultName(r.eval.result)), Truncate(observed, 40),
+                     r.eval.source ? std::string(policy::ValueSourceName(*r.eval.source)) : "-"});
+  }
+  std::vector<size_t> width(header.size());
+  for (size_t c = 0; c < header.size(); ++c) {
+    width[c] = header[c].size();
+    for (const auto& row : cells) width[c] = std::max(width[c], row[c].size());
+  }
+  auto print_row = [&](const std::vector<std::string>& row, const char* result_colour) {
+    for (size_t c = 0; c < row.size(); ++c) {
+      bool colour_cell = color && c == 4 && result_colour != nullptr;
+      if (colour_cell) out << result_colour;
+      out << row[c];
+      if (colour_cell) out << "\x1b[0m";
+      if (c + 1 < row.size()) out << std::string(width[c] - row[c].size() + 2, ' ');
+    }
+    out << "\n";
+  };
+  print_row(header, nullptr);
+  for (size_t i = 0; i < cells.size(); ++i) print_row(cells[i], Colour(report.rows[i].eval.result));
+
+  // Why each failure failed, once per (node, rule).
+  bool any = false;
+  for (const auto& r : report.rows) {
+    if (r.eval.result != RuleResult::kFail && r.eval.result != RuleResult::kError) continue;
+    if (!any) out << "\nFindings:\n";
+    any = true;
+    out << "  " << r.node << " " << r.rule << ": " << r.eval.message << "\n";
+  }
+  for (const auto& n : report.notes) out << "\nnote: " << n << "\n";
+
+  std::set<std::string> nodes, bad;
+  for (const auto& r : report.rows) {
+    nodes.insert(r.node);
+    if (r.eval.result == RuleResult::kFail || r.eval.result == RuleResult::kError) bad.insert(r.node);
+  }
+  out << "\n" << nodes.size() - bad.size() << "/" << nodes.size() << " nodes compliant";
+  int fails = static_cast<int>(std::count_if(report.rows.begin(), report.rows.end(), [](const CheckRow& r) {
+    return r.eval.result == RuleResult::kFail;
+  }));
+  out << ", " << fails << " failed rule checks\n";
+}
+
+}  // namespace kpc::cli

@@ -1,0 +1,306 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// certCache issues kubelet serving certificates (IP SAN = node IP) on first use.
+type certCache struct {
+	ca  *pki
+	key *ecdsa.PrivateKey
+	m   sync.Map // node name -> *tls.Certificate
+}
+
+func newCertCache(ca *pki) (*certCache, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	return &certCache{ca: ca, key: key}, nil
+}
+
+func (c *certCache) get(n *simNode) (*tls.Certificate, error) {
+	if v, ok := c.m.Load(n.name); ok {
+		return v.(*tls.Certificate), nil
+	}
+	der, err := c.ca.issue("system:node:"+n.name, []string{"system:nodes"}, []string{n.name}, []net.IP{n.ip}, true, c.key.Public())
+	if err != nil {
+		return nil, err
+	}
+	cert := &tls.Certificate{Certificate: [][]byte{der, c.ca.caCert.Raw}, PrivateKey: c.key}
+	v, _ := c.m.LoadOrStore(n.name, cert)
+	return v.(*tls.Certificate), nil
+}
+
+// nodeConn is a CONNECT tunnel to one simulated kubelet.
+type nodeConn struct {
+	net.Conn
+	r    io.Reader // bytes the proxy buffered, then the connection
+	node *simNode
+}
+
+func (c *nodeConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// chanListener hands tunnels to the kubelet HTTPS server.
+type chanListener struct {
+	ch     chan net.Conn
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (l *chanListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ch:
+		return c, nil
+	case <-l.closed:
+		return nil, net.ErrClosed
+	}
+}
+func (l *chanListener) Close() error   { l.once.Do(func() { close(l.closed) }); return nil }
+func (l *chanListener) Addr() net.Addr { return &net.UnixAddr{Name: "kubelets", Net: "unix"} }
+
+type ctxKey struct{}
+
+func nodeFromConn(c net.Conn) *simNode {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	if nc, ok := c.(*nodeConn); ok {
+		return nc.node
+	}
+	return nil
+}
+
+// serveEgress listens on the egress-selector socket: an HTTP CONNECT proxy that sends
+// 198.18.0.0/15 to the simulated kubelets (served in this process), passes 127.0.0.0/8
+// through, and refuses everything else without dialing it.
+func (f *fleet) serveEgress() error {
+	sock := f.info.EgressSocket
+	_ = os.Remove(sock)
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		return err
+	}
+	_ = os.Chmod(sock, 0o600)
+
+	pool := x509.NewCertPool()
+	pool.AddCert(f.ca.caCert)
+	kl := &chanListener{ch: make(chan net.Conn), closed: make(chan struct{})}
+	srv := &http.Server{
+		Handler:           f.kubeletHandler(),
+		ReadHeaderTimeout: 30 * time.Second,
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(ctx, ctxKey{}, nodeFromConn(c))
+		},
+		TLSConfig: &tls.Config{
+			MinVersion: tls.VersionTLS12,
+			ClientAuth: tls.VerifyClientCertIfGiven,
+			ClientCAs:  pool,
+			GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+				n := nodeFromConn(hello.Conn)
+				if n == nil {
+					return nil, errors.New("unknown node")
+				}
+				return f.certs.get(n)
+			},
+		},
+	}
+	go func() { _ = srv.ServeTLS(kl, "", "") }()
+	go func() {
+		<-f.ctx.Done()
+		_ = l.Close()
+		_ = kl.Close()
+	}()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go f.handleConnect(c, kl)
+		}
+	}()
+	return nil
+}
+
+func connectReply(c net.Conn, code int, msg string) {
+	fmt.Fprintf(c, "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
+		code, http.StatusText(code), len(msg), msg)
+}
+
+func (f *fleet) handleConnect(c net.Conn, kl *chanListener) {
+	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	br := bufio.NewReader(c)
+	req, err := http.ReadRequest(br)
+	if err != nil {
+		c.Close()
+		return
+	}
+	_ = c.SetReadDeadline(time.Time{})
+	if req.Method != http.MethodConnect {
+		connectReply(c, http.StatusMethodNotAllowed, "only CONNECT is supported\n")
+		c.Close()
+		return
+	}
+	target := req.Host
+	host, portStr, err := net.SplitHostPort(target)
+	port, perr := strconv.Atoi(portStr)
+	ip := net.ParseIP(host)
+	if err != nil || perr != nil || ip == nil {
+		// Names are never resolved: resolving could send packets off the machine.
+		f.egressLog("REFUSED %s: not an IP:port", target)
+		connectReply(c, http.StatusForbidden, fmt.Sprintf("kpc-testenv egress: %s is not an IP address and port\n", target))
+		c.Close()
+		return
+	}
+	switch {
+	case ip.IsLoopback() && ip.To4() != nil:
+		up, err := net.DialTimeout("tcp", net.JoinHostPort(ip.String(), strconv.Itoa(port)), 10*time.Second)
+		if err != nil {
+			f.egressLog("FAILED %s: %v", target, err)
+			connectReply(c, http.StatusBadGateway, err.Error()+"\n")
+			c.Close()
+			return
+		}
+		f.egressLog("PASS %s", target)
+		_, _ = io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n")
+		if n := br.Buffered(); n > 0 {
+			b, _ := br.Peek(n)
+			_, _ = up.Write(b)
+		}
+		go func() { _, _ = io.Copy(up, c); _ = up.(*net.TCPConn).CloseWrite() }()
+		_, _ = io.Copy(c, up)
+		c.Close()
+		up.Close()
+	case inFleetRange(ip):
+		n := f.byIP[[4]byte(ip.To4())]
+		if n == nil {
+			f.egressLog("REFUSED %s: no simulated node has this address", target)
+			connectReply(c, http.StatusServiceUnavailable, "dial tcp "+target+": connect: no route to host\n")
+			c.Close()
+			return
+		}
+		up, behavior, _ := n.state()
+		switch {
+		case behavior == "unreachable":
+			// A black hole: hold the connection, answer nothing, until the client gives up.
+			_ = c.SetReadDeadline(time.Now().Add(10 * time.Minute))
+			_, _ = io.Copy(io.Discard, br)
+			c.Close()
+			return
+		case behavior == "refused" || !up || port != kubeletPort:
+			connectReply(c, http.StatusServiceUnavailable, "dial tcp "+target+": connect: connection refused\n")
+			c.Close()
+			return
+		}
+		_, _ = io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n")
+		nc := &nodeConn{Conn: c, r: io.MultiReader(bytesOf(br), c), node: n}
+		select {
+		case kl.ch <- nc:
+		case <-f.ctx.Done():
+			c.Close()
+		}
+	default:
+		f.egressLog("REFUSED %s: outside 198.18.0.0/15 and 127.0.0.0/8 (never dialed)", target)
+		connectReply(c, http.StatusForbidden, fmt.Sprintf("kpc-testenv egress: connections to %s are not allowed\n", target))
+		c.Close()
+	}
+}
+
+func bytesOf(br *bufio.Reader) io.Reader {
+	n := br.Buffered()
+	if n == 0 {
+		return strings.NewReader("")
+	}
+	b, _ := br.Peek(n)
+	return strings.NewReader(string(b))
+}
+
+// kubeletHandler serves the simulated kubelet endpoints of the node the request came to.
+func (f *fleet) kubeletHandler() http.Handler {
+	mux := http.NewServeMux()
+	nodeOf := func(r *http.Request) *simNode { n, _ := r.Context().Value(ctxKey{}).(*simNode); return n }
+	mux.HandleFunc("/configz", func(w http.ResponseWriter, r *http.Request) {
+		n := nodeOf(r)
+		if n == nil {
+			http.NotFound(w, r)
+			return
+		}
+		n.mu.Lock()
+		body, behavior, delay, up := n.configz, n.behavior, n.delay, n.up
+		n.mu.Unlock()
+		switch behavior {
+		case "garbage":
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, "<html>this is not JSON {\"kubeletconfig\": \n")
+			return
+		case "error":
+			http.Error(w, "simulated kubelet error", http.StatusInternalServerError)
+			return
+		case "slow":
+			select {
+			case <-time.After(delay):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		if !up || body == nil {
+			http.Error(w, "kubelet not running", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		_, _ = w.Write(body)
+	})
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") })
+	mux.HandleFunc("/containerLogs/{ns}/{pod}/{container}", func(w http.ResponseWriter, r *http.Request) {
+		n := nodeOf(r)
+		if n == nil {
+			http.NotFound(w, r)
+			return
+		}
+		f.pods.serveLogs(w, r, n, r.PathValue("ns"), r.PathValue("pod"), r.PathValue("container"))
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "not simulated by kpc-testenv: "+r.URL.Path, http.StatusNotFound)
+	})
+	return mux
+}
+
+// runFleetCtl talks to a running fleet's control socket.
+func fleetRequest(dir, method, path string) (string, error) {
+	sock := filepath.Join(dir, "fleet.sock")
+	c := &http.Client{Timeout: 2 * time.Minute, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", sock)
+		}}}
+	req, _ := http.NewRequest(method, "http://fleet"+path, nil)
+	resp, err := c.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		return string(b), fmt.Errorf("%s", strings.TrimSpace(string(b)))
+	}
+	return string(b), nil
+}

@@ -1,0 +1,33 @@
+#pragma once
+// YAML (1.2 core schema, as Kubernetes reads it) to JSON, keeping the source line of every
+// value so that validation errors can name "file:line". Pure; thread-safe.
+
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "policy/status.h"
+
+namespace kpc::policy {
+
+struct YamlDocument {
+  nlohmann::json value;
+  // JSON Pointer ("/spec/rules/3/config/value") -> 1-based line in the stream.
+  std::map<std::string, int> lines;
+  int first_line = 1;
+};
+
+// Parses a stream of one or more YAML documents ("---" separated). Empty documents are skipped.
+// JSON is YAML, so JSON input parses too. Errors say the line and column.
+StatusOr<std::vector<YamlDocument>> ParseYamlStream(std::string_view text);
+
+// Parses one document; an error when the stream holds more or fewer than one.
+StatusOr<YamlDocument> ParseYamlDocument(std::string_view text);
+
+// Line of the value at `pointer`, or of its nearest ancestor that has one; 0 when unknown.
+int LineOf(const YamlDocument& doc, const std::string& pointer);
+
+}  // namespace kpc::policy

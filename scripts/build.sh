@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Configures and builds the C++ project; prints the build directory as its last line.
+#   scripts/build.sh            release-ish build (RelWithDebInfo)
+#   scripts/build.sh asan       AddressSanitizer + UBSan build
+# Build trees live outside the repository (keyed by the checkout path), so a warm rebuild in
+# the same checkout is incremental; ccache, when installed, makes fresh clones fast too.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+flavor=${1:-default}
+cache=${KPC_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kubelet-policy-controller}
+key=$(printf '%s' "$root" | sha256sum | cut -c1-12)
+build=${KPC_BUILD_DIR:-$cache/build-$key-$flavor}
+mkdir -p "$build"
+
+args=(-S "$root" -B "$build" -G Ninja)
+case "$flavor" in
+  default) args+=(-DCMAKE_BUILD_TYPE=RelWithDebInfo) ;;
+  asan) args+=(-DCMAKE_BUILD_TYPE=Debug -DKPC_SANITIZE=ON) ;;
+  *) echo "build.sh: unknown flavor '$flavor' (default|asan)" >&2; exit 2 ;;
+esac
+if command -v ccache >/dev/null 2>&1; then
+  export CCACHE_DIR=${CCACHE_DIR:-$cache/ccache}
+  args+=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+fi
+cmake "${args[@]}" >"$build/configure.log" 2>&1 || { cat "$build/configure.log" >&2; exit 1; }
+cmake --build "$build" -j "$(nproc)" >&2
+echo "$build"

@@ -1,0 +1,214 @@
+#include "controller/check_command.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+namespace kpc::cli {
+namespace {
+namespace fs = std::filesystem;
+
+const std::string kData = std::string(KPC_SHARED_DATA_DIR) + "/kubelet/";
+const std::string kApiExample = std::string(KPC_SOURCE_DIR) + "/tests/testdata/api-example.yaml";
+constexpr int64_t kNow = 1795000000;  // 2026-11-18, before the example exception expires
+
+struct Run {
+  int code;
+  std::string out;
+  std::string err;
+  nlohmann::json json;
+};
+
+Run Check(std::vector<std::string> args, bool json = true) {
+  if (json) {
+    args.push_back("--output");
+    args.push_back("json");
+  }
+  std::ostringstream out, err;
+  Run r;
+  r.code = RunCheck(args, out, err, kNow, false);
+  r.out = out.str();
+  r.err = err.str();
+  if (json && (r.code == 0 || r.code == 1)) r.json = nlohmann::json::parse(r.out);
+  return r;
+}
+
+// result of (node, rule) in a JSON report
+std::string Result(const Run& r, const std::string& node, const std::string& rule, std::string* source = nullptr) {
+  for (const auto& row : r.json["results"]) {
+    if (row["node"] == node && row["rule"] == rule) {
+      if (source) *source = row["source"].is_null() ? "" : row["source"].get<std::string>();
+      return row["result"];
+    }
+  }
+  return "<missing>";
+}
+
+class TempDir {
+ public:
+  TempDir() {
+    path_ = fs::temp_directory_path() / ("kpc-check-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++));
+    fs::create_directories(path_);
+  }
+  ~TempDir() { fs::remove_all(path_); }
+  std::string Write(const std::string& name, const std::string& content) const {
+    auto p = path_ / name;
+    std::ofstream(p) << content;
+    return p.string();
+  }
+  std::string path() const { return path_.string(); }
+
+ private:
+  static inline int counter_ = 0;
+  fs::path path_;
+};
+
+TEST(CheckCommandTest, ConfigzDirectoryOfRealSamples) {
+  TempDir dir;
+  for (const char* f : {"configz-eks-v1.30-al2023.json", "configz-kubeadm-v1.28.json",
+                        "configz-k8s-docs-crio-local-up-cluster.json"}) {
+    fs::copy_file(kData + f, dir.path() + "/" + fs::path(f).stem().string().substr(8) + ".json");
+  }
+  Run r = Check({"--policy", kApiExample, "--configz", dir.path()});
+  ASSERT_EQ(r.code, 1) << r.err << r.out;
+  std::string src;
+  // EKS: rotateCertificates is absent from configz, which means false.
+  EXPECT_EQ(Result(r, "eks-v1.30-al2023", "rotate-certificates", &src), "Fail");
+  EXPECT_EQ(src, "zero-value");
+  EXPECT_EQ(Result(r, "eks-v1.30-al2023", "streaming-connection-idle-timeout"), "Pass");
+  EXPECT_EQ(Result(r, "eks-v1.30-al2023", "anonymous-auth-disabled"), "Pass");
+  EXPECT_EQ(Result(r, "eks-v1.30-al2023", "client-ca-file-set"), "Pass");
+  EXPECT_EQ(Result(r, "eks-v1.30-al2023", "kubelet-config-file-permissions"), "NotApplicable");
+  // the docs' dev cluster: anonymous auth and AlwaysAllow
+  EXPECT_EQ(Result(r, "k8s-docs-crio-local-up-cluster", "anonymous-auth-disabled"), "Fail");
+  EXPECT_EQ(Result(r, "k8s-docs-crio-local-up-cluster", "authorization-not-always-allow"), "Fail");
+  EXPECT_EQ(Result(r, "k8s-docs-crio-local-up-cluster", "rotate-certificates"), "Pass");
+  // kubeadm: compliant
+  for (const char* rule : {"streaming-connection-idle-timeout", "event-record-qps", "make-iptables-util-chains",
+                           "anonymous-auth-disabled", "authorization-not-always-allow", "client-ca-file-set",
+                           "rotate-certificates"}) {
+    EXPECT_EQ(Result(r, "kubeadm-v1.28", rule, &src), "Pass") << rule;
+    EXPECT_EQ(src, "configz") << rule;
+  }
+  EXPECT_EQ(r.json["summary"]["nodes"], 3);
+  EXPECT_EQ(r.json["summary"]["compliantNodes"], 1);
+  EXPECT_EQ(r.json["summary"]["nonCompliantNodes"], 2);
+}
+
+TEST(CheckCommandTest, KubeadmConfigFileZeroDurationTakesKubeletDefault) {
+  Run r = Check({"--policy", kApiExample, "--config-file", kData + "file-kubeadm-var-lib-kubelet-config-v1.20.yaml",
+                 "--node", "kubeadm-1"});
+  std::string src;
+  EXPECT_EQ(Result(r, "kubeadm-1", "streaming-connection-idle-timeout", &src), "Pass") << r.out;
+  EXPECT_EQ(src, "default");
+  EXPECT_EQ(Result(r, "kubeadm-1", "rotate-certificates", &src), "Pass");
+  EXPECT_EQ(src, "config-file");
+  EXPECT_EQ(Result(r, "kubeadm-1", "anonymous-auth-disabled", &src), "Pass");
+  EXPECT_EQ(Result(r, "kubeadm-1", "event-record-qps", &src), "Pass");
+  EXPECT_EQ(src, "default");
+  EXPECT_EQ(r.code, 0) << r.out;
+}
+
+TEST(CheckCommandTest, AksFlagsOnly) {
+  Run r = Check({"--policy", kApiExample, "--flags-file", kData + "file-aks-etc-default-kubelet.env"});
+  const std::string node = "file-aks-etc-default-kubelet";
+  std::string src;
+  EXPECT_EQ(Result(r, node, "event-record-qps", &src), "Pass");  // --event-qps=0 >= 0
+  EXPECT_EQ(src, "flag");
+  EXPECT_EQ(Result(r, node, "anonymous-auth-disabled", &src), "Pass");
+  EXPECT_EQ(src, "flag");
+  EXPECT_EQ(Result(r, node, "authorization-not-always-allow", &src), "Pass");
+  EXPECT_EQ(src, "flag");
+  EXPECT_EQ(Result(r, node, "client-ca-file-set", &src), "Pass");
+  EXPECT_EQ(Result(r, node, "rotate-certificates", &src), "Pass");
+  EXPECT_EQ(src, "flag");
+  EXPECT_EQ(Result(r, node, "streaming-connection-idle-timeout", &src), "Pass");
+  EXPECT_EQ(src, "flag");
+}
+
+TEST(CheckCommandTest, EksConfigFileWithDropIn) {
+  Run r = Check({"--policy", kApiExample, "--config-file", kData + "file-eks-ami-al2-template-kubelet-config.json",
+                 "--flags-file", kData + "file-eks-al2-10-kubelet-args.conf", "--node", "eks-1"});
+  EXPECT_EQ(Result(r, "eks-1", "anonymous-auth-disabled"), "Pass") << r.out << r.err;
+  EXPECT_EQ(Result(r, "eks-1", "client-ca-file-set"), "Pass");
+  // the template does not set rotateCertificates: the kubelet runs it as false
+  EXPECT_EQ(Result(r, "eks-1", "rotate-certificates"), "Fail");
+  EXPECT_EQ(r.code, 1);
+}
+
+TEST(CheckCommandTest, FlagOverridesFile) {
+  TempDir dir;
+  auto cfg = dir.Write("config.yaml", "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nmakeIPTablesUtilChains: true\n");
+  auto flags = dir.Write("10-kubelet-args.conf", "[Service]\nEnvironment=\"KUBELET_ARGS=--make-iptables-util-chains=false\"\n");
+  Run r = Check({"--policy", kApiExample, "--config-file", cfg, "--flags-file", flags, "--node", "n"});
+  std::string src;
+  EXPECT_EQ(Result(r, "n", "make-iptables-util-chains", &src), "Fail") << r.out << r.err;
+  EXPECT_EQ(src, "flag");
+}
+
+TEST(CheckCommandTest, ExceptionsApplyByNodeLabels) {
+  TempDir dir;
+  fs::copy_file(kData + "configz-k8s-docs-crio-local-up-cluster.json", dir.path() + "/dev.json");
+  Run r = Check({"--policy", kApiExample, "--configz", dir.path() + "/dev.json", "--node-labels", "pool=legacy-monitoring"});
+  EXPECT_EQ(Result(r, "dev", "anonymous-auth-disabled"), "Exempt");
+  Run r2 = Check({"--policy", kApiExample, "--configz", dir.path() + "/dev.json"});
+  EXPECT_EQ(Result(r2, "dev", "anonymous-auth-disabled"), "Fail");
+  // a control-plane node is not selected by the example policy
+  Run r3 = Check({"--policy", kApiExample, "--configz", dir.path() + "/dev.json", "--node-labels",
+                  "node-role.kubernetes.io/control-plane="});
+  EXPECT_TRUE(r3.json["results"].empty());
+  EXPECT_EQ(r3.code, 0);
+}
+
+TEST(CheckCommandTest, TableOutputIsReadable) {
+  TempDir dir;
+  fs::copy_file(kData + "configz-eks-v1.30-al2023.json", dir.path() + "/eks.json");
+  Run r = Check({"--policy", kApiExample, "--configz", dir.path() + "/eks.json"}, false);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("NODE"), std::string::npos);
+  EXPECT_NE(r.out.find("eks  "), std::string::npos);
+  EXPECT_NE(r.out.find("rotateCertificates is false (zero-value), want Equals true"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("0/1 nodes compliant"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("\x1b["), std::string::npos);  // no colour when not a terminal
+}
+
+TEST(CheckCommandTest, InvalidInputExitsTwoWithClearMessage) {
+  TempDir dir;
+  auto configz = dir.Write("n.json", "{\"kubeletconfig\": {}}");
+  auto bad_policy = dir.Write("bad.yaml", "apiVersion: kubeletpolicy.io/v1alpha1\nkind: KubeletPolicy\nmetadata: {name: x}\nspec:\n  rules:\n    - id: a\n      config: {path: readOnlyPort, operator: Bigger, value: 0}\n");
+  Run r = Check({"--policy", bad_policy, "--configz", configz});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("bad.yaml:7: spec.rules[0].config.operator: unknown operator \"Bigger\""), std::string::npos) << r.err;
+
+  auto garbage = dir.Write("garbage.json", "this is not json");
+  r = Check({"--policy", kApiExample, "--configz", garbage});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("garbage.json"), std::string::npos) << r.err;
+
+  std::string big(10 << 20, '\0');
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>('!' + (i * 7919) % 90);
+  auto huge = dir.Write("huge.json", big);
+  r = Check({"--policy", kApiExample, "--configz", huge});
+  EXPECT_EQ(r.code, 2);
+  r = Check({"--policy", huge, "--configz", configz});
+  EXPECT_EQ(r.code, 2);
+
+  r = Check({"--policy", dir.path() + "/missing.yaml", "--configz", configz});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("missing.yaml: no such file"), std::string::npos);
+
+  r = Check({"--policy", kApiExample});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--configz"), std::string::npos);
+
+  r = Check({"--policy", kApiExample, "--configz", configz, "--bogus"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("unknown argument \"--bogus\""), std::string::npos);
+}
+
+}  // namespace
+}  // namespace kpc::cli
