@@ -22,6 +22,9 @@ namespace {
 using nlohmann::json;
 
 constexpr size_t kSnippetChars = 200;
+// A kubelet's /configz is a few KiB; anything this large is not one, and parsing it would only
+// cost the controller memory.
+constexpr size_t kMaxConfigzBytes = 4 * 1024 * 1024;
 
 // Untrusted input quoted back in a message: bounded, and with control bytes made visible.
 std::string Snippet(std::string_view text, size_t max = kSnippetChars) {
@@ -230,7 +233,9 @@ std::vector<Text> LogicalLines(std::string_view content, FileStyle style) {
       skip_to_eol(i);
       continue;
     }
-    if (c == '\\' && !in_single) {
+    if (c == '\\') {
+      // Continuation wins even inside quotes: systemd joins lines before it looks at quoting
+      // (the EKS drop-in continues a single-quoted Environment= value this way).
       size_t next = i + 1;
       if (next < content.size() && content[next] == '\r') ++next;
       if (next < content.size() && content[next] == '\n') {
@@ -240,6 +245,7 @@ std::vector<Text> LogicalLines(std::string_view content, FileStyle style) {
         continue;
       }
       cur.Push(c, ln);
+      if (in_single) continue;  // literal inside '...': the next character is not escaped
       if (i + 1 < content.size() && content[i + 1] != '\n') cur.Push(content[++i], ln);
       only_space = false;
       continue;
@@ -425,28 +431,55 @@ Status ParseSystemdLine(const Text& line, std::string_view file_name, std::vecto
   return Status::Ok();
 }
 
+// An env file line NAME=VALUE. These files are read by systemd's EnvironmentFile= (AKS's
+// /etc/default/kubelet has `KUBELET_FLAGS=--a=b --c=d` unquoted, which only systemd accepts) or
+// sourced by a shell: a quoted value is unquoted like sh does, an unquoted one runs to the end of
+// the line (without a trailing " # comment").
+StatusOr<Text> EnvValue(const Text& value, std::string_view file_name) {
+  size_t first = 0;
+  while (first < value.s.size() && IsBlank(value.s[first])) ++first;
+  if (first < value.s.size() && (value.s[first] == '"' || value.s[first] == '\'')) {
+    auto words = Tokenize(value, /*comments=*/true, file_name);
+    if (!words.ok()) return words.status();
+    return words->empty() ? Text{} : words->front();
+  }
+  size_t end = value.s.size();
+  for (size_t i = first; i < value.s.size(); ++i) {
+    if (value.s[i] == '#' && (i == 0 || IsBlank(value.s[i - 1]))) {
+      end = i;
+      break;
+    }
+  }
+  return value.Sub(first, end - first);
+}
+
 Status ParseEnvOrPlainLine(const Text& line, std::string_view file_name,
                            std::vector<KubeletFlag>& out) {
-  auto words = Tokenize(line, /*comments=*/true, file_name);
-  if (!words.ok()) return words.status();
-  std::vector<Text>& w = *words;
-  if (w.empty()) return Status::Ok();
-  size_t first = 0;
-  if (w[0].s == "export") first = 1;
-  if (first >= w.size()) return Status::Ok();
-  if (AssignmentEq(w[first].s) != std::string::npos) {
-    // sh allows several assignments before a command: A=1 B=2 [command...]
-    for (size_t i = first; i < w.size(); ++i) {
-      size_t eq = AssignmentEq(w[i].s);
-      if (eq == std::string::npos) break;
-      HandleAssignment(w[i], eq, file_name, out);
-    }
+  size_t start = 0;
+  while (start < line.s.size() && IsBlank(line.s[start])) ++start;
+  Text rest = line.Sub(start);
+  if (rest.s.rfind("export", 0) == 0 && rest.s.size() > 6 && IsBlank(rest.s[6])) {
+    size_t k = 6;
+    while (k < rest.s.size() && IsBlank(rest.s[k])) ++k;
+    rest = rest.Sub(k);
+  }
+  if (size_t eq = AssignmentEq(rest.s.substr(0, rest.s.find_first_of(" \t\n"))); eq != std::string::npos) {
+    auto value = EnvValue(rest.Sub(eq + 1), file_name);
+    if (!value.ok()) return value.status();
+    Text assignment = rest.Sub(0, eq + 1);
+    assignment.s += value->s;
+    assignment.line.insert(assignment.line.end(), value->line.begin(), value->line.end());
+    HandleAssignment(assignment, eq, file_name, out);
     return Status::Ok();
   }
-  if (!w[first].s.empty() && w[first].s[0] == '-') {
-    ParseFlagWords(w, first, file_name, out);
-  } else if (Basename(w[first].s) == "kubelet") {
-    ParseFlagWords(w, first + 1, file_name, out);  // a command line: kubelet --flag ...
+  auto words = Tokenize(rest, /*comments=*/true, file_name);
+  if (!words.ok()) return words.status();
+  const std::vector<Text>& w = *words;
+  if (w.empty()) return Status::Ok();
+  if (!w[0].s.empty() && w[0].s[0] == '-') {
+    ParseFlagWords(w, 0, file_name, out);
+  } else if (Basename(w[0].s) == "kubelet") {
+    ParseFlagWords(w, 1, file_name, out);  // a command line: kubelet --flag ...
   }
   return Status::Ok();
 }
@@ -835,6 +868,11 @@ std::string_view ValueSourceName(ValueSource s) {
 }
 
 StatusOr<EffectiveConfig> EffectiveConfigFromConfigz(std::string_view body) {
+  if (body.size() > kMaxConfigzBytes) {
+    return InvalidArgument("the /configz response is " + std::to_string(body.size()) +
+                           " bytes, more than the " + std::to_string(kMaxConfigzBytes) +
+                           " a kubelet configuration can plausibly be; received " + Received(body));
+  }
   auto parsed = ParseJsonText(body, "the /configz response");
   if (!parsed.ok()) return parsed.status();
   json& j = *parsed;

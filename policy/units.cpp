@@ -149,9 +149,10 @@ std::optional<long double> ParseQuantity(std::string_view s) {
   else if (suffix == "Ti") mult = std::pow(1024.0L, 4);
   else if (suffix == "Pi") mult = std::pow(1024.0L, 5);
   else if (suffix == "Ei") mult = std::pow(1024.0L, 6);
-  else if (suffix == "n") mult = 1e-9L;
-  else if (suffix == "u") mult = 1e-6L;
-  else if (suffix == "m") mult = 1e-3L;
+  // Sub-unit suffixes divide, so that "500m" is exactly 0.5.
+  else if (suffix == "n") mult = -1e9L;
+  else if (suffix == "u") mult = -1e6L;
+  else if (suffix == "m") mult = -1e3L;
   else if (suffix == "k") mult = 1e3L;
   else if (suffix == "M") mult = 1e6L;
   else if (suffix == "G") mult = 1e9L;
@@ -175,7 +176,7 @@ std::optional<long double> ParseQuantity(std::string_view s) {
   } else {
     return std::nullopt;
   }
-  long double out = value * mult;
+  long double out = mult < 0 ? value / -mult : value * mult;
   return neg ? -out : out;
 }
 

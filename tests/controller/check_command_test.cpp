@@ -16,20 +16,20 @@ const std::string kData = std::string(KPC_SHARED_DATA_DIR) + "/kubelet/";
 const std::string kApiExample = std::string(KPC_SOURCE_DIR) + "/tests/testdata/api-example.yaml";
 constexpr int64_t kNow = 1795000000;  // 2026-11-18, before the example exception expires
 
-struct Run {
-  int code;
+struct CheckRun {
+  int code = 0;
   std::string out;
   std::string err;
   nlohmann::json json;
 };
 
-Run Check(std::vector<std::string> args, bool json = true) {
+CheckRun Check(std::vector<std::string> args, bool json = true) {
   if (json) {
     args.push_back("--output");
     args.push_back("json");
   }
   std::ostringstream out, err;
-  Run r;
+  CheckRun r;
   r.code = RunCheck(args, out, err, kNow, false);
   r.out = out.str();
   r.err = err.str();
@@ -38,7 +38,7 @@ Run Check(std::vector<std::string> args, bool json = true) {
 }
 
 // result of (node, rule) in a JSON report
-std::string Result(const Run& r, const std::string& node, const std::string& rule, std::string* source = nullptr) {
+std::string Result(const CheckRun& r, const std::string& node, const std::string& rule, std::string* source = nullptr) {
   for (const auto& row : r.json["results"]) {
     if (row["node"] == node && row["rule"] == rule) {
       if (source) *source = row["source"].is_null() ? "" : row["source"].get<std::string>();
@@ -73,7 +73,7 @@ TEST(CheckCommandTest, ConfigzDirectoryOfRealSamples) {
                         "configz-k8s-docs-crio-local-up-cluster.json"}) {
     fs::copy_file(kData + f, dir.path() + "/" + fs::path(f).stem().string().substr(8) + ".json");
   }
-  Run r = Check({"--policy", kApiExample, "--configz", dir.path()});
+  CheckRun r = Check({"--policy", kApiExample, "--configz", dir.path()});
   ASSERT_EQ(r.code, 1) << r.err << r.out;
   std::string src;
   // EKS: rotateCertificates is absent from configz, which means false.
@@ -100,7 +100,7 @@ TEST(CheckCommandTest, ConfigzDirectoryOfRealSamples) {
 }
 
 TEST(CheckCommandTest, KubeadmConfigFileZeroDurationTakesKubeletDefault) {
-  Run r = Check({"--policy", kApiExample, "--config-file", kData + "file-kubeadm-var-lib-kubelet-config-v1.20.yaml",
+  CheckRun r = Check({"--policy", kApiExample, "--config-file", kData + "file-kubeadm-var-lib-kubelet-config-v1.20.yaml",
                  "--node", "kubeadm-1"});
   std::string src;
   EXPECT_EQ(Result(r, "kubeadm-1", "streaming-connection-idle-timeout", &src), "Pass") << r.out;
@@ -114,7 +114,7 @@ TEST(CheckCommandTest, KubeadmConfigFileZeroDurationTakesKubeletDefault) {
 }
 
 TEST(CheckCommandTest, AksFlagsOnly) {
-  Run r = Check({"--policy", kApiExample, "--flags-file", kData + "file-aks-etc-default-kubelet.env"});
+  CheckRun r = Check({"--policy", kApiExample, "--flags-file", kData + "file-aks-etc-default-kubelet.env"});
   const std::string node = "file-aks-etc-default-kubelet";
   std::string src;
   EXPECT_EQ(Result(r, node, "event-record-qps", &src), "Pass");  // --event-qps=0 >= 0
@@ -131,7 +131,7 @@ TEST(CheckCommandTest, AksFlagsOnly) {
 }
 
 TEST(CheckCommandTest, EksConfigFileWithDropIn) {
-  Run r = Check({"--policy", kApiExample, "--config-file", kData + "file-eks-ami-al2-template-kubelet-config.json",
+  CheckRun r = Check({"--policy", kApiExample, "--config-file", kData + "file-eks-ami-al2-template-kubelet-config.json",
                  "--flags-file", kData + "file-eks-al2-10-kubelet-args.conf", "--node", "eks-1"});
   EXPECT_EQ(Result(r, "eks-1", "anonymous-auth-disabled"), "Pass") << r.out << r.err;
   EXPECT_EQ(Result(r, "eks-1", "client-ca-file-set"), "Pass");
@@ -144,7 +144,7 @@ TEST(CheckCommandTest, FlagOverridesFile) {
   TempDir dir;
   auto cfg = dir.Write("config.yaml", "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nmakeIPTablesUtilChains: true\n");
   auto flags = dir.Write("10-kubelet-args.conf", "[Service]\nEnvironment=\"KUBELET_ARGS=--make-iptables-util-chains=false\"\n");
-  Run r = Check({"--policy", kApiExample, "--config-file", cfg, "--flags-file", flags, "--node", "n"});
+  CheckRun r = Check({"--policy", kApiExample, "--config-file", cfg, "--flags-file", flags, "--node", "n"});
   std::string src;
   EXPECT_EQ(Result(r, "n", "make-iptables-util-chains", &src), "Fail") << r.out << r.err;
   EXPECT_EQ(src, "flag");
@@ -153,12 +153,12 @@ TEST(CheckCommandTest, FlagOverridesFile) {
 TEST(CheckCommandTest, ExceptionsApplyByNodeLabels) {
   TempDir dir;
   fs::copy_file(kData + "configz-k8s-docs-crio-local-up-cluster.json", dir.path() + "/dev.json");
-  Run r = Check({"--policy", kApiExample, "--configz", dir.path() + "/dev.json", "--node-labels", "pool=legacy-monitoring"});
+  CheckRun r = Check({"--policy", kApiExample, "--configz", dir.path() + "/dev.json", "--node-labels", "pool=legacy-monitoring"});
   EXPECT_EQ(Result(r, "dev", "anonymous-auth-disabled"), "Exempt");
-  Run r2 = Check({"--policy", kApiExample, "--configz", dir.path() + "/dev.json"});
+  CheckRun r2 = Check({"--policy", kApiExample, "--configz", dir.path() + "/dev.json"});
   EXPECT_EQ(Result(r2, "dev", "anonymous-auth-disabled"), "Fail");
   // a control-plane node is not selected by the example policy
-  Run r3 = Check({"--policy", kApiExample, "--configz", dir.path() + "/dev.json", "--node-labels",
+  CheckRun r3 = Check({"--policy", kApiExample, "--configz", dir.path() + "/dev.json", "--node-labels",
                   "node-role.kubernetes.io/control-plane="});
   EXPECT_TRUE(r3.json["results"].empty());
   EXPECT_EQ(r3.code, 0);
@@ -167,7 +167,7 @@ TEST(CheckCommandTest, ExceptionsApplyByNodeLabels) {
 TEST(CheckCommandTest, TableOutputIsReadable) {
   TempDir dir;
   fs::copy_file(kData + "configz-eks-v1.30-al2023.json", dir.path() + "/eks.json");
-  Run r = Check({"--policy", kApiExample, "--configz", dir.path() + "/eks.json"}, false);
+  CheckRun r = Check({"--policy", kApiExample, "--configz", dir.path() + "/eks.json"}, false);
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.out.find("NODE"), std::string::npos);
   EXPECT_NE(r.out.find("eks  "), std::string::npos);
@@ -180,7 +180,7 @@ TEST(CheckCommandTest, InvalidInputExitsTwoWithClearMessage) {
   TempDir dir;
   auto configz = dir.Write("n.json", "{\"kubeletconfig\": {}}");
   auto bad_policy = dir.Write("bad.yaml", "apiVersion: kubeletpolicy.io/v1alpha1\nkind: KubeletPolicy\nmetadata: {name: x}\nspec:\n  rules:\n    - id: a\n      config: {path: readOnlyPort, operator: Bigger, value: 0}\n");
-  Run r = Check({"--policy", bad_policy, "--configz", configz});
+  CheckRun r = Check({"--policy", bad_policy, "--configz", configz});
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("bad.yaml:7: spec.rules[0].config.operator: unknown operator \"Bigger\""), std::string::npos) << r.err;
 

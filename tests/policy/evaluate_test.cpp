@@ -166,7 +166,7 @@ TEST(EvaluateTest, AbsentFeatureGateIsItsDefaultNotFalse) {
 
 TEST(EvaluateTest, BracketedMapPath) {
   auto cfg = Live({{"evictionHard", {{"memory.available", "100Mi"}}}});
-  auto ev = EvaluateConfigRule(ConfigRule(R"(evictionHard["memory.available"])", Operator::kGreaterThanOrEqual, "100Mi"), cfg, 34);
+  auto ev = EvaluateConfigRule(ConfigRule(R"(evictionHard["memory.available"])", Operator::kEquals, "100Mi"), cfg, 34);
   EXPECT_EQ(ev.result, RuleResult::kPass) << ev.message;
   EXPECT_EQ(ev.observed, "100Mi");
 }

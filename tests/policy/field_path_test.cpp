@@ -40,7 +40,9 @@ TEST(FieldPathTest, RejectsMalformedPaths) {
                           "a]"}) {
     auto p = FieldPath::Parse(bad);
     EXPECT_FALSE(p.ok()) << "accepted: " << bad;
-    if (!p.ok()) EXPECT_NE(p.status().message().find("field path"), std::string::npos);
+    if (!p.ok()) {
+      EXPECT_NE(p.status().message().find("field path"), std::string::npos);
+    }
   }
 }
 

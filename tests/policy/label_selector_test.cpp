@@ -10,7 +10,9 @@ namespace {
 LabelSelector Parse(const char* json, std::vector<FieldIssue>* issues = nullptr) {
   std::vector<FieldIssue> local;
   auto sel = ParseLabelSelector(nlohmann::json::parse(json), "spec.nodeSelector", issues ? *issues : local);
-  if (!issues) EXPECT_TRUE(local.empty()) << local.front().field << ": " << local.front().message;
+  if (!issues) {
+    EXPECT_TRUE(local.empty()) << (local.empty() ? "" : local.front().field + ": " + local.front().message);
+  }
   return sel;
 }
 

@@ -44,7 +44,7 @@ TEST(YamlJsonTest, RecordsLinesForPointers) {
   EXPECT_EQ(LineOf(*doc, "/spec/rules/0/config/value"), 5);
   EXPECT_EQ(LineOf(*doc, "/spec/rules/0/id"), 3);
   // unknown child falls back to nearest ancestor
-  EXPECT_EQ(LineOf(*doc, "/spec/rules/0/config/missing"), 5 - 1);
+  EXPECT_EQ(LineOf(*doc, "/spec/rules/0/config/missing"), 5);  // the config mapping starts there
 }
 
 TEST(YamlJsonTest, MultiDocumentStreamSkipsEmptyDocuments) {
