@@ -28,6 +28,7 @@ struct Options {
   std::string node;
   std::string output = "table";
   std::map<std::string, std::string> node_labels;
+  bool labels_given = false;
   std::optional<int> kubelet_minor;
   std::string color = "auto";
 };
@@ -99,6 +100,7 @@ StatusOr<Options> ParseArgs(const std::vector<std::string>& args) {
     if (a == "--node-labels") {
       auto v = next();
       if (!v.ok()) return v.status();
+      o.labels_given = true;
       std::stringstream ss(*v);
       std::string kv;
       while (std::getline(ss, kv, ',')) {
@@ -226,7 +228,9 @@ Inputs:
   --flags-file FILE     a file carrying kubelet flags: systemd unit or drop-in, env file
                         (KUBELET_ARGS=..., KUBELET_FLAGS=...), or plain flags; repeatable, later wins
   --node NAME           node name to report (default: the config or flags file name)
-  --node-labels K=V,... labels of the node, for policies' nodeSelector (default: none)
+  --node-labels K=V,... labels of the node: policies whose nodeSelector does not select them are
+                        skipped, and exceptions match on them (default: no labels, every
+                        policy applies)
   --kubelet-version V   kubelet version (e.g. v1.30.2), for feature-gate defaults
 
 Output:
@@ -307,7 +311,8 @@ int RunCheck(const std::vector<std::string>& args, std::ostream& out, std::ostre
     const auto& pol = sp.policy;
     int selected = 0;
     for (const auto& n : nodes) {
-      if (!pol.node_selector.Matches(o.node_labels)) continue;
+      // Offline the user picked the node and the policy; selectors apply once labels are given.
+      if (o.labels_given && !pol.node_selector.Matches(o.node_labels)) continue;
       ++selected;
       policy::NodeFacts facts;
       facts.name = n.name;

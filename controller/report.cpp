@@ -67,7 +67,9 @@ void PrintTable(const CheckReport& report, std::ostream& out, bool color) {
   const std::vector<std::string> header = {"NODE", "POLICY", "RULE", "SEVERITY", "RESULT", "OBSERVED", "SOURCE"};
   std::vector<std::vector<std::string>> cells;
   for (const auto& r : report.rows) {
-    std::string observed = r.eval.observed.is_object() ? r.eval.observed.value("mode", "") : policy::DisplayValue(r.eval.observed);
+    std::string observed = r.eval.observed.is_object() ? r.eval.observed.value("mode", "")
+                           : r.eval.result == RuleResult::kNotApplicable ? "-"
+                                                                         : policy::DisplayValue(r.eval.observed);
     cells.push_back({r.node, r.policy, r.rule, std::string(policy::SeverityName(r.severity)),
                      std::string(policy::RuleResultName(r.eval.result)), Truncate(observed, 40),
                      r.eval.source ? std::string(policy::ValueSourceName(*r.eval.source)) : "-"});

@@ -212,3 +212,115 @@ TEST(CheckCommandTest, InvalidInputExitsTwoWithClearMessage) {
 
 }  // namespace
 }  // namespace kpc::cli
+
+namespace kpc::cli {
+namespace {
+
+// The shipped CIS profiles against every real sample in shared/data: each verdict asserted.
+struct ProfileCase {
+  const char* name;
+  std::vector<std::string> args;  // inputs after --policy
+  std::string node;
+  std::map<std::string, std::string> verdicts;  // rule -> result
+};
+
+void PrintTo(const ProfileCase& c, std::ostream* os) { *os << c.name; }
+
+class ShippedProfileTest : public ::testing::TestWithParam<ProfileCase> {};
+
+TEST_P(ShippedProfileTest, EveryVerdict) {
+  const auto& c = GetParam();
+  std::vector<std::string> args = {"--policy", std::string(KPC_SOURCE_DIR) + "/deploy/samples/" +
+                                                   (std::string(c.name).rfind("eks", 0) == 0   ? "cis-eks.yaml"
+                                                    : std::string(c.name).rfind("aks", 0) == 0 ? "cis-aks.yaml"
+                                                                                               : "cis-kubeadm.yaml")};
+  args.insert(args.end(), c.args.begin(), c.args.end());
+  CheckRun r = Check(args);
+  ASSERT_TRUE(r.code == 0 || r.code == 1) << r.err;
+  std::map<std::string, std::string> got;
+  for (const auto& row : r.json["results"]) {
+    if (row["node"] == c.node) got[row["rule"]] = row["result"];
+  }
+  for (const auto& [rule, want] : c.verdicts) {
+    EXPECT_EQ(got[rule], want) << c.name << " rule " << rule;
+  }
+  // every rule of the profile was asserted
+  for (const auto& [rule, result] : got) {
+    EXPECT_TRUE(c.verdicts.count(rule)) << c.name << ": rule " << rule << " (" << result << ") not asserted";
+  }
+}
+
+const std::map<std::string, std::string> kKubeadmFileRulesNA = {
+    {"kubelet-service-file-permissions", "NotApplicable"}, {"kubelet-service-file-permissions-etc", "NotApplicable"},
+    {"kubeconfig-file-permissions", "NotApplicable"},      {"client-ca-file-permissions", "NotApplicable"},
+    {"kubelet-config-file-permissions", "NotApplicable"}};
+
+std::map<std::string, std::string> With(std::map<std::string, std::string> a, const std::map<std::string, std::string>& b) {
+  a.insert(b.begin(), b.end());
+  return a;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    SharedSamples, ShippedProfileTest,
+    ::testing::Values(
+        ProfileCase{"kubeadm_configz_v128", {"--configz", kData + "configz-kubeadm-v1.28.json"}, "configz-kubeadm-v1.28",
+                    With({{"anonymous-auth-disabled", "Pass"}, {"authorization-not-always-allow", "Pass"},
+                          {"authentication-webhook-enabled", "Pass"}, {"client-ca-file-set", "Pass"},
+                          {"read-only-port-disabled", "Pass"}, {"streaming-connection-idle-timeout", "Pass"},
+                          {"protect-kernel-defaults", "Fail"}, {"make-iptables-util-chains", "Pass"},
+                          {"event-record-qps", "Pass"}, {"tls-cert-file-set", "Pass"}, {"tls-private-key-file-set", "Pass"},
+                          {"rotate-certificates", "Pass"}, {"rotate-kubelet-server-certificate", "Pass"},
+                          {"strong-tls-cipher-suites", "Fail"}, {"pod-pids-limit", "Fail"}, {"seccomp-default", "Fail"}},
+                         kKubeadmFileRulesNA)},
+        ProfileCase{"kubeadm_configz_eks_node", {"--configz", kData + "configz-eks-v1.30-al2023.json"}, "configz-eks-v1.30-al2023",
+                    With({{"anonymous-auth-disabled", "Pass"}, {"authorization-not-always-allow", "Pass"},
+                          {"authentication-webhook-enabled", "Pass"}, {"client-ca-file-set", "Pass"},
+                          {"read-only-port-disabled", "Pass"}, {"streaming-connection-idle-timeout", "Pass"},
+                          {"protect-kernel-defaults", "Pass"}, {"make-iptables-util-chains", "Pass"},
+                          {"event-record-qps", "Pass"}, {"tls-cert-file-set", "Fail"}, {"tls-private-key-file-set", "Fail"},
+                          {"rotate-certificates", "Fail"}, {"rotate-kubelet-server-certificate", "Pass"},
+                          {"strong-tls-cipher-suites", "Pass"}, {"pod-pids-limit", "Fail"}, {"seccomp-default", "Fail"}},
+                         kKubeadmFileRulesNA)},
+        ProfileCase{"kubeadm_configz_docs_dev_cluster", {"--configz", kData + "configz-k8s-docs-crio-local-up-cluster.json"},
+                    "configz-k8s-docs-crio-local-up-cluster",
+                    With({{"anonymous-auth-disabled", "Fail"}, {"authorization-not-always-allow", "Fail"},
+                          {"authentication-webhook-enabled", "Pass"}, {"client-ca-file-set", "Pass"},
+                          {"read-only-port-disabled", "Fail"}, {"streaming-connection-idle-timeout", "Pass"},
+                          {"protect-kernel-defaults", "Fail"}, {"make-iptables-util-chains", "Pass"},
+                          {"event-record-qps", "Pass"}, {"tls-cert-file-set", "Pass"}, {"tls-private-key-file-set", "Pass"},
+                          {"rotate-certificates", "Pass"}, {"rotate-kubelet-server-certificate", "Pass"},
+                          {"strong-tls-cipher-suites", "Fail"}, {"pod-pids-limit", "Fail"}, {"seccomp-default", "Fail"}},
+                         kKubeadmFileRulesNA)},
+        ProfileCase{"kubeadm_config_file_v120", {"--config-file", kData + "file-kubeadm-var-lib-kubelet-config-v1.20.yaml", "--node", "k"}, "k",
+                    With({{"anonymous-auth-disabled", "Pass"}, {"authorization-not-always-allow", "Pass"},
+                          {"authentication-webhook-enabled", "Pass"}, {"client-ca-file-set", "Pass"},
+                          {"read-only-port-disabled", "Pass"}, {"streaming-connection-idle-timeout", "Pass"},
+                          {"protect-kernel-defaults", "Fail"}, {"make-iptables-util-chains", "Pass"},
+                          {"event-record-qps", "Pass"}, {"tls-cert-file-set", "Fail"}, {"tls-private-key-file-set", "Fail"},
+                          {"rotate-certificates", "Pass"}, {"rotate-kubelet-server-certificate", "Pass"},
+                          {"strong-tls-cipher-suites", "Fail"}, {"pod-pids-limit", "Fail"}, {"seccomp-default", "Fail"}},
+                         kKubeadmFileRulesNA)},
+        ProfileCase{"eks_config_file_and_drop_in",
+                    {"--config-file", kData + "file-eks-ami-al2-template-kubelet-config.json", "--flags-file",
+                     kData + "file-eks-al2-10-kubelet-args.conf", "--node", "e"},
+                    "e",
+                    {{"anonymous-auth-disabled", "Pass"}, {"authorization-not-always-allow", "Pass"},
+                     {"authentication-webhook-enabled", "Pass"}, {"client-ca-file-set", "Pass"},
+                     {"read-only-port-disabled", "Pass"}, {"streaming-connection-idle-timeout", "Pass"},
+                     {"make-iptables-util-chains", "Pass"}, {"event-record-qps", "Pass"}, {"rotate-certificates", "Fail"},
+                     {"rotate-kubelet-server-certificate", "Pass"}, {"seccomp-default", "Fail"},
+                     {"kubeconfig-file-permissions", "NotApplicable"}, {"kubelet-config-file-permissions", "NotApplicable"},
+                     {"kubelet-service-file-permissions", "NotApplicable"}}},
+        ProfileCase{"aks_flags_only", {"--flags-file", kData + "file-aks-etc-default-kubelet.env", "--node", "a"}, "a",
+                    {{"anonymous-auth-disabled", "Pass"}, {"authorization-not-always-allow", "Pass"},
+                     {"authentication-webhook-enabled", "Pass"}, {"client-ca-file-set", "Pass"},
+                     {"read-only-port-disabled", "Pass"}, {"streaming-connection-idle-timeout", "Pass"},
+                     {"make-iptables-util-chains", "Pass"}, {"event-record-qps", "Pass"}, {"rotate-certificates", "Pass"},
+                     {"rotate-kubelet-server-certificate", "Pass"}, {"protect-kernel-defaults", "Pass"},
+                     {"seccomp-default", "Fail"}, {"azure-json-file-permissions", "NotApplicable"},
+                     {"kubeconfig-file-permissions", "NotApplicable"}, {"kubelet-config-file-permissions", "NotApplicable"},
+                     {"kubelet-service-file-permissions", "NotApplicable"}}}),
+    [](const ::testing::TestParamInfo<ProfileCase>& info) { return std::string(info.param.name); });
+
+}  // namespace
+}  // namespace kpc::cli
