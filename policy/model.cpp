@@ -373,7 +373,7 @@ void ParseRule(const nlohmann::json& j, const std::string& field, KubeletPolicy&
     if (!sev) r.Error(r.Field("severity"), "unknown severity \"" + *s + "\"; use Critical, High, Medium, Low or Info");
     else rule.severity = *sev;
   }
-  rule.references = r.StringList("references", 20);
+  rule.references = r.StringList("references", 16);
   const auto* config = r.Get("config");
   const auto* file = r.Get("file");
   if (config && file) {
@@ -519,9 +519,9 @@ PolicyParseResult ParsePolicy(const nlohmann::json& object) {
     ObjectReader m(*md, "metadata", errors);
     if (auto name = m.String("name", true)) {
       policy.name = *name;
-      if (!IsDnsSubdomain(*name)) {
+      if (!IsDnsSubdomain(*name) || name->size() > 63) {
         m.Error("metadata.name", "\"" + *name + "\" is not a valid name: lowercase letters, digits, "
-                                 "'-' and '.', at most 253 characters");
+                                 "'-' and '.', at most 63 characters (it names Jobs and labels)");
       }
     }
     if (auto uid = md->find("uid"); uid != md->end() && uid->is_string()) policy.uid = *uid;
@@ -584,14 +584,14 @@ PolicyParseResult ParsePolicy(const nlohmann::json& object) {
     if (!exs->is_array()) {
       s.Error("spec.exceptions", "must be a list");
     } else {
-      if (exs->size() > 100) s.Error("spec.exceptions", "must have at most 100 entries");
-      for (size_t i = 0; i < std::min<size_t>(exs->size(), 200); ++i) {
+      if (exs->size() > 32) s.Error("spec.exceptions", "must have at most 32 entries");
+      for (size_t i = 0; i < std::min<size_t>(exs->size(), 64); ++i) {
         std::string f = "spec.exceptions[" + std::to_string(i) + "]";
         ObjectReader e((*exs)[i], f, errors);
         if (!e.IsObject("rules, nodeSelector, reason, expires")) continue;
         e.RejectUnknown({"rules", "nodeSelector", "reason", "expires"});
         PolicyException ex;
-        ex.rules = e.StringList("rules", 100);
+        ex.rules = e.StringList("rules", 50);
         if (ex.rules.empty()) e.Error(e.Field("rules"), "required: the ids of the rules this exception covers");
         for (size_t k = 0; k < ex.rules.size(); ++k) {
           if (policy.FindRule(ex.rules[k]) == nullptr) {
@@ -637,14 +637,26 @@ PolicyParseResult ParsePolicy(const nlohmann::json& object) {
                   "must be an integer of at least 1 or a percentage from \"1%\" to \"100%\", got " + mu->dump());
         }
       }
-      if (auto ft = r.Int("failureThreshold", 1, 1000)) policy.remediation.failure_threshold = static_cast<int>(*ft);
+      if (auto ft = r.Int("failureThreshold", 1, 100)) policy.remediation.failure_threshold = static_cast<int>(*ft);
       if (auto rk = r.Bool("restartKubelet")) policy.remediation.restart_kubelet = *rk;
-      if (auto t = r.Duration("timeout", 30 * kSecondNs)) policy.remediation.timeout_ns = *t;
+      if (auto t = r.Duration("timeout", 10 * kSecondNs)) {
+        if (*t > 24 * 3600 * kSecondNs) {
+          r.Error("spec.remediation.timeout", "must be at most 24h");
+        } else {
+          policy.remediation.timeout_ns = *t;
+        }
+      }
       if (auto kcf = r.String("kubeletConfigFile")) {
-        if (!kcf->empty() && kcf->front() != '/') {
-          r.Error("spec.remediation.kubeletConfigFile", "must be an absolute path, or empty to detect it from the kubelet's --config flag");
-        } else if (kcf->find("..") != std::string::npos) {
-          r.Error("spec.remediation.kubeletConfigFile", "must not contain \"..\"");
+        static const std::vector<std::string> kConfigDirs = {"/etc/kubernetes/", "/var/lib/kubelet/",
+                                                             "/etc/default/", "/etc/sysconfig/"};
+        if (!kcf->empty() && std::none_of(kConfigDirs.begin(), kConfigDirs.end(),
+                                          [&](const std::string& d) { return kcf->rfind(d, 0) == 0; })) {
+          r.Error("spec.remediation.kubeletConfigFile",
+                  "must be empty (detect it from the kubelet's --config flag) or an absolute path under "
+                  "/etc/kubernetes/, /var/lib/kubelet/, /etc/default/ or /etc/sysconfig/");
+        } else if (kcf->find("/../") != std::string::npos ||
+                   (kcf->size() >= 3 && kcf->compare(kcf->size() - 3, 3, "/..") == 0)) {
+          r.Error("spec.remediation.kubeletConfigFile", "must not contain a \"..\" segment");
         }
         policy.remediation.kubelet_config_file = *kcf;
       }

@@ -141,6 +141,10 @@ INSTANTIATE_TEST_SUITE_P(
         InvalidCase{"bad_max_unavailable", [](auto& o) { o["spec"]["remediation"] = {{"maxUnavailable", 0}}; }, "spec.remediation.maxUnavailable", "at least 1"},
         InvalidCase{"bad_max_unavailable_percent", [](auto& o) { o["spec"]["remediation"] = {{"maxUnavailable", "150%"}}; }, "spec.remediation.maxUnavailable", "percentage"},
         InvalidCase{"bad_failure_threshold", [](auto& o) { o["spec"]["remediation"] = {{"failureThreshold", 0}}; }, "spec.remediation.failureThreshold", "between 1"},
+        InvalidCase{"long_timeout", [](auto& o) { o["spec"]["remediation"] = {{"timeout", "25h"}}; }, "spec.remediation.timeout", "at most 24h"},
+        InvalidCase{"config_file_outside", [](auto& o) { o["spec"]["remediation"] = {{"kubeletConfigFile", "/root/k.yaml"}}; }, "spec.remediation.kubeletConfigFile", "under /etc/kubernetes/"},
+        InvalidCase{"long_name", [](auto& o) { o["metadata"]["name"] = std::string(64, 'a'); }, "metadata.name", "at most 63"},
+        InvalidCase{"too_many_exceptions", [](auto& o) { for (int i = 0; i < 33; ++i) o["spec"]["exceptions"].push_back({{"rules", {"stream"}}, {"reason", "x"}}); }, "spec.exceptions", "at most 32"},
         InvalidCase{"bad_timeout", [](auto& o) { o["spec"]["remediation"] = {{"timeout", "ten minutes"}}; }, "spec.remediation.timeout", "not a duration"},
         InvalidCase{"bad_config_default", [](auto& o) { Rule0(o)["config"]["default"] = 5; }, "spec.rules[0].config.default", "duration"}),
     [](const ::testing::TestParamInfo<InvalidCase>& info) { return std::string(info.param.name); });

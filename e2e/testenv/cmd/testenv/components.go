@@ -88,7 +88,7 @@ func runControllerManager(args []string) int {
 // runKubectl is kubectl's main.
 func runKubectl(args []string) int {
 	os.Args = append([]string{"kubectl"}, args...)
-	_ = logs.GlogSetter(kubectlcmd.GetLogVerbosity(os.Args))
+	_, _ = logs.GlogSetter(kubectlcmd.GetLogVerbosity(os.Args))
 	command := kubectlcmd.NewDefaultKubectlCommand()
 	if err := cli.RunNoErrOutput(command); err != nil {
 		kubectlutil.CheckErr(err)

@@ -1,0 +1,101 @@
+#pragma once
+// A Kubernetes API client over net::HttpClient: configuration (kubeconfig or in-cluster), JSON
+// requests with typed errors, watch streams, client-side rate limiting.
+// Thread-safe: one Client is shared by every component of the controller.
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "net/http.h"
+#include "policy/status.h"
+
+namespace kpc::kube {
+
+struct ClientConfig {
+  std::string server;  // https://127.0.0.1:6443
+  net::TlsConfig tls;
+  std::string bearer_token;       // static token
+  std::string bearer_token_file;  // re-read as it rotates (in-cluster service-account token)
+  double qps = 20;                // client-side rate limit (token bucket)
+  int burst = 40;
+  std::string user_agent = "kubelet-policy-controller";
+};
+
+// Loads a kubeconfig file (current-context unless `context` given): server, CA (data or file),
+// client certificate/key (data or file), token / tokenFile. insecure-skip-tls-verify is
+// refused unless `allow_insecure`. Errors say which field of which file is wrong.
+StatusOr<ClientConfig> LoadKubeconfig(const std::string& path, const std::string& context = "",
+                                      bool allow_insecure = false);
+// In-cluster: KUBERNETES_SERVICE_HOST/PORT, /var/run/secrets/kubernetes.io/serviceaccount/{token,ca.crt}.
+StatusOr<ClientConfig> InClusterConfig();
+// --kubeconfig flag, then $KUBECONFIG, then in-cluster, then ~/.kube/config.
+StatusOr<ClientConfig> ResolveConfig(const std::string& kubeconfig_flag, const std::string& context,
+                                     bool allow_insecure);
+
+// Error from the API server: Status code mapped from HTTP (404 kNotFound, 409 kConflict or
+// kAlreadyExists (reason AlreadyExists), 410 kGone, 422 kInvalidArgument, 429/5xx kUnavailable,
+// 401/403 kPermissionDenied) with the server's metav1.Status message.
+struct ApiError {
+  int http_status = 0;
+  std::string reason;  // metav1.Status reason: NotFound, AlreadyExists, Conflict, Expired, ...
+  std::string message;
+  std::optional<std::chrono::seconds> retry_after;
+};
+
+// Outcome of a request: the decoded JSON body, or a Status whose message is the server's
+// message (for API errors `api_error` carries the details).
+struct Result {
+  Status status;
+  nlohmann::json body;
+  std::optional<ApiError> api_error;
+  bool ok() const { return status.ok(); }
+};
+
+// One event of a watch stream.
+struct WatchEvent {
+  std::string type;  // ADDED, MODIFIED, DELETED, BOOKMARK, ERROR
+  nlohmann::json object;
+};
+
+class Client {
+ public:
+  virtual ~Client() = default;
+
+  // path: "/api/v1/nodes", "/apis/kubeletpolicy.io/v1alpha1/kubeletpolicies/x/status" ...
+  // query: "labelSelector=a%3Db&limit=500" (already encoded).
+  virtual Result Get(const std::string& path, const std::string& query = "") = 0;
+  virtual Result Create(const std::string& path, const nlohmann::json& obj) = 0;
+  virtual Result Update(const std::string& path, const nlohmann::json& obj) = 0;  // PUT
+  // content_type: application/merge-patch+json, application/strategic-merge-patch+json,
+  // application/apply-patch+yaml (server-side apply; query should carry fieldManager).
+  virtual Result Patch(const std::string& path, const nlohmann::json& patch,
+                       const std::string& content_type, const std::string& query = "") = 0;
+  virtual Result Delete(const std::string& path, const std::string& query = "") = 0;
+  // Raw GET returning the body text (for the node proxy: /api/v1/nodes/n/proxy/configz).
+  virtual StatusOr<net::HttpResponse> GetRaw(const std::string& path,
+                                             std::chrono::milliseconds timeout) = 0;
+
+  // Opens a watch (path + "?watch=1&resourceVersion=...&allowWatchBookmarks=true&timeoutSeconds=N")
+  // and calls `on_event` for each event until the stream ends, fails, `on_event` returns false,
+  // or `stop` returns true. Returns OK at a clean end; kGone when the server says the
+  // resourceVersion is too old (410 or an ERROR event with code 410).
+  virtual Status Watch(const std::string& path, const std::string& query,
+                       const std::function<bool(const WatchEvent&)>& on_event,
+                       const std::function<bool()>& stop) = 0;
+
+  // Counters for /metrics: requests by verb and HTTP code ("GET", "200") -> count.
+  virtual std::map<std::pair<std::string, std::string>, uint64_t> RequestCounts() const = 0;
+};
+
+std::unique_ptr<Client> NewClient(const ClientConfig& config);
+// For tests: a client over a given transport.
+std::unique_ptr<Client> NewClientWithTransport(const ClientConfig& config,
+                                               std::shared_ptr<net::HttpClient> transport);
+
+}  // namespace kpc::kube

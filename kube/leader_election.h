@@ -1,0 +1,41 @@
+#pragma once
+// Leader election with a coordination.k8s.io/v1 Lease (client-go semantics): acquire when the
+// lease is free or expired, renew every retry_period, give up leadership when it cannot renew
+// within renew_deadline. Leader election gives no fencing: every write must be safe to repeat.
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "kube/client.h"
+
+namespace kpc::kube {
+
+struct LeaderElectionConfig {
+  std::string lease_namespace;
+  std::string lease_name = "kubelet-policy-controller";
+  std::string identity;  // unique per replica (hostname + random suffix)
+  std::chrono::milliseconds lease_duration{15000};
+  std::chrono::milliseconds renew_deadline{10000};
+  std::chrono::milliseconds retry_period{2000};
+};
+
+class LeaderElector {
+ public:
+  // on_started_leading runs on its own thread when this replica becomes leader; the stop
+  // callback passed to it returns true as soon as leadership is lost (checked by workers).
+  // on_stopped_leading runs when leadership is lost (at once, before any further write).
+  LeaderElector(Client& client, LeaderElectionConfig config,
+                std::function<void()> on_started_leading, std::function<void()> on_stopped_leading);
+  ~LeaderElector();
+  void Start();
+  void Stop();  // releases the lease if held (so a successor need not wait for expiry)
+  bool IsLeader() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace kpc::kube
