@@ -264,8 +264,12 @@ std::vector<Text> LogicalLines(std::string_view content, FileStyle style) {
       ++ln;
       continue;
     }
-    if (c == '\'' && !in_double) in_single = !in_single;
-    if (c == '"' && !in_single) in_double = !in_double;
+    // A quote opens only where a quoted word or value can start, so that an apostrophe inside an
+    // unquoted value (team=bob's) cannot swallow the following lines.
+    char prev = cur.s.empty() ? ' ' : cur.s.back();
+    bool can_open = prev == ' ' || prev == '\t' || prev == '=' || prev == '\n';
+    if (c == '\'' && !in_double && (in_single || can_open)) in_single = !in_single;
+    if (c == '"' && !in_single && (in_double || can_open)) in_double = !in_double;
     if (c != ' ' && c != '\t') only_space = false;
     cur.Push(c, ln);
   }
@@ -651,6 +655,14 @@ void ApplyDefaults(EffectiveConfig& ec, bool legacy) {
     const json* v = path.Find(cfg);
     bool absent = v == nullptr || v->is_null();
     if (!absent && !(f.zero_is_defaulted && IsZeroValue(*v, f.type))) continue;
+    // Rules name map entries (evictionHard["memory.available"]), so each defaulted key is
+    // attributed too.
+    if (def.is_object()) {
+      for (const auto& [key, value] : def.items()) {
+        (void)value;
+        ec.sources[Canonical(path.Child(key))] = ValueSource::kDefault;
+      }
+    }
     path.Set(cfg, def);
     ec.sources[Canonical(path)] = ValueSource::kDefault;
   }
@@ -844,7 +856,15 @@ Status ApplyFlags(EffectiveConfig& ec, const std::vector<KubeletFlag>& flags) {
         // back the file's gates that the flags did not set. Any other map flag replaces the map
         // (defaults included), as cliflag's map Set clears it on first use.
         bool merge = field->path == "featureGates" || seen.count(name) > 0;
-        if (merge && cur != nullptr && cur->is_object()) map = *cur;
+        if (merge && cur != nullptr && cur->is_object()) {
+          map = *cur;
+        } else if (cur != nullptr && cur->is_object()) {
+          for (const auto& [key, value] : cur->items()) {  // entries the flag drops
+            (void)value;
+            ec.sources.erase(Canonical(path.Child(key)));
+            ec.origins.erase(Canonical(path.Child(key)));
+          }
+        }
         for (auto& [k, v] : *pairs) map[k] = v;
         path.Set(ec.config, std::move(map));
         if (field->path != "featureGates") Record(ec, canonical, origin);

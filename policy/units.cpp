@@ -1,7 +1,9 @@
 #include "policy/units.h"
 
 #include <cmath>
+#include <ctime>
 #include <limits>
+#include <regex>
 
 namespace kpc::policy {
 namespace {
@@ -184,6 +186,31 @@ std::optional<long double> QuantityFromJson(const nlohmann::json& v) {
   if (v.is_number()) return v.get<long double>();
   if (v.is_string()) return ParseQuantity(v.get_ref<const std::string&>());
   return std::nullopt;
+}
+
+// RFC 3339 ("2027-01-31T00:00:00Z", "2027-01-31T02:00:00+02:00") to Unix seconds.
+std::optional<int64_t> ParseRfc3339(const std::string& s) {
+  static const std::regex k(
+      R"(^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|([+-])(\d{2}):(\d{2}))$)");
+  std::smatch m;
+  if (!std::regex_match(s, m, k)) return std::nullopt;
+  std::tm tm{};
+  tm.tm_year = std::stoi(m[1]) - 1900;
+  tm.tm_mon = std::stoi(m[2]) - 1;
+  tm.tm_mday = std::stoi(m[3]);
+  tm.tm_hour = std::stoi(m[4]);
+  tm.tm_min = std::stoi(m[5]);
+  tm.tm_sec = std::stoi(m[6]);
+  if (tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 ||
+      tm.tm_sec > 60) {
+    return std::nullopt;
+  }
+  int64_t t = timegm(&tm);
+  if (m[9].matched) {
+    int64_t off = std::stoi(m[10]) * 3600 + std::stoi(m[11]) * 60;
+    t += (m[9] == "+") ? -off : off;
+  }
+  return t;
 }
 
 }  // namespace kpc::policy

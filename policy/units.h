@@ -26,4 +26,8 @@ std::optional<long double> ParseQuantity(std::string_view text);
 // A JSON value as a quantity: a number, or a string parsed as above.
 std::optional<long double> QuantityFromJson(const nlohmann::json& v);
 
+// RFC 3339 time ("2027-01-31T00:00:00Z", "2027-01-31T02:00:00+02:00", fractions allowed) to
+// Unix seconds; nullopt when malformed.
+std::optional<int64_t> ParseRfc3339(const std::string& text);
+
 }  // namespace kpc::policy
