@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "controller/check_command.h"
+#include "controller/run_command.h"
 
 namespace {
 
@@ -17,6 +18,7 @@ Usage:
   kubelet-policy-controller <command> [flags]
 
 Commands:
+  run       run the operator against a cluster
   check     evaluate policy files against kubelet configurations (offline)
   version   print build information
 
@@ -37,6 +39,7 @@ int main(int argc, char** argv) {
     std::cout << "kubelet-policy-controller " << KPC_VERSION << " (commit " << KPC_GIT_COMMIT << ")\n";
     return 0;
   }
+  if (cmd == "run") return kpc::controller::RunOperator(args);
   if (cmd == "check") {
     auto now = std::chrono::duration_cast<std::chrono::seconds>(
                    std::chrono::system_clock::now().time_since_epoch())

@@ -1,0 +1,12 @@
+#pragma once
+// spdlog set-up: plain text, or one JSON object per line (--log-format=json).
+#include <string>
+
+#include "policy/status.h"
+
+namespace kpc::controller {
+
+// format: "text" or "json"; level: trace, debug, info, warn, error.
+Status SetUpLogging(const std::string& format, const std::string& level);
+
+}  // namespace kpc::controller

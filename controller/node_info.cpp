@@ -1,0 +1,109 @@
+#include "controller/node_info.h"
+
+namespace kpc::controller {
+
+nlohmann::json TransformNode(const nlohmann::json& node) {
+  nlohmann::json out = nlohmann::json::object();
+  if (!node.is_object()) return out;
+  const auto& md = node.value("metadata", nlohmann::json::object());
+  nlohmann::json m = nlohmann::json::object();
+  for (const char* k : {"name", "uid", "resourceVersion", "labels"}) {
+    if (md.contains(k)) m[k] = md[k];
+  }
+  out["metadata"] = m;
+  const auto& st = node.value("status", nlohmann::json::object());
+  nlohmann::json s = nlohmann::json::object();
+  if (st.contains("nodeInfo") && st["nodeInfo"].is_object() && st["nodeInfo"].contains("kubeletVersion")) {
+    s["nodeInfo"]["kubeletVersion"] = st["nodeInfo"]["kubeletVersion"];
+  }
+  if (st.contains("conditions") && st["conditions"].is_array()) {
+    for (const auto& c : st["conditions"]) {
+      if (c.is_object() && c.value("type", "") == "Ready") {
+        s["conditions"] = nlohmann::json::array({{{"type", "Ready"}, {"status", c.value("status", "Unknown")}}});
+      }
+    }
+  }
+  out["status"] = s;
+  return out;
+}
+
+std::optional<int> MinorOfVersion(const std::string& version) {
+  // "v1.34.10", "v1.30.2-eks-1552ad0"
+  auto dot = version.find('.');
+  if (dot == std::string::npos) return std::nullopt;
+  int minor = 0;
+  size_t i = dot + 1;
+  if (i >= version.size() || !std::isdigit(static_cast<unsigned char>(version[i]))) return std::nullopt;
+  while (i < version.size() && std::isdigit(static_cast<unsigned char>(version[i])) && minor < 1000) {
+    minor = minor * 10 + (version[i++] - '0');
+  }
+  return minor;
+}
+
+NodeInfo NodeInfoFromJson(const nlohmann::json& node) {
+  NodeInfo n;
+  if (!node.is_object()) return n;
+  const auto& md = node.value("metadata", nlohmann::json::object());
+  n.name = md.value("name", "");
+  n.uid = md.value("uid", "");
+  if (md.contains("labels") && md["labels"].is_object()) {
+    for (const auto& [k, v] : md["labels"].items()) {
+      if (v.is_string()) n.labels[k] = v.get<std::string>();
+    }
+  }
+  const auto& st = node.value("status", nlohmann::json::object());
+  if (st.contains("nodeInfo") && st["nodeInfo"].is_object()) {
+    n.kubelet_version = st["nodeInfo"].value("kubeletVersion", "");
+    n.kubelet_minor = MinorOfVersion(n.kubelet_version);
+  }
+  if (st.contains("conditions") && st["conditions"].is_array()) {
+    for (const auto& c : st["conditions"]) {
+      if (c.is_object() && c.value("type", "") == "Ready") n.ready = c.value("status", "") == "True";
+    }
+  }
+  return n;
+}
+
+ConfigzResult ConfigzResultFrom(const StatusOr<std::string>& fetch) {
+  ConfigzResult r;
+  if (!fetch.ok()) {
+    const Status& s = fetch.status();
+    switch (s.code()) {
+      case StatusCode::kDeadlineExceeded: r.reason = "Timeout"; break;
+      case StatusCode::kPermissionDenied: r.reason = "Forbidden"; break;
+      case StatusCode::kNotFound: r.reason = "NotFound"; break;
+      case StatusCode::kUnavailable: r.reason = "Unreachable"; break;
+      default: r.reason = "Error"; break;
+    }
+    r.message = "configz unavailable (" + r.reason + "): " + s.message();
+    return r;
+  }
+  auto cfg = policy::EffectiveConfigFromConfigz(*fetch);
+  if (!cfg.ok()) {
+    r.reason = "Malformed";
+    r.message = "configz malformed: " + cfg.status().message();
+    return r;
+  }
+  r.ok = true;
+  r.config = std::move(*cfg);
+  return r;
+}
+
+void NodeCheckStore::Put(const std::string& node, ConfigzResult r) {
+  std::lock_guard<std::mutex> lock(mu_);
+  results_[node] = std::move(r);
+}
+
+std::optional<ConfigzResult> NodeCheckStore::Get(const std::string& node) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = results_.find(node);
+  if (it == results_.end()) return std::nullopt;
+  return it->second;
+}
+
+void NodeCheckStore::Erase(const std::string& node) {
+  std::lock_guard<std::mutex> lock(mu_);
+  results_.erase(node);
+}
+
+}  // namespace kpc::controller

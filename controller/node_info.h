@@ -1,0 +1,59 @@
+#pragma once
+// What the controller keeps of a Node (informer transform) and of its last /configz check.
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "policy/effective_config.h"
+#include "policy/status.h"
+
+namespace kpc::controller {
+
+// Informer transform: keeps metadata (name, uid, resourceVersion, labels), the kubelet version
+// and the Ready condition; drops images, volumes, allocatable and the rest.
+nlohmann::json TransformNode(const nlohmann::json& node);
+
+struct NodeInfo {
+  std::string name;
+  std::string uid;
+  std::map<std::string, std::string> labels;
+  std::string kubelet_version;        // "v1.34.10"
+  std::optional<int> kubelet_minor;   // 34
+  bool ready = false;
+};
+NodeInfo NodeInfoFromJson(const nlohmann::json& node);
+std::optional<int> MinorOfVersion(const std::string& version);
+
+// The outcome of one /configz fetch.
+struct ConfigzResult {
+  bool ok = false;
+  policy::EffectiveConfig config;  // when ok
+  std::string reason;              // when !ok: Unreachable, Timeout, Forbidden, Malformed, Error
+  std::string message;             // when !ok: what happened, for status and Events
+  int64_t checked_unix = 0;
+  std::chrono::steady_clock::time_point checked_at;
+  std::chrono::nanoseconds latency{0};
+};
+
+// Classifies a fetch: `body` parsed when `fetch` is ok, else the error mapped to a reason.
+ConfigzResult ConfigzResultFrom(const StatusOr<std::string>& fetch);
+
+// Latest check per node. Thread-safe.
+class NodeCheckStore {
+ public:
+  void Put(const std::string& node, ConfigzResult r);
+  std::optional<ConfigzResult> Get(const std::string& node) const;
+  void Erase(const std::string& node);
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::string, ConfigzResult> results_;
+};
+
+}  // namespace kpc::controller

@@ -1,0 +1,102 @@
+#pragma once
+// The operator: informers for KubeletPolicy and Node, the configz scheduler, a work queue of
+// policy keys and the level-based reconciler that evaluates every selected node and writes the
+// policy's status (through the status subresource), Events on transitions, and metrics.
+//
+// Start() runs the informers (every replica keeps warm caches); RunLeader() runs the scheduler
+// and the workers until `stop` returns true — only the leader calls it.
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "controller/clock.h"
+#include "controller/configz_scheduler.h"
+#include "controller/metrics.h"
+#include "controller/node_info.h"
+#include "controller/policy_status.h"
+#include "controller/work_queue.h"
+#include "kube/client.h"
+#include "kube/events.h"
+#include "kube/informer.h"
+#include "policy/model.h"
+
+namespace kpc::controller {
+
+inline constexpr const char* kPolicyPath = "/apis/kubeletpolicy.io/v1alpha1/kubeletpolicies";
+
+struct OperatorOptions {
+  int workers = 2;
+  std::chrono::milliseconds configz_timeout{10000};
+  SchedulerOptions scheduler;
+  std::string component = "kubelet-policy-controller";
+};
+
+class Operator {
+ public:
+  Operator(kube::Client& client, kube::EventRecorder& events, Registry& metrics, const Clock& clock,
+           OperatorOptions options);
+  ~Operator();
+
+  void Start();             // informers
+  bool HasSynced() const;   // both caches listed
+  void RunLeader(const std::function<bool()>& stop);  // blocks
+  void Stop();
+
+  // One reconcile of a policy (exposed for tests and for `check --kubeconfig`).
+  Status Reconcile(const std::string& name);
+
+ private:
+  struct PolicyMemory {
+    int64_t generation = -1;
+    std::chrono::steady_clock::time_point generation_seen;
+    bool states_loaded = false;
+    std::map<std::string, NodeState> states;  // last reported state per node (for Events)
+    std::vector<std::string> rule_ids;        // for removing metrics
+  };
+
+  void OnPolicyChange(const nlohmann::json* old_obj, const nlohmann::json* new_obj);
+  void OnNodeChange(const nlohmann::json* old_obj, const nlohmann::json* new_obj);
+  void FetchConfigz(const std::string& node);
+  void ScheduleNode(const NodeInfo& node, const std::vector<policy::KubeletPolicy>& policies);
+  void RescheduleAll();
+  std::vector<policy::KubeletPolicy> ValidPolicies() const;
+  void EnqueuePoliciesSelecting(const NodeInfo& node);
+  Status WriteStatus(const std::string& name, nlohmann::json obj, const StatusInput& in,
+                     int64_t refresh_seconds);
+  void EmitTransitions(const policy::KubeletPolicy& policy, const nlohmann::json& obj, PolicyMemory& mem,
+                       const std::vector<NodeResult>& results, const std::map<std::string, std::string>& uids);
+  void UpdatePolicyMetrics(const std::string& name, const StatusInput& in, PolicyMemory& mem);
+  void RemovePolicyMetrics(const std::string& name, PolicyMemory& mem);
+  void Worker(const std::function<bool()>& stop);
+
+  kube::Client& client_;
+  kube::EventRecorder& events_;
+  const Clock& clock_;
+  const OperatorOptions options_;
+  WorkQueue queue_;
+  NodeCheckStore checks_;
+  std::unique_ptr<kube::Informer> policies_;
+  std::unique_ptr<kube::Informer> nodes_;
+  std::unique_ptr<ConfigzScheduler> scheduler_;
+  mutable std::mutex mem_mu_;
+  std::map<std::string, PolicyMemory> memory_;
+  std::atomic<bool> leading_{false};
+
+  // metrics
+  GaugeFamily& nodes_gauge_;
+  GaugeFamily& rule_gauge_;
+  HistogramFamily& fetch_latency_;
+  CounterFamily& fetch_errors_;
+  HistogramFamily& reconcile_duration_;
+  CounterFamily& status_writes_;
+};
+
+}  // namespace kpc::controller

@@ -1,0 +1,325 @@
+#include "controller/run_command.h"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <csignal>
+#include <iostream>
+#include <map>
+#include <random>
+#include <thread>
+
+#include "controller/clock.h"
+#include "controller/logging.h"
+#include "controller/metrics.h"
+#include "controller/operator.h"
+#include "kube/client.h"
+#include "kube/events.h"
+#include "kube/leader_election.h"
+#include "net/http.h"
+#include "policy/units.h"
+
+namespace kpc::controller {
+namespace {
+
+std::atomic<int> g_signal{0};
+void OnSignal(int sig) { g_signal = sig; }
+
+struct RunFlags {
+  std::string kubeconfig;
+  std::string context;
+  bool allow_insecure = false;
+  double qps = 20;
+  int burst = 40;
+  int workers = 2;
+  int configz_concurrency = 10;
+  double configz_qps = 50;
+  int64_t configz_timeout_ns = 10'000'000'000;
+  bool leader_elect = true;
+  std::string lease_namespace;
+  std::string lease_name = "kubelet-policy-controller";
+  int64_t lease_duration_ns = 15'000'000'000;
+  int64_t renew_deadline_ns = 10'000'000'000;
+  int64_t retry_period_ns = 2'000'000'000;
+  std::string health_addr = ":8081";
+  std::string metrics_addr = ":8080";
+  std::string events_namespace;
+  std::string log_format = "text";
+  std::string log_level = "info";
+};
+
+StatusOr<RunFlags> ParseRunFlags(const std::vector<std::string>& args) {
+  RunFlags f;
+  auto env_ns = std::getenv("POD_NAMESPACE");
+  f.lease_namespace = env_ns ? env_ns : "kube-system";
+  f.events_namespace = f.lease_namespace;
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string a = args[i], v;
+    bool inline_value = false;
+    if (auto eq = a.find('='); a.rfind("--", 0) == 0 && eq != std::string::npos) {
+      v = a.substr(eq + 1);
+      a = a.substr(0, eq);
+      inline_value = true;
+    }
+    auto value = [&]() -> StatusOr<std::string> {
+      if (inline_value) return v;
+      if (i + 1 >= args.size()) return InvalidArgument(a + " needs a value");
+      return args[++i];
+    };
+    auto boolean = [&](bool& out) -> Status {
+      if (!inline_value) {
+        out = true;
+        return Status::Ok();
+      }
+      if (v == "true") out = true;
+      else if (v == "false") out = false;
+      else return InvalidArgument(a + " must be true or false");
+      return Status::Ok();
+    };
+    auto number = [&](double& out) -> Status {
+      auto s = value();
+      if (!s.ok()) return s.status();
+      try {
+        size_t pos = 0;
+        out = std::stod(*s, &pos);
+        if (pos != s->size() || out <= 0) throw std::invalid_argument("x");
+      } catch (...) {
+        return InvalidArgument(a + " must be a positive number, got \"" + *s + "\"");
+      }
+      return Status::Ok();
+    };
+    auto integer = [&](int& out) -> Status {
+      double d = 0;
+      Status s = number(d);
+      if (!s.ok()) return s;
+      if (d != static_cast<int>(d)) return InvalidArgument(a + " must be a whole number");
+      out = static_cast<int>(d);
+      return Status::Ok();
+    };
+    auto duration = [&](int64_t& out) -> Status {
+      auto s = value();
+      if (!s.ok()) return s.status();
+      auto d = policy::ParseGoDuration(*s);
+      if (!d || *d <= 0) return InvalidArgument(a + " must be a positive duration like 10s, got \"" + *s + "\"");
+      out = *d;
+      return Status::Ok();
+    };
+    auto text = [&](std::string& out) -> Status {
+      auto s = value();
+      if (!s.ok()) return s.status();
+      out = *s;
+      return Status::Ok();
+    };
+    Status st;
+    if (a == "--kubeconfig") st = text(f.kubeconfig);
+    else if (a == "--context") st = text(f.context);
+    else if (a == "--insecure-skip-tls-verify") st = boolean(f.allow_insecure);
+    else if (a == "--kube-api-qps") st = number(f.qps);
+    else if (a == "--kube-api-burst") st = integer(f.burst);
+    else if (a == "--workers") st = integer(f.workers);
+    else if (a == "--configz-concurrency") st = integer(f.configz_concurrency);
+    else if (a == "--configz-qps") st = number(f.configz_qps);
+    else if (a == "--configz-timeout") st = duration(f.configz_timeout_ns);
+    else if (a == "--leader-elect") st = boolean(f.leader_elect);
+    else if (a == "--leader-elect-namespace") st = text(f.lease_namespace);
+    else if (a == "--leader-elect-name") st = text(f.lease_name);
+    else if (a == "--leader-elect-lease-duration") st = duration(f.lease_duration_ns);
+    else if (a == "--leader-elect-renew-deadline") st = duration(f.renew_deadline_ns);
+    else if (a == "--leader-elect-retry-period") st = duration(f.retry_period_ns);
+    else if (a == "--health-addr") st = text(f.health_addr);
+    else if (a == "--metrics-addr") st = text(f.metrics_addr);
+    else if (a == "--events-namespace") st = text(f.events_namespace);
+    else if (a == "--log-format") st = text(f.log_format);
+    else if (a == "--log-level") st = text(f.log_level);
+    else if (a == "-h" || a == "--help") return Status(StatusCode::kNotFound, "help");
+    else return InvalidArgument("unknown flag \"" + args[i] + "\"");
+    if (!st.ok()) return st;
+  }
+  if (f.renew_deadline_ns >= f.lease_duration_ns) {
+    return InvalidArgument("--leader-elect-renew-deadline must be shorter than --leader-elect-lease-duration");
+  }
+  if (f.retry_period_ns >= f.renew_deadline_ns) {
+    return InvalidArgument("--leader-elect-retry-period must be shorter than --leader-elect-renew-deadline");
+  }
+  return f;
+}
+
+std::string Identity() {
+  char host[256] = {0};
+  gethostname(host, sizeof host - 1);
+  std::mt19937_64 rng{std::random_device{}()};
+  char suffix[9];
+  std::snprintf(suffix, sizeof suffix, "%08x", static_cast<unsigned>(rng()));
+  return std::string(host) + "_" + suffix;
+}
+
+net::HttpResponse Text(int status, std::string body, std::string type = "text/plain; charset=utf-8") {
+  net::HttpResponse r;
+  r.status = status;
+  r.headers["content-type"] = std::move(type);
+  r.body = std::move(body);
+  return r;
+}
+
+}  // namespace
+
+std::string RunUsage() {
+  return R"(Usage:
+  kubelet-policy-controller run [flags]
+
+Runs the operator: watches KubeletPolicy objects and Nodes, checks every selected node's
+/configz through the API server, and writes status, Events and metrics.
+
+Connection:
+  --kubeconfig FILE                 kubeconfig (default: $KUBECONFIG, in-cluster, ~/.kube/config)
+  --context NAME                    kubeconfig context (default: current-context)
+  --insecure-skip-tls-verify        accept a kubeconfig that disables TLS verification
+  --kube-api-qps N                  client-side QPS limit to the API server (default 20)
+  --kube-api-burst N                client-side burst (default 40)
+Checks:
+  --workers N                       policies reconciled in parallel (default 2)
+  --configz-concurrency N           /configz fetches in flight at once (default 10)
+  --configz-qps N                   /configz fetches started per second (default 50)
+  --configz-timeout DURATION        per-fetch timeout (default 10s)
+Leader election (only the leader reconciles):
+  --leader-elect[=false]            default true
+  --leader-elect-namespace NS       Lease namespace (default $POD_NAMESPACE or kube-system)
+  --leader-elect-name NAME          Lease name (default kubelet-policy-controller)
+  --leader-elect-lease-duration D   default 15s
+  --leader-elect-renew-deadline D   default 10s
+  --leader-elect-retry-period D     default 2s
+Serving:
+  --health-addr ADDR                /healthz and /readyz (default :8081)
+  --metrics-addr ADDR               /metrics in Prometheus text format (default :8080)
+  --events-namespace NS             namespace for Events about cluster-scoped objects
+                                    (default: the Lease namespace)
+Logging:
+  --log-format text|json            default text
+  --log-level LEVEL                 trace, debug, info, warn, error (default info)
+)";
+}
+
+int RunOperator(const std::vector<std::string>& args) {
+  auto flags = ParseRunFlags(args);
+  if (!flags.ok()) {
+    if (flags.status().code() == StatusCode::kNotFound) {
+      std::cout << RunUsage();
+      return 0;
+    }
+    std::cerr << "error: " << flags.status().message() << "\n\nRun 'kubelet-policy-controller run --help' for usage.\n";
+    return 2;
+  }
+  const RunFlags& f = *flags;
+  if (Status s = SetUpLogging(f.log_format, f.log_level); !s.ok()) {
+    std::cerr << "error: " << s.message() << "\n";
+    return 2;
+  }
+  auto config = kube::ResolveConfig(f.kubeconfig, f.context, f.allow_insecure);
+  if (!config.ok()) {
+    spdlog::error("cannot configure the Kubernetes client: {}", config.status().message());
+    return 2;
+  }
+  config->qps = f.qps;
+  config->burst = f.burst;
+  spdlog::info("kubelet-policy-controller starting; API server {}", config->server);
+
+  std::signal(SIGTERM, OnSignal);
+  std::signal(SIGINT, OnSignal);
+
+  auto client = kube::NewClient(*config);
+  auto events = kube::NewEventRecorder(*client, "kubelet-policy-controller", f.events_namespace);
+  RealClock clock;
+  Registry metrics;
+  OperatorOptions opts;
+  opts.workers = f.workers;
+  opts.configz_timeout = std::chrono::milliseconds(f.configz_timeout_ns / 1'000'000);
+  opts.scheduler.concurrency = f.configz_concurrency;
+  opts.scheduler.qps = f.configz_qps;
+  Operator op(*client, *events, metrics, clock, opts);
+
+  // API request counts come from the client; mirrored into a counter at scrape time.
+  auto& api_requests = metrics.AddCounter("kubeletpolicy_api_requests_total",
+                                          "Requests to the Kubernetes API server by verb and HTTP code.",
+                                          {"verb", "code"});
+  std::mutex api_mu;
+  std::map<std::pair<std::string, std::string>, uint64_t> api_seen;
+  auto sync_api_counts = [&] {
+    std::lock_guard<std::mutex> lock(api_mu);
+    for (const auto& [k, n] : client->RequestCounts()) {
+      uint64_t& seen = api_seen[k];
+      if (n > seen) api_requests.WithLabels({k.first, k.second}).Inc(static_cast<double>(n - seen));
+      seen = n;
+    }
+  };
+  std::atomic<bool> is_leader{!f.leader_elect};
+  metrics.AddCallbackGauge("kubeletpolicy_leader", "1 when this replica is the leader.",
+                           [&] { return is_leader ? 1.0 : 0.0; });
+
+  auto health = net::NewHttpServer(f.health_addr);
+  health->Handle("/healthz", [](const net::ServerRequest&) { return Text(200, "ok\n"); });
+  health->Handle("/readyz", [&](const net::ServerRequest&) {
+    return op.HasSynced() ? Text(200, "ok\n") : Text(503, "informer caches not synced yet\n");
+  });
+  std::unique_ptr<net::HttpServer> metrics_server;
+  auto metrics_handler = [&](const net::ServerRequest&) {
+    sync_api_counts();
+    return Text(200, metrics.Render(), std::string(kMetricsContentType));
+  };
+  if (f.metrics_addr == f.health_addr) {
+    health->Handle("/metrics", metrics_handler);
+  } else {
+    metrics_server = net::NewHttpServer(f.metrics_addr);
+    metrics_server->Handle("/metrics", metrics_handler);
+    if (Status s = metrics_server->Start(); !s.ok()) {
+      spdlog::error("cannot serve metrics on {}: {}", f.metrics_addr, s.message());
+      return 1;
+    }
+  }
+  if (Status s = health->Start(); !s.ok()) {
+    spdlog::error("cannot serve health checks on {}: {}", f.health_addr, s.message());
+    return 1;
+  }
+  spdlog::info("serving /healthz and /readyz on port {}, /metrics on port {}", health->port(),
+               metrics_server ? metrics_server->port() : health->port());
+
+  op.Start();
+  std::atomic<bool> shutting_down{false};
+  std::thread leader_thread;
+  std::unique_ptr<kube::LeaderElector> elector;
+  auto lead = [&] {
+    is_leader = true;
+    op.RunLeader([&] { return shutting_down.load() || (elector && !elector->IsLeader()); });
+  };
+  if (f.leader_elect) {
+    kube::LeaderElectionConfig le;
+    le.lease_namespace = f.lease_namespace;
+    le.lease_name = f.lease_name;
+    le.identity = Identity();
+    le.lease_duration = std::chrono::milliseconds(f.lease_duration_ns / 1'000'000);
+    le.renew_deadline = std::chrono::milliseconds(f.renew_deadline_ns / 1'000'000);
+    le.retry_period = std::chrono::milliseconds(f.retry_period_ns / 1'000'000);
+    spdlog::info("leader election: Lease {}/{} as {}", le.lease_namespace, le.lease_name, le.identity);
+    elector = std::make_unique<kube::LeaderElector>(
+        *client, le, lead, [&] {
+          is_leader = false;
+          spdlog::warn("lost leadership: stopped reconciling");
+        });
+    elector->Start();
+  } else {
+    leader_thread = std::thread(lead);
+  }
+
+  while (g_signal == 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  spdlog::info("signal {} received: shutting down", g_signal.load());
+  shutting_down = true;
+  if (elector) elector->Stop();  // releases the Lease so a successor takes over at once
+  if (leader_thread.joinable()) leader_thread.join();
+  op.Stop();
+  health->Stop();
+  if (metrics_server) metrics_server->Stop();
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace kpc::controller

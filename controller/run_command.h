@@ -1,0 +1,11 @@
+#pragma once
+// `kubelet-policy-controller run`: the operator (and, later, the admission webhooks).
+#include <string>
+#include <vector>
+
+namespace kpc::controller {
+
+int RunOperator(const std::vector<std::string>& args);
+std::string RunUsage();
+
+}  // namespace kpc::controller

@@ -1,0 +1,51 @@
+#include "controller/node_info.h"
+
+#include <gtest/gtest.h>
+
+namespace kpc::controller {
+namespace {
+
+TEST(NodeInfoTest, TransformKeepsOnlyWhatTheControllerNeeds) {
+  auto node = nlohmann::json::parse(R"({
+    "metadata": {"name": "w1", "uid": "u1", "resourceVersion": "7", "labels": {"pool": "a"},
+                 "managedFields": [{"manager": "x"}], "annotations": {"big": "..."}},
+    "status": {"nodeInfo": {"kubeletVersion": "v1.34.10", "osImage": "x"},
+               "images": [{"names": ["a"]}],
+               "conditions": [{"type": "MemoryPressure", "status": "False"},
+                              {"type": "Ready", "status": "True", "lastHeartbeatTime": "t"}]}})");
+  auto t = TransformNode(node);
+  EXPECT_FALSE(t["metadata"].contains("managedFields"));
+  EXPECT_FALSE(t["metadata"].contains("annotations"));
+  EXPECT_FALSE(t["status"].contains("images"));
+  EXPECT_EQ(t["status"]["conditions"].size(), 1u);
+  EXPECT_FALSE(t["status"]["conditions"][0].contains("lastHeartbeatTime")) << "heartbeats are not changes";
+  NodeInfo n = NodeInfoFromJson(t);
+  EXPECT_EQ(n.name, "w1");
+  EXPECT_EQ(n.labels.at("pool"), "a");
+  EXPECT_TRUE(n.ready);
+  EXPECT_EQ(n.kubelet_minor, 34);
+}
+
+TEST(NodeInfoTest, KubeletMinorVersions) {
+  EXPECT_EQ(MinorOfVersion("v1.30.2-eks-1552ad0"), 30);
+  EXPECT_EQ(MinorOfVersion("v1.28.14"), 28);
+  EXPECT_EQ(MinorOfVersion("garbage"), std::nullopt);
+  EXPECT_EQ(MinorOfVersion("v1."), std::nullopt);
+}
+
+TEST(NodeInfoTest, ConfigzResultClassification) {
+  auto ok = ConfigzResultFrom(std::string(R"({"kubeletconfig": {"readOnlyPort": 0}})"));
+  EXPECT_TRUE(ok.ok);
+  auto garbage = ConfigzResultFrom(std::string("<html>oops</html>"));
+  EXPECT_FALSE(garbage.ok);
+  EXPECT_EQ(garbage.reason, "Malformed");
+  EXPECT_NE(garbage.message.find("configz malformed"), std::string::npos);
+  auto unreachable = ConfigzResultFrom(StatusOr<std::string>(Unavailable("dial tcp 198.18.0.9:10250: connection refused")));
+  EXPECT_EQ(unreachable.reason, "Unreachable");
+  EXPECT_NE(unreachable.message.find("connection refused"), std::string::npos);
+  auto slow = ConfigzResultFrom(StatusOr<std::string>(Status(StatusCode::kDeadlineExceeded, "timed out")));
+  EXPECT_EQ(slow.reason, "Timeout");
+}
+
+}  // namespace
+}  // namespace kpc::controller
