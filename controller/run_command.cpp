@@ -53,7 +53,9 @@ StatusOr<RunFlags> ParseRunFlags(const std::vector<std::string>& args) {
   RunFlags f;
   auto env_ns = std::getenv("POD_NAMESPACE");
   f.lease_namespace = env_ns ? env_ns : "kube-system";
-  f.events_namespace = f.lease_namespace;
+  // The API server only accepts Events about cluster-scoped objects (Nodes, KubeletPolicies)
+  // in the "default" namespace.
+  f.events_namespace = "default";
   for (size_t i = 0; i < args.size(); ++i) {
     std::string a = args[i], v;
     bool inline_value = false;
@@ -129,7 +131,6 @@ StatusOr<RunFlags> ParseRunFlags(const std::vector<std::string>& args) {
     else if (a == "--leader-elect-retry-period") st = duration(f.retry_period_ns);
     else if (a == "--health-addr") st = text(f.health_addr);
     else if (a == "--metrics-addr") st = text(f.metrics_addr);
-    else if (a == "--events-namespace") st = text(f.events_namespace);
     else if (a == "--log-format") st = text(f.log_format);
     else if (a == "--log-level") st = text(f.log_level);
     else if (a == "-h" || a == "--help") return Status(StatusCode::kNotFound, "help");
@@ -192,8 +193,6 @@ Leader election (only the leader reconciles):
 Serving:
   --health-addr ADDR                /healthz and /readyz (default :8081)
   --metrics-addr ADDR               /metrics in Prometheus text format (default :8080)
-  --events-namespace NS             namespace for Events about cluster-scoped objects
-                                    (default: the Lease namespace)
 Logging:
   --log-format text|json            default text
   --log-level LEVEL                 trace, debug, info, warn, error (default info)
