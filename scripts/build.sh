@@ -2,11 +2,13 @@
 # Configures and builds the C++ project; prints the build directory as its last line.
 #   scripts/build.sh            release-ish build (RelWithDebInfo)
 #   scripts/build.sh asan       AddressSanitizer + UBSan build
+#   scripts/build.sh default kubelet-policy-controller   only that target
 # Build trees live outside the repository (keyed by the checkout path), so a warm rebuild in
 # the same checkout is incremental; ccache, when installed, makes fresh clones fast too.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 flavor=${1:-default}
+targets=("${@:2}")
 cache=${KPC_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kubelet-policy-controller}
 key=$(printf '%s' "$root" | sha256sum | cut -c1-12)
 build=${KPC_BUILD_DIR:-$cache/build-$key-$flavor}
@@ -23,5 +25,5 @@ if command -v ccache >/dev/null 2>&1; then
   args+=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 fi
 cmake "${args[@]}" >"$build/configure.log" 2>&1 || { cat "$build/configure.log" >&2; exit 1; }
-cmake --build "$build" -j "$(nproc)" >&2
+cmake --build "$build" -j "$(nproc)" ${targets[@]:+--target "${targets[@]}"} >&2
 echo "$build"

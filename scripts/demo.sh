@@ -1,58 +1,80 @@
 #!/usr/bin/env bash
 # The demo: a real local control plane (e2e/testenv) with simulated kubelet nodes, the
-# KubeletPolicy CRD and the CIS sample policy applied, and each node's live /configz checked
-# against the policy.
-#   scripts/demo.sh          bring it up and show the results
-#   scripts/demo.sh down     stop the control plane
+# controller running as its own ServiceAccount, and the CIS sample policy applied.
+#   scripts/demo.sh          bring it all up and show the results
+#   scripts/demo.sh down     stop the controller and the control plane
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 state=${KPC_DEMO_STATE:-/tmp/kpc-demo}
+policy=cis-kubeadm-kubelet
+
+stop_controller() {
+  if [[ -f $state/controller.pid ]]; then
+    kill "$(cat "$state/controller.pid")" 2>/dev/null || true
+    rm -f "$state/controller.pid"
+  fi
+}
 
 if [[ ${1:-} == down ]]; then
+  stop_controller
   exec e2e/testenv/down --state "$state"
 fi
 
 scripts/install-deps.sh
 echo "==> building kubelet-policy-controller" >&2
-build=$(scripts/build.sh default | tail -n1)
+build=$(scripts/build.sh default kubelet-policy-controller | tail -n1)
 bin="$build/kubelet-policy-controller"
 
-echo "==> starting the local control plane with simulated nodes (first run builds Kubernetes: ~15-25 min)" >&2
+echo "==> starting the local control plane with simulated nodes (the first run builds Kubernetes from Go modules: ~20 min)" >&2
 kubeconfig=$(e2e/testenv/up --state "$state" --nodes-dir e2e/demo/nodes --image-map "kubelet-policy-controller=$bin" | tail -n1)
 export KUBECONFIG=$kubeconfig
 kubectl() { "$root/e2e/testenv/kubectl" "$@"; }
 
-echo "==> installing the KubeletPolicy CRD and the CIS sample policy" >&2
-kubectl apply --server-side -f crds/kubeletpolicy.io_kubeletpolicies.yaml >/dev/null
+echo "==> installing the CRD, the controller's namespace, ServiceAccount and RBAC (kubectl apply -k deploy/)" >&2
+kubectl apply --server-side -k deploy/ >/dev/null
 kubectl wait --for=condition=Established crd/kubeletpolicies.kubeletpolicy.io --timeout=60s >/dev/null
+
+echo "==> starting the controller as system:serviceaccount:kubelet-policy-system:kubelet-policy-controller" >&2
+sa_kubeconfig=$(e2e/testenv/kubeconfig-for-sa --state "$state" --out "$state/controller.kubeconfig" kubelet-policy-system kubelet-policy-controller | tail -n1)
+stop_controller
+mkdir -p "$state/logs"
+setsid "$bin" run --kubeconfig "$sa_kubeconfig" --leader-elect-namespace kubelet-policy-system \
+  --health-addr 127.0.0.1:18081 --metrics-addr 127.0.0.1:18080 \
+  >"$state/logs/controller.log" 2>&1 < /dev/null &
+echo $! >"$state/controller.pid"
+
+echo "==> applying the CIS sample policy" >&2
+echo "\$ kubectl apply -f deploy/samples/cis-kubeadm.yaml"
 kubectl apply --server-side -f deploy/samples/cis-kubeadm.yaml
+echo "\$ kubectl wait --for=condition=Ready kp/$policy"
+kubectl wait --for=condition=Ready "kp/$policy" --timeout=120s
 
 echo
 echo "\$ kubectl get nodes -L pool"
 kubectl get nodes -L pool
-
-# Until the controller lands (issue 4), the demo reads each selected node's live /configz
-# through the API server and evaluates it with `check`, exactly as the controller will.
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-for n in $(kubectl get nodes -l '!node-role.kubernetes.io/control-plane' -o jsonpath='{.items[*].metadata.name}'); do
-  kubectl get --raw "/api/v1/nodes/$n/proxy/configz" >"$dir/$n.json"
-done
 echo
-echo "\$ kubelet-policy-controller check --policy deploy/samples/cis-kubeadm.yaml --configz <live configz of the worker nodes>"
-set +e
-"$bin" check --policy deploy/samples/cis-kubeadm.yaml --configz "$dir"
-set -e
+echo "\$ kubectl get kubeletpolicy"
+kubectl get kubeletpolicy
+echo
+echo "Non-compliant nodes and their failed rules (status.nodes):"
+kubectl get kp "$policy" -o jsonpath='{range .status.nodes[*]}{.name}{"\t"}{.state}{"\t"}{.failedRules}{"\t"}{.message}{"\n"}{end}' |
+  awk -F'\t' '{printf "  %-10s %-13s %s\n      %s\n", $1, $2, $3, $4}'
+echo
+echo "\$ kubectl get events --field-selector involvedObject.kind=KubeletPolicy"
+kubectl get events --field-selector involvedObject.kind=KubeletPolicy -o custom-columns=TYPE:.type,REASON:.reason,MESSAGE:.message | cut -c1-160
 
 cat <<EOT
 
-Explore:
-  export KUBECONFIG=$kubeconfig
-  e2e/testenv/kubectl get kp
+Explore (export KUBECONFIG=$kubeconfig first):
+  e2e/testenv/kubectl get kp -o wide
+  e2e/testenv/kubectl get kp $policy -o yaml
   e2e/testenv/kubectl explain kubeletpolicy.spec.rules
+  e2e/testenv/kubectl get events -A
   e2e/testenv/kubectl get --raw /api/v1/nodes/worker-3/proxy/configz
-  $bin check --help
-Stop it:
+  curl -s 127.0.0.1:18080/metrics | grep kubeletpolicy_
+  $bin check --policy deploy/samples/cis-kubeadm.yaml --configz <file>   # the same checks, offline
+Controller logs: $state/logs/controller.log; control plane logs: $state/logs/
+Stop it all:
   scripts/demo.sh down
 EOT
