@@ -4,6 +4,8 @@
 // Thread-safe: one Client is shared by every component of the controller.
 
 #include <chrono>
+#include <cstdint>
+#include <map>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -25,6 +27,11 @@ struct ClientConfig {
   double qps = 20;                // client-side rate limit (token bucket)
   int burst = 40;
   std::string user_agent = "kubelet-policy-controller";
+  // Deadline of each ordinary request (watch streams: of the response headers only).
+  std::chrono::milliseconds request_timeout{30000};
+  // For tests: the clock and sleep behind the rate limiter and the token-file refresh.
+  std::function<std::chrono::steady_clock::time_point()> now;
+  std::function<void(std::chrono::nanoseconds)> sleep;
 };
 
 // Loads a kubeconfig file (current-context unless `context` given): server, CA (data or file),
@@ -34,6 +41,9 @@ StatusOr<ClientConfig> LoadKubeconfig(const std::string& path, const std::string
                                       bool allow_insecure = false);
 // In-cluster: KUBERNETES_SERVICE_HOST/PORT, /var/run/secrets/kubernetes.io/serviceaccount/{token,ca.crt}.
 StatusOr<ClientConfig> InClusterConfig();
+// InClusterConfig with explicit inputs (tests): sa_dir holds token and ca.crt.
+StatusOr<ClientConfig> InClusterConfigFrom(const std::string& sa_dir, const std::string& host,
+                                           const std::string& port);
 // --kubeconfig flag, then $KUBECONFIG, then in-cluster, then ~/.kube/config.
 StatusOr<ClientConfig> ResolveConfig(const std::string& kubeconfig_flag, const std::string& context,
                                      bool allow_insecure);
@@ -78,6 +88,9 @@ class Client {
                        const std::string& content_type, const std::string& query = "") = 0;
   virtual Result Delete(const std::string& path, const std::string& query = "") = 0;
   // Raw GET returning the body text (for the node proxy: /api/v1/nodes/n/proxy/configz).
+  // A non-2xx answer is an error Status (code mapped as for API errors) whose message carries
+  // the HTTP status and the start of the body; transport failures are kUnavailable /
+  // kDeadlineExceeded.
   virtual StatusOr<net::HttpResponse> GetRaw(const std::string& path,
                                              std::chrono::milliseconds timeout) = 0;
 
@@ -94,6 +107,12 @@ class Client {
 };
 
 std::unique_ptr<Client> NewClient(const ClientConfig& config);
+// Percent-encodes a query parameter value (label selectors, continue tokens, field managers).
+std::string QueryEscape(const std::string& value);
+// Maps an HTTP error response (body: metav1.Status when the API server wrote it) to an ApiError
+// and the Status that Result carries.
+ApiError DecodeApiError(const net::HttpResponse& resp);
+Status StatusFromApiError(const ApiError& err);
 // For tests: a client over a given transport.
 std::unique_ptr<Client> NewClientWithTransport(const ClientConfig& config,
                                                std::shared_ptr<net::HttpClient> transport);

@@ -3,6 +3,9 @@
 // object) and aggregated the way client-go does: a repeat of the same (object, reason,
 // message) within the window updates the existing Event's count instead of creating another.
 
+#include <chrono>
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -24,11 +27,30 @@ class EventRecorder {
  public:
   virtual ~EventRecorder() = default;
   // type: "Normal" or "Warning". Events of cluster-scoped objects go to `default_namespace`.
+  // Never blocks for long: the Event is queued and written by a background thread; when the
+  // queue is full or the object is over its rate limit the Event is dropped (and counted).
   virtual void Record(const ObjectRef& obj, const std::string& type, const std::string& reason,
                       const std::string& message) = 0;
+  // Events dropped so far (queue full, rate limited, or rejected by the API server).
+  virtual uint64_t Dropped() const { return 0; }
+  // Waits until queued Events are written (shutdown, tests); false on timeout.
+  virtual bool Flush(std::chrono::milliseconds /*timeout*/) { return true; }
 };
 
+struct EventRecorderOptions {
+  int burst = 25;                            // per involved object (client-go's spam filter)
+  std::chrono::seconds refill_interval{300};  // one more Event per object per interval
+  size_t queue_size = 1000;
+  size_t aggregation_cache_size = 4096;       // identical Events remembered for count updates
+  std::string reporting_instance;             // e.g. the pod name; optional
+  std::function<std::chrono::steady_clock::time_point()> now;  // tests
+};
+
+// The legacy core/v1 Event API requires Events about cluster-scoped objects to live in
+// "default" (any other namespace is rejected with 422), hence the default.
 std::unique_ptr<EventRecorder> NewEventRecorder(Client& client, std::string component,
                                                 std::string default_namespace = "default");
+std::unique_ptr<EventRecorder> NewEventRecorder(Client& client, std::string component,
+                                                std::string default_namespace, EventRecorderOptions options);
 
 }  // namespace kpc::kube

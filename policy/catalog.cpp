@@ -7,17 +7,21 @@
 namespace kpc::policy {
 namespace {
 
-// Sources (read through the code search index; the kubelet's behaviour for v1.34 unless noted):
-//  [T] staging/src/k8s.io/kubelet/config/v1beta1/types.go   - JSON names, pointer vs value fields
-//  [D] pkg/kubelet/apis/config/v1beta1/defaults.go           - SetDefaults_KubeletConfiguration
-//      (kubernetes/kubernetes, and a verbatim port pinned to release-1.34 that adds
-//      mergeDefaultEvictionSettings / failCgroupV1); defaults_linux.go for DefaultEvictionHard
-//  [O] cmd/kubelet/app/options/options.go                    - AddKubeletConfigFlags,
-//      KubeletFlags.AddFlags, applyLegacyDefaults (the four insecure legacy values)
-//  [S] cmd/kubelet/app/server.go kubeletConfigFlagPrecedence - flags re-parsed over the file;
-//      only featureGates are merged back, other map flags replace the map
-//  [F] pkg/features/kube_features.go                         - versioned feature gate specs
-//      (the v1.35 file carries each gate's full history; removed gates from v1.25-v1.28 files)
+// Sources, read through the code search index (stored revisions, not always the newest):
+//  [T] staging/src/k8s.io/kubelet/config/v1beta1/types.go - JSON names, pointer vs value fields
+//      (a v1.26-era revision; later fields taken from the defaulting code below).
+//  [D] pkg/kubelet/apis/config/v1beta1/defaults.go, SetDefaults_KubeletConfiguration: the
+//      kubernetes/kubernetes revision of v1.30, cross-checked against a verbatim port pinned to
+//      release-1.34 (adds mergeDefaultEvictionSettings, failCgroupV1); defaults_linux.go for
+//      DefaultEvictionHard (memory.available, nodefs.available, nodefs.inodesFree, imagefs.available).
+//  [O] cmd/kubelet/app/options/options.go: AddKubeletConfigFlags (flag <-> field, a v1.29/v1.30
+//      revision), KubeletFlags.AddFlags (--seccomp-default, --hostname-override, --node-ip are
+//      not configuration), applyLegacyDefaults (anonymous auth on, webhook authn off, AlwaysAllow,
+//      read-only port 10255: identical in every stored revision).
+//  [S] cmd/kubelet/app/server.go, kubeletConfigFlagPrecedence: flags are re-parsed over the
+//      defaulted file; only featureGates are merged back, other map flags replace the map.
+//  [F] pkg/features/kube_features.go: the v1.35 revision's versioned specs carry each gate's
+//      history; gates removed before v1.35 from the v1.25 and v1.27/28 revisions.
 //
 // "Zero is defaulted" follows the shape of the Go field in [T] and the test in [D]: a
 // non-pointer field is defaulted with `if obj.X == zero`, so an explicit zero in a file is
@@ -359,7 +363,8 @@ const std::vector<GateHistory>& GateTable() {
       {"CPUManagerPolicyBetaOptions", {{23, true}}},
       {"CPUManagerPolicyOptions", {{22, false}, {23, true}}},
       {"ContainerCheckpoint", {{25, false}, {30, true}}},
-      // v1.25 and v1.27 files: GA, locked true; gone from later files.
+      // v1.25 and v1.27 files: GA, locked true; gone from later files. The alpha/beta steps
+      // before 1.25 are from the KEP's history, not re-read in a source file.
       {"DisableAcceleratorUsageMetrics", {{19, false}, {20, true}}},
       {"GracefulNodeShutdown", {{20, false}, {21, true}}},
       {"GracefulNodeShutdownBasedOnPodPriority", {{23, false}, {24, true}}},
@@ -382,6 +387,7 @@ const std::vector<GateHistory>& GateTable() {
       {"ReloadKubeletServerCertificateFile", {{31, true}}},
       {"RotateKubeletServerCertificate", {{7, false}, {12, true}}},
       // v1.25 file: beta, default true; v1.27/v1.28 files: GA, locked true, "remove in 1.29".
+      // The 1.22 alpha step is from the KEP's history, not re-read in a source file.
       {"SeccompDefault", {{22, false}, {25, true}}},
   };
   return *table;

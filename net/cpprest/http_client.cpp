@@ -78,10 +78,10 @@ class TimedWaiter {
     std::unique_lock<std::mutex> lock(state_->mu);
     return state_->cv.wait_for(lock, timeout, [&] { return state_->done; });
   }
-  void WaitForever() {
-    std::unique_lock<std::mutex> lock(state_->mu);
-    state_->cv.wait(lock, [&] { return state_->done; });
-  }
+  // After a cancellation: the socket is closed at once, but a DNS lookup in flight is not
+  // interrupted, so wait a little for the task to settle and then abandon it (the shared
+  // state keeps whatever it still touches alive).
+  void Settle() { Wait(std::chrono::seconds(2)); }
   // REQUIRES: Wait returned true. Rethrows the task's exception.
   T Get() {
     std::lock_guard<std::mutex> lock(state_->mu);
@@ -269,12 +269,8 @@ class CpprestLineStream final : public LineStream {
         size_t want = std::min<size_t>(avail, 64 * 1024);
         size_t old = pending_.size();
         pending_.resize(old + want);
-        auto got = body_.sgetn(reinterpret_cast<uint8_t*>(&pending_[old]), want);
-        if (got == static_cast<size_t>(concurrency::streams::char_traits<uint8_t>::requires_async()) ||
-            got == static_cast<size_t>(-1)) {
-          pending_.resize(old);
-          return;
-        }
+        // `want` bytes are already buffered, so this completes at once.
+        size_t got = body_.getn(reinterpret_cast<uint8_t*>(&pending_[old]), want).get();
         pending_.resize(old + got);
         if (got == 0 || pending_.size() > kMaxLineBytes + 64 * 1024) return;
       }
@@ -321,7 +317,7 @@ class CpprestHttpClient final : public HttpClient {
     TimedWaiter<HttpResponse> waiter(task);
     if (!waiter.Wait(req.timeout)) {
       cts->cancel();
-      waiter.WaitForever();  // cancellation closes the socket; completion follows promptly
+      waiter.Settle();
       return Status(StatusCode::kDeadlineExceeded,
                     req.method + " " + req.url + ": no response within " +
                         std::to_string(req.timeout.count()) + " ms");
@@ -349,7 +345,7 @@ class CpprestHttpClient final : public HttpClient {
     TimedWaiter<http::http_response> waiter(task);
     if (!waiter.Wait(req.timeout)) {
       cts->cancel();
-      waiter.WaitForever();
+      waiter.Settle();
       return Status(StatusCode::kDeadlineExceeded, req.method + " " + req.url + ": no response headers in time");
     }
     http::http_response resp;
@@ -374,7 +370,7 @@ class CpprestHttpClient final : public HttpClient {
         }
       } else {
         cts->cancel();
-        body.WaitForever();
+        body.Settle();
       }
       out.error_response = std::move(err);
       return out;

@@ -1,1 +1,382 @@
-// placeholder (work in progress)
+// kube::Client over a fake net::HttpClient: URLs and headers, typed errors, Retry-After, token
+// file rotation, rate limiting, request counters, and watch stream decoding.
+
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+
+#include <gtest/gtest.h>
+
+#include "kube/client.h"
+
+namespace kpc::kube {
+namespace {
+
+using namespace std::chrono_literals;
+
+class FakeLineStream : public net::LineStream {
+ public:
+  explicit FakeLineStream(std::deque<std::string> lines, bool hang_at_end = false)
+      : lines_(std::move(lines)), hang_(hang_at_end) {}
+  StatusOr<std::optional<std::string>> ReadLine(std::chrono::milliseconds idle) override {
+    if (cancelled_) return Status(StatusCode::kUnavailable, "cancelled");
+    if (!lines_.empty()) {
+      auto l = lines_.front();
+      lines_.pop_front();
+      return std::optional<std::string>(l);
+    }
+    if (hang_) {
+      std::this_thread::sleep_for(std::min(idle, std::chrono::milliseconds(20)));
+      return Status(StatusCode::kDeadlineExceeded, "idle");
+    }
+    return std::optional<std::string>();
+  }
+  void Cancel() override {
+    cancelled_ = true;
+    if (cancel_flag) *cancel_flag = true;
+  }
+  std::atomic<bool> cancelled_{false};
+  std::shared_ptr<std::atomic<bool>> cancel_flag;  // outlives the stream
+
+ private:
+  std::deque<std::string> lines_;
+  bool hang_;
+};
+
+class FakeTransport : public net::HttpClient {
+ public:
+  std::function<StatusOr<net::HttpResponse>(const net::HttpRequest&)> on_send;
+  std::function<StatusOr<StreamResult>(const net::HttpRequest&)> on_stream;
+  std::vector<net::HttpRequest> requests;
+  std::mutex mu;
+
+  StatusOr<net::HttpResponse> Send(const net::HttpRequest& req) override {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      requests.push_back(req);
+    }
+    return on_send(req);
+  }
+  StatusOr<StreamResult> Stream(const net::HttpRequest& req) override {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      requests.push_back(req);
+    }
+    return on_stream(req);
+  }
+};
+
+net::HttpResponse Resp(int status, std::string body, std::map<std::string, std::string> headers = {}) {
+  net::HttpResponse r;
+  r.status = status;
+  r.body = std::move(body);
+  r.headers = std::move(headers);
+  return r;
+}
+
+std::string StatusBody(int code, const std::string& reason, const std::string& message) {
+  return nlohmann::json{{"kind", "Status"}, {"apiVersion", "v1"}, {"status", "Failure"},
+                        {"code", code},     {"reason", reason},    {"message", message}}
+      .dump();
+}
+
+class ClientTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    transport_ = std::make_shared<FakeTransport>();
+    cfg_.server = "https://10.0.0.1:6443/";
+    cfg_.bearer_token = "tok";
+    cfg_.qps = 0;  // unlimited unless a test says otherwise
+  }
+  std::unique_ptr<Client> Make() { return NewClientWithTransport(cfg_, transport_); }
+
+  std::shared_ptr<FakeTransport> transport_;
+  ClientConfig cfg_;
+};
+
+TEST_F(ClientTest, GetBuildsUrlAndHeadersAndParsesJson) {
+  transport_->on_send = [](const net::HttpRequest&) { return Resp(200, R"({"kind":"NodeList","items":[]})"); };
+  auto client = Make();
+  Result r = client->Get("/api/v1/nodes", "limit=500");
+  ASSERT_TRUE(r.ok()) << r.status.message();
+  EXPECT_EQ(r.body["kind"], "NodeList");
+  ASSERT_EQ(transport_->requests.size(), 1u);
+  const auto& req = transport_->requests[0];
+  EXPECT_EQ(req.method, "GET");
+  EXPECT_EQ(req.url, "https://10.0.0.1:6443/api/v1/nodes?limit=500");
+  EXPECT_EQ(req.headers.at("Authorization"), "Bearer tok");
+  EXPECT_EQ(req.headers.at("Accept"), "application/json");
+  EXPECT_EQ(req.headers.at("User-Agent"), "kubelet-policy-controller");
+}
+
+TEST_F(ClientTest, WritesSendJsonBodiesWithContentType) {
+  transport_->on_send = [](const net::HttpRequest& req) { return Resp(201, req.body); };
+  auto client = Make();
+  nlohmann::json obj = {{"metadata", {{"name", "x"}}}};
+  Result r = client->Create("/api/v1/namespaces/a/configmaps", obj);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.body, obj);
+  r = client->Patch("/api/v1/namespaces/a/configmaps/x", {{"data", {{"k", "v"}}}}, "application/merge-patch+json");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(transport_->requests[0].method, "POST");
+  EXPECT_EQ(transport_->requests[0].headers.at("Content-Type"), "application/json");
+  EXPECT_EQ(transport_->requests[1].method, "PATCH");
+  EXPECT_EQ(transport_->requests[1].headers.at("Content-Type"), "application/merge-patch+json");
+}
+
+struct ErrorCase {
+  int http;
+  std::string reason;
+  StatusCode code;
+};
+
+TEST_F(ClientTest, HttpErrorsMapToTypedStatuses) {
+  std::vector<ErrorCase> cases = {
+      {404, "NotFound", StatusCode::kNotFound},           {409, "AlreadyExists", StatusCode::kAlreadyExists},
+      {409, "Conflict", StatusCode::kConflict},           {410, "Expired", StatusCode::kGone},
+      {422, "Invalid", StatusCode::kInvalidArgument},     {400, "BadRequest", StatusCode::kInvalidArgument},
+      {401, "Unauthorized", StatusCode::kPermissionDenied}, {403, "Forbidden", StatusCode::kPermissionDenied},
+      {429, "TooManyRequests", StatusCode::kUnavailable}, {500, "InternalError", StatusCode::kUnavailable},
+      {503, "ServiceUnavailable", StatusCode::kUnavailable}, {504, "Timeout", StatusCode::kDeadlineExceeded},
+  };
+  auto client = Make();
+  for (const auto& c : cases) {
+    transport_->on_send = [&](const net::HttpRequest&) {
+      return Resp(c.http, StatusBody(c.http, c.reason, "server says " + c.reason));
+    };
+    Result r = client->Get("/api/v1/namespaces/a/configmaps/x");
+    EXPECT_EQ(r.status.code(), c.code) << c.http << " " << c.reason;
+    ASSERT_TRUE(r.api_error.has_value());
+    EXPECT_EQ(r.api_error->http_status, c.http);
+    EXPECT_EQ(r.api_error->reason, c.reason);
+    EXPECT_EQ(r.api_error->message, "server says " + c.reason);
+    EXPECT_NE(r.status.message().find("server says " + c.reason), std::string::npos);
+  }
+}
+
+TEST_F(ClientTest, RetryAfterIsParsed) {
+  transport_->on_send = [](const net::HttpRequest&) {
+    return Resp(429, StatusBody(429, "TooManyRequests", "slow down"), {{"retry-after", "7"}});
+  };
+  Result r = Make()->Get("/api/v1/nodes");
+  EXPECT_EQ(r.status.code(), StatusCode::kUnavailable);
+  ASSERT_TRUE(r.api_error && r.api_error->retry_after);
+  EXPECT_EQ(*r.api_error->retry_after, 7s);
+  // A date form or garbage is ignored rather than misread.
+  transport_->on_send = [](const net::HttpRequest&) {
+    return Resp(503, "oops", {{"retry-after", "Wed, 21 Oct 2015 07:28:00 GMT"}});
+  };
+  r = Make()->Get("/api/v1/nodes");
+  ASSERT_TRUE(r.api_error);
+  EXPECT_FALSE(r.api_error->retry_after);
+}
+
+TEST_F(ClientTest, GarbageBodiesNeverThrow) {
+  transport_->on_send = [](const net::HttpRequest&) { return Resp(500, "\xff\xfe<html>not json"); };
+  Result r = Make()->Get("/x");
+  EXPECT_EQ(r.status.code(), StatusCode::kUnavailable);
+  EXPECT_NE(r.status.message().find("HTTP 500"), std::string::npos);
+  transport_->on_send = [](const net::HttpRequest&) { return Resp(200, "{truncated"); };
+  r = Make()->Get("/x");
+  EXPECT_EQ(r.status.code(), StatusCode::kInternal);
+  transport_->on_send = [](const net::HttpRequest&) -> StatusOr<net::HttpResponse> {
+    return Status(StatusCode::kUnavailable, "connection refused");
+  };
+  r = Make()->Get("/x");
+  EXPECT_EQ(r.status.code(), StatusCode::kUnavailable);
+  EXPECT_FALSE(r.api_error);
+}
+
+TEST_F(ClientTest, RequestCountsByVerbAndCode) {
+  int n = 0;
+  transport_->on_send = [&](const net::HttpRequest&) -> StatusOr<net::HttpResponse> {
+    if (++n == 3) return Status(StatusCode::kUnavailable, "down");
+    return Resp(n == 1 ? 200 : 404, "{}");
+  };
+  auto client = Make();
+  (void)client->Get("/a");
+  (void)client->Get("/b");
+  (void)client->Delete("/c");
+  auto counts = client->RequestCounts();
+  EXPECT_EQ((counts[{"GET", "200"}]), 1u);
+  EXPECT_EQ((counts[{"GET", "404"}]), 1u);
+  EXPECT_EQ((counts[{"DELETE", "<error>"}]), 1u);
+}
+
+TEST_F(ClientTest, TokenFileIsReReadPeriodicallyAndOn401) {
+  auto dir = std::filesystem::temp_directory_path() / ("kpc-token-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  auto file = dir / "token";
+  auto write = [&](const std::string& t) { std::ofstream(file) << t << "\n"; };
+  write("first");
+  auto now = std::chrono::steady_clock::time_point(1000s);
+  cfg_.bearer_token.clear();
+  cfg_.bearer_token_file = file.string();
+  cfg_.now = [&] { return now; };
+  std::vector<std::string> seen;
+  std::string accepted;  // empty: any token
+  transport_->on_send = [&](const net::HttpRequest& req) {
+    std::string auth = req.headers.count("Authorization") ? req.headers.at("Authorization") : "";
+    seen.push_back(auth);
+    return Resp(accepted.empty() || auth == accepted ? 200 : 401, "{}");
+  };
+  auto client = Make();
+  EXPECT_TRUE(client->Get("/x").ok());
+  write("second");
+  EXPECT_TRUE(client->Get("/x").ok());  // cached for a minute
+  now += 61s;
+  EXPECT_TRUE(client->Get("/x").ok());
+  ASSERT_EQ(seen.size(), 3u);
+  EXPECT_EQ(seen[0], "Bearer first");
+  EXPECT_EQ(seen[1], "Bearer first");
+  EXPECT_EQ(seen[2], "Bearer second");
+
+  // The server starts rejecting the cached token before the minute is up: the client re-reads
+  // the file at once and retries once with the new token.
+  accepted = "Bearer rotated";
+  write("rotated");
+  seen.clear();
+  Result r = client->Get("/x");
+  EXPECT_TRUE(r.ok()) << r.status.message();
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0], "Bearer second");
+  EXPECT_EQ(seen[1], "Bearer rotated");
+  std::filesystem::remove_all(dir);
+}
+
+TEST_F(ClientTest, RateLimiterSpacesRequests) {
+  auto now = std::chrono::steady_clock::time_point(1000s);
+  std::vector<std::chrono::nanoseconds> sleeps;
+  cfg_.qps = 2;
+  cfg_.burst = 2;
+  cfg_.now = [&] { return now; };
+  cfg_.sleep = [&](std::chrono::nanoseconds d) {
+    sleeps.push_back(d);
+    now += std::chrono::duration_cast<std::chrono::steady_clock::duration>(d);
+  };
+  transport_->on_send = [](const net::HttpRequest&) { return Resp(200, "{}"); };
+  auto client = Make();
+  for (int i = 0; i < 4; ++i) (void)client->Get("/x");
+  ASSERT_EQ(sleeps.size(), 2u);  // burst of 2, then 500 ms apart
+  EXPECT_NEAR(std::chrono::duration<double>(sleeps[0]).count(), 0.5, 1e-6);
+  EXPECT_NEAR(std::chrono::duration<double>(sleeps[1]).count(), 0.5, 1e-6);
+}
+
+TEST_F(ClientTest, GetRawReturnsBodyOrError) {
+  transport_->on_send = [](const net::HttpRequest& req) {
+    if (req.url.find("/good/") != std::string::npos) return Resp(200, R"({"kubeletconfig":{}})");
+    return Resp(503, "Error trying to reach service: dial tcp: connection refused");
+  };
+  auto client = Make();
+  auto good = client->GetRaw("/api/v1/nodes/good/proxy/configz", 5s);
+  ASSERT_TRUE(good.ok());
+  EXPECT_EQ(good->body, R"({"kubeletconfig":{}})");
+  EXPECT_EQ(transport_->requests.back().timeout, 5s);
+  auto bad = client->GetRaw("/api/v1/nodes/bad/proxy/configz", 5s);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(bad.status().message().find("connection refused"), std::string::npos);
+}
+
+net::HttpClient::StreamResult StreamOf(std::deque<std::string> lines, bool hang = false) {
+  net::HttpClient::StreamResult s;
+  s.status = 200;
+  s.stream = std::make_unique<FakeLineStream>(std::move(lines), hang);
+  return s;
+}
+
+TEST_F(ClientTest, WatchDecodesEventsAndAddsWatchParameters) {
+  transport_->on_stream = [](const net::HttpRequest&) {
+    return StreamOf({R"({"type":"ADDED","object":{"metadata":{"name":"a","resourceVersion":"5"}}})", "",
+                     R"({"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"9"}}})",
+                     R"({"type":"DELETED","object":{"metadata":{"name":"a","resourceVersion":"10"}}})"});
+  };
+  std::vector<WatchEvent> events;
+  Status s = Make()->Watch("/api/v1/nodes", "resourceVersion=4&timeoutSeconds=60",
+                           [&](const WatchEvent& ev) {
+                             events.push_back(ev);
+                             return true;
+                           },
+                           [] { return false; });
+  EXPECT_TRUE(s.ok()) << s.message();
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[0].type, "ADDED");
+  EXPECT_EQ(events[1].type, "BOOKMARK");
+  EXPECT_EQ(events[2].type, "DELETED");
+  const auto& url = transport_->requests[0].url;
+  EXPECT_NE(url.find("resourceVersion=4"), std::string::npos) << url;
+  EXPECT_NE(url.find("timeoutSeconds=60"), std::string::npos) << url;
+  EXPECT_NE(url.find("watch=1"), std::string::npos) << url;
+  EXPECT_NE(url.find("allowWatchBookmarks=true"), std::string::npos) << url;
+}
+
+TEST_F(ClientTest, WatchAlwaysHasAFiniteTimeout) {
+  transport_->on_stream = [](const net::HttpRequest&) { return StreamOf({}); };
+  EXPECT_TRUE(Make()->Watch("/api/v1/nodes", "", [](const WatchEvent&) { return true; }, [] { return false; }).ok());
+  EXPECT_NE(transport_->requests[0].url.find("timeoutSeconds="), std::string::npos);
+}
+
+TEST_F(ClientTest, WatchErrorEvent410IsGone) {
+  transport_->on_stream = [](const net::HttpRequest&) {
+    return StreamOf({R"j({"type":"ERROR","object":{"kind":"Status","code":410,"reason":"Expired","message":"too old resource version: 1 (200)"}})j"});
+  };
+  Status s = Make()->Watch("/api/v1/nodes", "resourceVersion=1", [](const WatchEvent&) { return true; },
+                           [] { return false; });
+  EXPECT_EQ(s.code(), StatusCode::kGone);
+  EXPECT_NE(s.message().find("too old"), std::string::npos);
+}
+
+TEST_F(ClientTest, WatchHttp410IsGone) {
+  transport_->on_stream = [](const net::HttpRequest&) {
+    net::HttpClient::StreamResult s;
+    s.status = 410;
+    s.error_response = Resp(410, StatusBody(410, "Expired", "too old"));
+    return s;
+  };
+  Status s = Make()->Watch("/api/v1/nodes", "", [](const WatchEvent&) { return true; }, [] { return false; });
+  EXPECT_EQ(s.code(), StatusCode::kGone);
+}
+
+TEST_F(ClientTest, WatchGarbageLineIsAnErrorNotACrash) {
+  transport_->on_stream = [&](const net::HttpRequest&) {
+    return StreamOf({R"({"type":"ADDED","object":{"metadata":{"name":"a"}}})", "{garbage", "never read"});
+  };
+  int n = 0;
+  Status s = Make()->Watch("/api/v1/nodes", "", [&](const WatchEvent&) { return ++n > 0; }, [] { return false; });
+  EXPECT_EQ(s.code(), StatusCode::kUnavailable);
+  EXPECT_EQ(n, 1);
+  for (const char* bad : {R"({"type":"ADDED"})", R"([1,2])", R"({"type":5})", R"({"type":"ERROR","object":"x"})"}) {
+    transport_->on_stream = [&](const net::HttpRequest&) { return StreamOf({bad}); };
+    Status st = Make()->Watch("/x", "", [](const WatchEvent&) { return true; }, [] { return false; });
+    EXPECT_FALSE(st.ok()) << bad;
+  }
+}
+
+TEST_F(ClientTest, WatchStopIsHonouredPromptlyAndCancelsTheStream) {
+  auto cancelled = std::make_shared<std::atomic<bool>>(false);
+  transport_->on_stream = [&](const net::HttpRequest&) {
+    auto s = StreamOf({}, /*hang=*/true);
+    static_cast<FakeLineStream*>(s.stream.get())->cancel_flag = cancelled;
+    return s;
+  };
+  std::atomic<bool> stop{false};
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(100ms);
+    stop = true;
+  });
+  auto start = std::chrono::steady_clock::now();
+  Status s = Make()->Watch("/x", "", [](const WatchEvent&) { return true; }, [&] { return stop.load(); });
+  stopper.join();
+  EXPECT_TRUE(s.ok());
+  EXPECT_TRUE(*cancelled);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 1s);
+}
+
+TEST(QueryEscapeTest, EscapesReservedCharacters) {
+  EXPECT_EQ(QueryEscape("app=web,tier in (a,b)"), "app%3Dweb%2Ctier%20in%20%28a%2Cb%29");
+  EXPECT_EQ(QueryEscape("a-b_c.d~"), "a-b_c.d~");
+}
+
+}  // namespace
+}  // namespace kpc::kube

@@ -287,9 +287,11 @@ TEST(FlagsFileTest, KubeadmFlagsEnvAndShellQuoting) {
       "  --eviction-hard=memory.available<5%\"\n"
       "KUBELET_MULTILINE=\"--cgroup-driver=systemd\n"
       "  --hairpin-mode=none\"\n"
-      "HTTP_PROXY=--not-a-kubelet-variable\n";
+      "HTTP_PROXY=--not-a-kubelet-variable\n"
+      "KUBELET_NODE_LABELS=team=bob's\n"
+      "KUBELET_LAST=--max-pods=7\n";
   auto flags = Flags(env, "kubeadm-flags.env");
-  ASSERT_EQ(flags.size(), 8u) << Dump(flags);
+  ASSERT_EQ(flags.size(), 9u) << Dump(flags);
   EXPECT_EQ(flags[0].name, "container-runtime-endpoint");
   EXPECT_EQ(flags[0].value, "unix:///var/run/containerd/containerd.sock");
   EXPECT_EQ(flags[0].origin, "kubeadm-flags.env:2");
@@ -305,6 +307,9 @@ TEST(FlagsFileTest, KubeadmFlagsEnvAndShellQuoting) {
   EXPECT_EQ(flags[6].name, "cgroup-driver");
   EXPECT_EQ(flags[7].name, "hairpin-mode");
   EXPECT_EQ(flags[7].origin, "kubeadm-flags.env:7");
+  // An apostrophe inside an unquoted value does not swallow the next line.
+  EXPECT_EQ(flags[8].value, "7");
+  EXPECT_EQ(flags[8].origin, "kubeadm-flags.env:10");
 }
 
 TEST(FlagsFileTest, PlainFlagsFileWithCommentsAndCommandLine) {
@@ -398,6 +403,7 @@ TEST(EffectiveConfigTest, KubeadmZeroDurationsTakeTheKubeletDefaults) {
   EXPECT_EQ(SourceOf(*ec, "eventRecordQPS"), ValueSource::kDefault);
   EXPECT_EQ(Value(*ec, "makeIPTablesUtilChains"), true);
   EXPECT_EQ(Value(*ec, R"(evictionHard["imagefs.available"])"), "15%");
+  EXPECT_EQ(SourceOf(*ec, R"(evictionHard["imagefs.available"])"), ValueSource::kDefault);
   EXPECT_EQ(At(*ec, "readOnlyPort"), nullptr);  // no default: stays the zero value
   EXPECT_EQ(At(*ec, "kind"), nullptr);
   EXPECT_TRUE(ec->warnings.empty()) << ec->warnings.front();
@@ -468,6 +474,7 @@ TEST(EffectiveConfigTest, AksFlagsOnlyKubelet) {
   EXPECT_EQ(Value(*ec, "evictionHard"),
             (json{{"memory.available", "750Mi"}, {"nodefs.available", "10%"}, {"nodefs.inodesFree", "5%"}}));
   EXPECT_EQ(SourceOf(*ec, R"(evictionHard["memory.available"])"), ValueSource::kFlag);
+  EXPECT_EQ(ec->sources.count(R"(evictionHard["imagefs.available"])"), 0u);  // dropped default
   EXPECT_EQ(Value(*ec, "featureGates.DisableAcceleratorUsageMetrics"), false);
   EXPECT_EQ(Value(*ec, "featureGates.CSIMigration"), true);
   EXPECT_EQ(Value(*ec, "featureGates").size(), 6u);
@@ -536,6 +543,8 @@ TEST(EffectiveConfigTest, OtherMapFlagsReplaceTheMapThenAccumulate) {
   ASSERT_TRUE(ec.ok()) << ec.status().message();
   EXPECT_EQ(Value(*ec, "evictionHard"), (json{{"memory.available", "200Mi"}, {"pid.available", "10%"}}));
   EXPECT_EQ(SourceOf(*ec, "evictionHard"), ValueSource::kFlag);
+  EXPECT_EQ(SourceOf(*ec, R"(evictionHard["pid.available"])"), ValueSource::kFlag);
+  EXPECT_EQ(ec->origins.at(R"(evictionHard["pid.available"])"), "test.env:1");
   auto lists = ComputeEffectiveConfig(json{{"clusterDNS", {"1.1.1.1"}}},
                                       Flags("--cluster-dns=10.0.0.1,10.0.0.2 --cluster-dns=10.0.0.3"));
   ASSERT_TRUE(lists.ok());

@@ -12,11 +12,12 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/spf13/pflag"
-	cliflag "k8s.io/component-base/cli/flag"
 	utilfeature "k8s.io/apiserver/pkg/util/feature"
+	cliflag "k8s.io/component-base/cli/flag"
 	kubeletconfigv1beta1 "k8s.io/kubelet/config/v1beta1"
 	"k8s.io/kubernetes/cmd/kubelet/app/options"
 	kubeletconfig "k8s.io/kubernetes/pkg/kubelet/apis/config"
@@ -79,9 +80,54 @@ type effectiveConfig struct {
 	Kubeconfig string // the --kubeconfig path on the node
 }
 
+type memoEntry struct {
+	ec  *effectiveConfig
+	err error
+}
+
+var configMemo sync.Map // inputs -> *memoEntry
+
 // computeKubeletConfig does what the kubelet does at start-up with command line args
-// on a host whose filesystem is root.
+// on a host whose filesystem is root. The result depends only on the command line and
+// the config file's bytes, so identical nodes (a generated fleet) share one computation.
 func computeKubeletConfig(root string, args []string) (*effectiveConfig, error) {
+	var key strings.Builder
+	for i, a := range args {
+		key.WriteString(a)
+		key.WriteByte(0)
+		name := ""
+		if v, ok := strings.CutPrefix(a, "--config="); ok {
+			name = v
+		} else if a == "--config" && i+1 < len(args) {
+			name = args[i+1]
+		}
+		if name != "" {
+			b, err := os.ReadFile(filepath.Join(root, filepath.Clean("/"+name)))
+			if err != nil {
+				return computeKubeletConfigUncached(root, args)
+			}
+			key.WriteByte(1)
+			key.Write(b)
+			key.WriteByte(1)
+		}
+	}
+	if v, ok := configMemo.Load(key.String()); ok {
+		e := v.(*memoEntry)
+		return e.ec, e.err
+	}
+	ec, err := computeKubeletConfigUncached(root, args)
+	configMemo.Store(key.String(), &memoEntry{ec, err})
+	return ec, err
+}
+
+func computeKubeletConfigUncached(root string, args []string) (ec *effectiveConfig, err error) {
+	// The kubelet's defaulting panics on some inputs (e.g. a locked feature gate set to
+	// its other value): that kubelet crashes at start-up, the fleet must not.
+	defer func() {
+		if r := recover(); r != nil {
+			ec, err = nil, fmt.Errorf("kubelet panicked at start-up: %v", r)
+		}
+	}()
 	kf := options.NewKubeletFlags()
 	kc, err := options.NewKubeletConfiguration()
 	if err != nil {

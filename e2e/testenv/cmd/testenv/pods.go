@@ -563,6 +563,12 @@ func resolveImage(m map[string]string, image string) (string, bool) {
 	if p, ok := m[repo]; ok {
 		return p, true
 	}
+	// Without the registry host ("localhost:5000/testenv/shell" -> "testenv/shell").
+	if first, rest, ok := strings.Cut(repo, "/"); ok && (strings.ContainsAny(first, ".:") || first == "localhost") {
+		if p, ok := m[rest]; ok {
+			return p, true
+		}
+	}
 	if p, ok := m[path.Base(repo)]; ok {
 		return p, true
 	}

@@ -140,9 +140,20 @@ func (f *fleet) serveEgress() error {
 	return nil
 }
 
+// connectReply answers a CONNECT with an error. The reason phrase carries the cause,
+// because the API server reports the status line, not the body.
 func connectReply(c net.Conn, code int, msg string) {
+	reason := http.StatusText(code)
+	switch {
+	case strings.Contains(msg, "connection refused"):
+		reason = "Connection Refused"
+	case strings.Contains(msg, "no route to host"):
+		reason = "No Route To Host"
+	case code == http.StatusForbidden:
+		reason = "Forbidden By Testenv Egress Policy"
+	}
 	fmt.Fprintf(c, "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
-		code, http.StatusText(code), len(msg), msg)
+		code, reason, len(msg), msg)
 }
 
 func (f *fleet) handleConnect(c net.Conn, kl *chanListener) {
