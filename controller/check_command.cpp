@@ -193,7 +193,7 @@ StatusOr<NodeInput> LoadFiles(const Options& o) {
     auto content = ReadFile(o.config_file);
     if (!content.ok()) return content.status();
     auto parsed = policy::ParseKubeletConfigFile(*content, o.config_file);
-    if (!parsed.ok()) return InvalidArgument(o.config_file + ": " + parsed.status().message());
+    if (!parsed.ok()) return parsed.status();  // the message names the file (and line)
     file = std::move(*parsed);
   }
   std::vector<policy::KubeletFlag> flags;
@@ -201,7 +201,7 @@ StatusOr<NodeInput> LoadFiles(const Options& o) {
     auto content = ReadFile(f);
     if (!content.ok()) return content.status();
     auto parsed = policy::ParseKubeletFlags(*content, f);
-    if (!parsed.ok()) return InvalidArgument(f + ": " + parsed.status().message());
+    if (!parsed.ok()) return parsed.status();
     flags.insert(flags.end(), parsed->begin(), parsed->end());
   }
   auto cfg = policy::ComputeEffectiveConfig(file, flags);
