@@ -32,12 +32,14 @@ if [[ ${KPC_SKIP_ASAN:-0} != 1 ]]; then
   count_ctest "$asan/ctest.log"
 fi
 
-if [[ ${KPC_SKIP_E2E:-0} != 1 && -x e2e/run.sh ]]; then
+if [[ ${KPC_SKIP_E2E:-0} != 1 ]]; then
   echo "==> e2e tests (e2e/testenv)"
-  KPC_BINARY="$build/kubelet-policy-controller" e2e/run.sh 2>&1 | tee "$build/e2e.log" || status=1
+  KPC_BINARY="$build/kubelet-policy-controller" KPC_BUILD_DIR="$build" e2e/run.sh 2>&1 | tee "$build/e2e.log" || status=1
+  # go test's per-test lines (subtests included), plus the client suite's ctest summary
   p=$(grep -cE '^\s*--- PASS' "$build/e2e.log" || true)
   f=$(grep -cE '^\s*--- FAIL' "$build/e2e.log" || true)
   passed=$((passed + p)); failed=$((failed + f))
+  count_ctest "$build/e2e.log"
 fi
 
 echo "tests: $passed passed, $failed failed"

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs the end-to-end suites against real control planes of e2e/testenv:
+#   1. e2e/testenv/tests          — the control plane itself (its own environment and nodes)
+#   2. one shared environment with the nodes of e2e/testenv/controllertests/nodes for
+#      - the C++ Kubernetes client's integration tests (kube_testenv_tests), and
+#      - the controller's e2e tests (e2e/testenv/controllertests), driven with kubectl.
+# Needs KPC_BINARY (the built kubelet-policy-controller) and KPC_BUILD_DIR (its build tree).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+: "${KPC_BINARY:?set KPC_BINARY to the built kubelet-policy-controller}"
+build_dir=${KPC_BUILD_DIR:-$(dirname "$KPC_BINARY")}
+status=0
+cd "$root/e2e/testenv"
+
+echo "--- e2e/testenv: the control plane" >&2
+go test ./tests/ -count=1 -v -timeout 30m || status=1
+
+state=${KPC_E2E_STATE:-/tmp/kpc-e2e-$$}
+echo "--- shared environment for the client and controller suites: $state" >&2
+kubeconfig=$(./up --state "$state" --nodes-dir controllertests/nodes --image-map "kubelet-policy-controller=$KPC_BINARY" | tail -n1)
+trap './down --state "$state" >/dev/null 2>&1 || true' EXIT
+
+echo "--- C++ Kubernetes client against the real API server" >&2
+KPC_TESTENV_KUBECONFIG=$kubeconfig KPC_TESTENV_STATE=$state \
+  ctest --test-dir "$build_dir" -R '^TestenvTest\.' --output-on-failure || status=1
+
+echo "--- controller e2e" >&2
+KPC_TESTENV_STATE=$state KPC_BINARY=$KPC_BINARY go test ./controllertests/ -count=1 -v -timeout 40m || status=1
+exit $status
