@@ -1,13 +1,17 @@
 #include "controller/check_command.h"
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
+#include <thread>
 #include <fstream>
 #include <map>
 #include <optional>
 #include <sstream>
 
+#include "controller/node_info.h"
 #include "controller/report.h"
+#include "kube/client.h"
 #include "policy/effective_config.h"
 #include "policy/evaluate.h"
 #include "policy/model.h"
@@ -31,6 +35,9 @@ struct Options {
   bool labels_given = false;
   std::optional<int> kubelet_minor;
   std::string color = "auto";
+  std::string kubeconfig;  // live mode
+  std::string context;
+  bool live = false;
 };
 
 StatusOr<std::string> ReadFile(const std::string& path) {
@@ -118,7 +125,19 @@ StatusOr<Options> ParseArgs(const std::vector<std::string>& args) {
       if (!o.kubelet_minor) return InvalidArgument("--kubelet-version: \"" + *v + "\" is not a version like v1.30.2");
       continue;
     }
+    if (a == "--kubeconfig") {
+      auto v = next();
+      if (!v.ok()) return v.status();
+      o.kubeconfig = *v;
+      o.live = true;
+      continue;
+    }
+    if (a == "--live") {
+      o.live = true;
+      continue;
+    }
     if (a == "--configz") single = &o.configz;
+    else if (a == "--context") single = &o.context;
     else if (a == "--config-file") single = &o.config_file;
     else if (a == "--node") single = &o.node;
     else if (a == "--output" || a == "-o") single = &o.output;
@@ -127,6 +146,16 @@ StatusOr<Options> ParseArgs(const std::vector<std::string>& args) {
     auto v = next();
     if (!v.ok()) return v.status();
     *single = *v;
+  }
+  if (o.live) {
+    if (!o.configz.empty() || !o.config_file.empty() || !o.flags_files.empty() || !o.node.empty() || o.labels_given) {
+      return InvalidArgument("with --kubeconfig (live mode) nodes, labels and configz come from the cluster: "
+                             "drop --configz, --config-file, --flags-file, --node and --node-labels");
+    }
+    if (o.output != "table" && o.output != "json") {
+      return InvalidArgument("--output must be table or json, got \"" + o.output + "\"");
+    }
+    return o;
   }
   if (o.policies.empty()) return InvalidArgument("--policy FILE is required (one or more)");
   if (o.output != "table" && o.output != "json") {
@@ -151,7 +180,66 @@ StatusOr<Options> ParseArgs(const std::vector<std::string>& args) {
 struct NodeInput {
   std::string name;
   policy::EffectiveConfig config;
+  std::map<std::string, std::string> labels;  // live mode
+  std::optional<int> kubelet_minor;           // live mode
+  std::string error;                          // live mode: /configz could not be read
 };
+
+// Live mode: nodes and their /configz from the cluster; policies from the cluster when none
+// were given as files.
+StatusOr<std::vector<NodeInput>> LoadLive(const Options& o, std::vector<policy::SourcedPolicy>& policies,
+                                          std::ostream& err) {
+  auto cfg = kube::ResolveConfig(o.kubeconfig, o.context, false);
+  if (!cfg.ok()) return cfg.status();
+  auto client = kube::NewClient(*cfg);
+  if (o.policies.empty()) {
+    kube::Result r = client->Get("/apis/kubeletpolicy.io/v1alpha1/kubeletpolicies");
+    if (!r.ok()) {
+      std::string hint = r.status.code() == StatusCode::kNotFound
+                             ? " (is the KubeletPolicy CRD installed? kubectl apply -k deploy/; or give --policy FILE)"
+                             : "";
+      return Status(r.status.code(), "listing KubeletPolicies: " + r.status.message() + hint);
+    }
+    for (const auto& item : r.body.value("items", nlohmann::json::array())) {
+      auto parsed = policy::ParsePolicy(item);
+      if (!parsed.policy) {
+        std::string name = item.contains("metadata") ? item["metadata"].value("name", "?") : "?";
+        err << "warning: KubeletPolicy " << name << " is invalid and was skipped: "
+            << (parsed.errors.empty() ? "" : parsed.errors[0].field + ": " + parsed.errors[0].message) << "\n";
+        continue;
+      }
+      policies.push_back({std::move(*parsed.policy), parsed.warnings, 0});
+    }
+    if (policies.empty()) return InvalidArgument("the cluster has no valid KubeletPolicy; give --policy FILE");
+  }
+  kube::Result r = client->Get("/api/v1/nodes");
+  if (!r.ok()) return Status(r.status.code(), "listing nodes: " + r.status.message());
+  std::vector<NodeInput> nodes;
+  for (const auto& item : r.body.value("items", nlohmann::json::array())) {
+    controller::NodeInfo info = controller::NodeInfoFromJson(item);
+    NodeInput n;
+    n.name = info.name;
+    n.labels = info.labels;
+    n.kubelet_minor = info.kubelet_minor;
+    nodes.push_back(std::move(n));
+  }
+  // Fetch /configz with a few requests in flight.
+  std::atomic<size_t> next{0};
+  std::vector<std::thread> pool;
+  for (int t = 0; t < 8; ++t) {
+    pool.emplace_back([&] {
+      for (size_t i = next++; i < nodes.size(); i = next++) {
+        auto resp = client->GetRaw("/api/v1/nodes/" + nodes[i].name + "/proxy/configz", std::chrono::seconds(10));
+        StatusOr<std::string> body = resp.ok() ? StatusOr<std::string>(resp->body) : StatusOr<std::string>(resp.status());
+        controller::ConfigzResult c = controller::ConfigzResultFrom(body);
+        if (c.ok) nodes[i].config = std::move(c.config);
+        else nodes[i].error = c.message;
+      }
+    });
+  }
+  for (auto& t : pool) t.join();
+  return nodes;
+}
 
 StatusOr<std::vector<NodeInput>> LoadConfigz(const std::string& path) {
   std::vector<std::string> files;
@@ -178,7 +266,10 @@ StatusOr<std::vector<NodeInput>> LoadConfigz(const std::string& path) {
       problems += f + ": " + cfg.status().message() + "\n";
       continue;
     }
-    nodes.push_back({fs::path(f).stem().string(), std::move(*cfg)});
+    NodeInput n;
+    n.name = fs::path(f).stem().string();
+    n.config = std::move(*cfg);
+    nodes.push_back(std::move(n));
   }
   if (!problems.empty()) {
     problems.pop_back();
@@ -208,7 +299,10 @@ StatusOr<NodeInput> LoadFiles(const Options& o) {
   if (!cfg.ok()) return cfg.status();
   std::string name = o.node;
   if (name.empty()) name = fs::path(o.config_file.empty() ? o.flags_files.front() : o.config_file).stem().string();
-  return NodeInput{name, std::move(*cfg)};
+  NodeInput n;
+  n.name = name;
+  n.config = std::move(*cfg);
+  return n;
 }
 
 }  // namespace
@@ -217,6 +311,7 @@ std::string CheckUsage() {
   return R"(Usage:
   kubelet-policy-controller check --policy FILE... --configz PATH [options]
   kubelet-policy-controller check --policy FILE... [--config-file FILE] [--flags-file FILE...] [--node NAME] [options]
+  kubelet-policy-controller check --kubeconfig FILE [--policy FILE...] [options]
 
 Evaluates KubeletPolicy files against kubelet configurations, offline.
 
@@ -232,6 +327,12 @@ Inputs:
                         skipped, and exceptions match on them (default: no labels, every
                         policy applies)
   --kubelet-version V   kubelet version (e.g. v1.30.2), for feature-gate defaults
+
+Live mode:
+  --kubeconfig FILE     read nodes (labels, kubelet version) and each node's /configz from the
+                        cluster; policies from --policy files, or all KubeletPolicies of the
+                        cluster when no --policy is given. "--live" uses $KUBECONFIG or in-cluster
+  --context NAME        kubeconfig context
 
 Output:
   --output, -o FORMAT   table (default) or json
@@ -288,7 +389,14 @@ int RunCheck(const std::vector<std::string>& args, std::ostream& out, std::ostre
   }
 
   std::vector<NodeInput> nodes;
-  if (!o.configz.empty()) {
+  if (o.live) {
+    auto loaded = LoadLive(o, policies, err);
+    if (!loaded.ok()) {
+      err << "error: " << loaded.status().message() << "\n";
+      return 2;
+    }
+    nodes = std::move(*loaded);
+  } else if (!o.configz.empty()) {
     auto loaded = LoadConfigz(o.configz);
     if (!loaded.ok()) {
       err << "error: invalid configz input:\n" << loaded.status().message() << "\n";
@@ -311,24 +419,34 @@ int RunCheck(const std::vector<std::string>& args, std::ostream& out, std::ostre
     const auto& pol = sp.policy;
     int selected = 0;
     for (const auto& n : nodes) {
-      // Offline the user picked the node and the policy; selectors apply once labels are given.
-      if (o.labels_given && !pol.node_selector.Matches(o.node_labels)) continue;
+      const auto& labels = o.live ? n.labels : o.node_labels;
+      // Offline the user picked the node and the policy; selectors apply once labels are known.
+      if ((o.live || o.labels_given) && !pol.node_selector.Matches(labels)) continue;
       ++selected;
+      if (!n.error.empty()) {
+        for (const auto& rule : pol.rules) {
+          policy::RuleEvaluation ev;
+          ev.rule_id = rule.id;
+          ev.result = policy::RuleResult::kError;
+          ev.message = n.error;
+          report.rows.push_back({n.name, pol.name, rule.id, rule.severity, ev});
+        }
+        continue;
+      }
       policy::NodeFacts facts;
       facts.name = n.name;
-      facts.labels = o.node_labels;
-      facts.kubelet_minor = o.kubelet_minor;
+      facts.labels = labels;
+      facts.kubelet_minor = o.live ? n.kubelet_minor : o.kubelet_minor;
       auto eval = policy::EvaluateNode(pol, facts, n.config, now_unix);
       for (size_t i = 0; i < eval.rules.size(); ++i) {
         report.rows.push_back({n.name, pol.name, pol.rules[i].id, pol.rules[i].severity, eval.rules[i]});
       }
     }
     if (selected == 0) {
-      report.notes.push_back("policy " + pol.name +
-                             " selects no node: its nodeSelector does not match the labels given "
-                             "with --node-labels");
+      report.notes.push_back("policy " + pol.name + " selects no node: its nodeSelector matches none of the " +
+                             (o.live ? std::string("cluster's nodes") : std::string("labels given with --node-labels")));
     }
-    if (pol.suspend) report.notes.push_back("policy " + pol.name + " is suspended; checked anyway (offline)");
+    if (pol.suspend) report.notes.push_back("policy " + pol.name + " is suspended; checked anyway");
   }
 
   if (o.output == "json") {

@@ -230,6 +230,41 @@ func TestCISSample(t *testing.T) {
 		}
 		return nil
 	})
+
+	// `check --kubeconfig`: the same verdicts from the live cluster, policies read from the
+	// cluster (this one among them), printed as check's JSON; exit 1 because nodes fail.
+	cmd := exec.Command(controllerBinary, "check", "--kubeconfig", kubeconfig, "--output", "json")
+	outBytes, err := cmd.Output()
+	if code := cmd.ProcessState.ExitCode(); code != 1 {
+		t.Fatalf("check --kubeconfig exited %d (err %v), want 1; output:\n%s", code, err, outBytes)
+	}
+	var report struct {
+		Results []struct{ Node, Policy, Rule, Result, Source string } `json:"results"`
+	}
+	if err := json.Unmarshal(outBytes, &report); err != nil {
+		t.Fatalf("check --kubeconfig: %v\n%s", err, outBytes)
+	}
+	failing := map[string][]string{}
+	rows := 0
+	for _, r := range report.Results {
+		if r.Policy != name {
+			continue
+		}
+		rows++
+		if r.Result == "Fail" {
+			failing[r.Node] = append(failing[r.Node], r.Rule)
+		}
+	}
+	if rows == 0 {
+		t.Fatalf("check --kubeconfig evaluated nothing for %s:\n%s", name, outBytes)
+	}
+	wantFailing := map[string][]string{
+		"ctl-cis-anon":         {"anonymous-auth-disabled"},
+		"ctl-cis-timeout-flag": {"streaming-connection-idle-timeout"},
+	}
+	if fmt.Sprint(failing) != fmt.Sprint(wantFailing) {
+		t.Errorf("check --kubeconfig failing rules = %v, want %v (as the controller's status)", failing, wantFailing)
+	}
 }
 
 // A node's config changes: status and Events follow within the checkInterval (10s), both ways.
