@@ -21,13 +21,13 @@ testenv_state_from_args() {
 }
 
 testenv_hash() {
-  # Content hash of everything that goes into the binary.
+  # Content hash of everything that goes into the binary (sources, modules, build flags).
   (
     cd "$TESTENV_SRC"
     {
       echo "$TESTENV_K8S_VERSION"
       go env GOVERSION GOOS GOARCH 2>/dev/null
-      cat go.mod go.sum
+      cat go.mod go.sum lib.sh
       find cmd -type f -name '*.go' ! -name '*_test.go' | LC_ALL=C sort | while read -r f; do
         echo "$f"; cat "$f"
       done
@@ -57,13 +57,15 @@ testenv_binary() {
     (
       cd "$TESTENV_SRC"
       # -mod=readonly: go.mod and go.sum are committed and complete.
-      CGO_ENABLED=0 go build -mod=readonly -trimpath -ldflags="$ld" -o "$bin.tmp.$$" ./cmd/testenv
+      CGO_ENABLED=0 go build -mod=readonly -buildvcs=false -trimpath -ldflags="$ld" -o "$bin.tmp.$$" ./cmd/testenv
     ) || { rm -f "$bin.tmp.$$"; echo "testenv: build failed" >&2; return 1; }
     mv -f "$bin.tmp.$$" "$bin"
     end=$(date +%s)
     echo "testenv: build took $((end - start))s" >&2
-    # Keep the cache small: only the newest few builds.
-    ls -1t "$TESTENV_CACHE"/testenv-* 2>/dev/null | tail -n +4 | xargs -r rm -f
+    # Keep the cache small: drop builds beyond the newest three that are over a day old
+    # (environments run their own hard link, so this never breaks a running one).
+    ls -1t "$TESTENV_CACHE"/testenv-* 2>/dev/null | tail -n +4 |
+      while read -r old; do find "$old" -maxdepth 0 -mmin +1440 -delete 2>/dev/null || true; done
   else
     echo "testenv: using cached build $bin" >&2
   fi

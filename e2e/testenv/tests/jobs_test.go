@@ -182,3 +182,14 @@ spec:
 		t.Errorf("deletion took %v", d)
 	}
 }
+
+func TestRestartReregistersDeletedNode(t *testing.T) {
+	mustKubectl(t, "delete", "node", "refused-node", "--wait=true")
+	if out, err := execScript("restart-kubelet", "--state", stateDir, "--node", "refused-node").CombinedOutput(); err != nil {
+		t.Fatalf("restart-kubelet: %v %s", err, out)
+	}
+	out := mustKubectl(t, "get", "node", "refused-node", "-o", "jsonpath={.metadata.labels.pool} {.status.addresses[0].address}")
+	if !strings.HasPrefix(out, "behaviors 198.18.") {
+		t.Errorf("re-registered node: %q", out)
+	}
+}

@@ -2,6 +2,7 @@ package tests
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -167,6 +168,43 @@ func TestBehaviors(t *testing.T) {
 		t.Errorf("refused node answered: %s", out)
 	} else if !strings.Contains(strings.ToLower(out), "refused") {
 		t.Errorf("refused node error does not say refused: %s", out)
+	}
+}
+
+// fleetCtl posts to the fleet's control socket.
+func fleetCtl(t *testing.T, path string) {
+	t.Helper()
+	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", filepath.Join(stateDir, "fleet.sock"))
+	}}}
+	resp, err := c.Post("http://fleet"+path, "text/plain", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("%s: %s", path, resp.Status)
+	}
+}
+
+func TestBehaviorChangedAtRuntime(t *testing.T) {
+	fleetCtl(t, "/behavior?node=garbage-node&value=unreachable")
+	t.Cleanup(func() { fleetCtl(t, "/behavior?node=garbage-node&value=garbage") })
+	start := time.Now()
+	if out, err := kubectl(t, "get", "--raw", "/api/v1/nodes/garbage-node/proxy/configz", "--request-timeout=3s"); err == nil {
+		t.Errorf("unreachable node answered: %s", out)
+	}
+	if d := time.Since(start); d < 2*time.Second {
+		t.Errorf("unreachable node failed fast (%v), want a timeout", d)
+	}
+	fleetCtl(t, "/behavior?node=garbage-node&value=slow&delay=2s")
+	start = time.Now()
+	if _, err := kubectl(t, "get", "--raw", "/api/v1/nodes/garbage-node/proxy/configz"); err != nil {
+		t.Errorf("slow node: %v", err)
+	}
+	if d := time.Since(start); d < 2*time.Second {
+		t.Errorf("slow node answered in %v", d)
 	}
 }
 

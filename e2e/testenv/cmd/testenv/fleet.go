@@ -50,6 +50,7 @@ type simNode struct {
 	restartMu  sync.Mutex // one restart at a time
 
 	activePods atomic.Int32
+	conns      map[*nodeConn]struct{} // open kubelet connections (under mu)
 }
 
 type fleet struct {
@@ -434,6 +435,7 @@ func (f *fleet) restart(n *simNode) error {
 	n.up = false
 	n.lastErr = "kubelet is restarting"
 	n.mu.Unlock()
+	n.dropConnections()
 	_ = f.patchReady(n)
 	time.Sleep(1500 * time.Millisecond)
 	n.start()
@@ -441,8 +443,9 @@ func (f *fleet) restart(n *simNode) error {
 	n.restarting = false
 	up, lastErr := n.up, n.lastErr
 	n.mu.Unlock()
-	if err := f.patchReady(n); err != nil {
-		logf("fleet: node %s: status: %v", n.name, err)
+	// A starting kubelet registers its Node (again, if it was deleted) and posts status.
+	if err := f.register(n); err != nil {
+		logf("fleet: node %s: register: %v", n.name, err)
 	}
 	if !up {
 		logf("fleet: node %s: kubelet down after restart: %s (retrying every 10s, like systemd)", n.name, lastErr)
@@ -563,6 +566,7 @@ func (f *fleet) serveControl() error {
 			}
 		}
 		n.mu.Unlock()
+		n.dropConnections()
 		_ = f.patchReady(n)
 		fmt.Fprintln(w, "ok")
 	})

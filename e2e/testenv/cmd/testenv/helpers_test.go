@@ -92,10 +92,12 @@ func TestComputeKubeletConfig(t *testing.T) {
 	if _, err := computeKubeletConfig(root, []string{"--no-such-flag"}); err == nil {
 		t.Errorf("unknown flag accepted")
 	}
-	if err := os.WriteFile(filepath.Join(root, "etc/kubelet.yaml"), []byte("kind: KubeletConfiguration\napiVersion: kubelet.config.k8s.io/v1beta1\nbogusField: 1\n"), 0o644); err != nil {
+	// Unknown fields are tolerated (the kubelet falls back to lenient decoding), invalid
+	// values are not (validation fails, the kubelet does not start).
+	if err := os.WriteFile(filepath.Join(root, "etc/kubelet.yaml"), []byte("kind: KubeletConfiguration\napiVersion: kubelet.config.k8s.io/v1beta1\nbogusField: 1\neventRecordQPS: -1\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := computeKubeletConfig(root, []string{"--config=/etc/kubelet.yaml"}); err == nil {
-		t.Errorf("strict decoding: unknown field accepted")
+		t.Errorf("invalid config (eventRecordQPS -1) accepted")
 	}
 }

@@ -58,6 +58,28 @@ type nodeConn struct {
 
 func (c *nodeConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
+func (c *nodeConn) Close() error {
+	c.node.mu.Lock()
+	delete(c.node.conns, c)
+	c.node.mu.Unlock()
+	return c.Conn.Close()
+}
+
+// dropConnections closes every open connection to a node's kubelet, as a kubelet that
+// stops (or a network that starts dropping packets) does to kept-alive connections.
+func (n *simNode) dropConnections() {
+	n.mu.Lock()
+	conns := make([]*nodeConn, 0, len(n.conns))
+	for c := range n.conns {
+		conns = append(conns, c)
+	}
+	n.conns = nil
+	n.mu.Unlock()
+	for _, c := range conns {
+		_ = c.Conn.Close()
+	}
+}
+
 // chanListener hands tunnels to the kubelet HTTPS server.
 type chanListener struct {
 	ch     chan net.Conn
@@ -223,6 +245,12 @@ func (f *fleet) handleConnect(c net.Conn, kl *chanListener) {
 		}
 		_, _ = io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n")
 		nc := &nodeConn{Conn: c, r: io.MultiReader(bytesOf(br), c), node: n}
+		n.mu.Lock()
+		if n.conns == nil {
+			n.conns = map[*nodeConn]struct{}{}
+		}
+		n.conns[nc] = struct{}{}
+		n.mu.Unlock()
 		select {
 		case kl.ch <- nc:
 		case <-f.ctx.Done():
@@ -258,6 +286,10 @@ func (f *fleet) kubeletHandler() http.Handler {
 		body, behavior, delay, up := n.configz, n.behavior, n.delay, n.up
 		n.mu.Unlock()
 		switch behavior {
+		case "unreachable", "refused":
+			// Only reachable through a connection opened before the change.
+			<-r.Context().Done()
+			return
 		case "garbage":
 			w.Header().Set("Content-Type", "application/json")
 			_, _ = io.WriteString(w, "<html>this is not JSON {\"kubeletconfig\": \n")

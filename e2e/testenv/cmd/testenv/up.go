@@ -362,7 +362,13 @@ func up(dir, nodesDir string, nodes int, imageMap map[string]string, timeout tim
 	if self, err = filepath.EvalSymlinks(self); err != nil {
 		return err
 	}
-	_ = os.Symlink(self, filepath.Join(dir, "bin", "testenv"))
+	// The environment runs its own copy of the binary: the build cache may prune or
+	// replace the cached one while this environment (and its pods) still use it.
+	own := filepath.Join(dir, "bin", "testenv")
+	if err := linkOrCopy(self, own); err != nil {
+		return fmt.Errorf("install binary: %w", err)
+	}
+	self = own
 	_ = os.Symlink("testenv", filepath.Join(dir, "bin", "kubectl"))
 
 	// Node specs: copied, so the environment is self-contained, or generated.
@@ -696,3 +702,23 @@ func runStatus(args []string) int {
 }
 
 var errNotFound = errors.New("not found")
+
+func linkOrCopy(src, dst string) error {
+	if err := os.Link(src, dst); err == nil {
+		return nil
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
