@@ -17,6 +17,26 @@ constexpr int64_t kHour = 60 * kMinute;
 
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 
+// Reads "12", "1.5", ".5" or "3." starting at s[i]; advances i. False when no digit was read.
+bool ParseDecimal(std::string_view s, size_t& i, long double& value) {
+  bool any = false;
+  value = 0;
+  while (i < s.size() && IsDigit(s[i])) {
+    value = value * 10 + (s[i++] - '0');
+    any = true;
+  }
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    long double scale = 0.1L;
+    while (i < s.size() && IsDigit(s[i])) {
+      value += (s[i++] - '0') * scale;
+      scale /= 10;
+      any = true;
+    }
+  }
+  return any;
+}
+
 }  // namespace
 
 // Follows Go's time.ParseDuration: [-+]?([0-9]*(\.[0-9]*)?[a-z]+)+ or "0".
@@ -31,26 +51,9 @@ std::optional<int64_t> ParseGoDuration(std::string_view s) {
   if (s.empty()) return std::nullopt;
   long double total = 0;
   while (!s.empty()) {
-    // number
     size_t i = 0;
     long double value = 0;
-    bool any_digit = false;
-    while (i < s.size() && IsDigit(s[i])) {
-      value = value * 10 + (s[i] - '0');
-      any_digit = true;
-      ++i;
-    }
-    if (i < s.size() && s[i] == '.') {
-      ++i;
-      long double scale = 0.1L;
-      while (i < s.size() && IsDigit(s[i])) {
-        value += (s[i] - '0') * scale;
-        scale /= 10;
-        any_digit = true;
-        ++i;
-      }
-    }
-    if (!any_digit) return std::nullopt;
+    if (!ParseDecimal(s, i, value)) return std::nullopt;
     // unit
     size_t j = i;
     while (j < s.size() && !IsDigit(s[j]) && s[j] != '.') ++j;
@@ -125,23 +128,7 @@ std::optional<long double> ParseQuantity(std::string_view s) {
     ++i;
   }
   long double value = 0;
-  bool any = false;
-  while (i < s.size() && IsDigit(s[i])) {
-    value = value * 10 + (s[i] - '0');
-    any = true;
-    ++i;
-  }
-  if (i < s.size() && s[i] == '.') {
-    ++i;
-    long double scale = 0.1L;
-    while (i < s.size() && IsDigit(s[i])) {
-      value += (s[i] - '0') * scale;
-      scale /= 10;
-      any = true;
-      ++i;
-    }
-  }
-  if (!any) return std::nullopt;
+  if (!ParseDecimal(s, i, value)) return std::nullopt;
   std::string_view suffix = s.substr(i);
   long double mult = 1;
   if (suffix.empty()) mult = 1;

@@ -67,7 +67,7 @@ testenv_binary() {
     ls -1t "$TESTENV_CACHE"/testenv-* 2>/dev/null | tail -n +4 |
       while read -r old; do find "$old" -maxdepth 0 -mmin +1440 -delete 2>/dev/null || true; done
   else
-    echo "testenv: using cached build $bin" >&2
+    [ -z "${TESTENV_VERBOSE:-}" ] || echo "testenv: using cached build $bin" >&2
   fi
   printf '%s\n' "$bin"
 }
