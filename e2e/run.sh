@@ -12,6 +12,9 @@ build_dir=${KPC_BUILD_DIR:-$(dirname "$KPC_BINARY")}
 status=0
 cd "$root/e2e/testenv"
 
+# Build the control plane first (a cold build takes minutes), outside go test's timeout.
+( . ./lib.sh && testenv_binary >/dev/null )
+
 echo "--- e2e/testenv: the control plane" >&2
 go test ./tests/ -count=1 -v -timeout 30m || status=1
 
