@@ -8,6 +8,7 @@
 #include <iostream>
 #include <map>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include "controller/clock.h"
@@ -30,11 +31,11 @@ struct RunFlags {
   std::string kubeconfig;
   std::string context;
   bool allow_insecure = false;
-  double qps = 20;
-  int burst = 40;
+  double qps = 50;
+  int burst = 100;
   int workers = 2;
   int configz_concurrency = 10;
-  double configz_qps = 50;
+  double configz_qps = 40;
   int64_t configz_timeout_ns = 10'000'000'000;
   bool leader_elect = true;
   std::string lease_namespace;
@@ -137,6 +138,12 @@ StatusOr<RunFlags> ParseRunFlags(const std::vector<std::string>& args) {
     else return InvalidArgument("unknown flag \"" + args[i] + "\"");
     if (!st.ok()) return st;
   }
+  if (f.configz_qps > f.qps) {
+    std::ostringstream msg;
+    msg << "--configz-qps (" << f.configz_qps << ") must not exceed --kube-api-qps (" << f.qps
+        << "): every /configz fetch is an API server request";
+    return InvalidArgument(msg.str());
+  }
   if (f.renew_deadline_ns >= f.lease_duration_ns) {
     return InvalidArgument("--leader-elect-renew-deadline must be shorter than --leader-elect-lease-duration");
   }
@@ -176,12 +183,12 @@ Connection:
   --kubeconfig FILE                 kubeconfig (default: $KUBECONFIG, in-cluster, ~/.kube/config)
   --context NAME                    kubeconfig context (default: current-context)
   --insecure-skip-tls-verify        accept a kubeconfig that disables TLS verification
-  --kube-api-qps N                  client-side QPS limit to the API server (default 20)
-  --kube-api-burst N                client-side burst (default 40)
+  --kube-api-qps N                  client-side QPS limit to the API server, /configz fetches included (default 50)
+  --kube-api-burst N                client-side burst (default 100)
 Checks:
   --workers N                       policies reconciled in parallel (default 2)
   --configz-concurrency N           /configz fetches in flight at once (default 10)
-  --configz-qps N                   /configz fetches started per second (default 50)
+  --configz-qps N                   /configz fetches started per second (default 40; keep it below --kube-api-qps)
   --configz-timeout DURATION        per-fetch timeout (default 10s)
 Leader election (only the leader reconciles):
   --leader-elect[=false]            default true
