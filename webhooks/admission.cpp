@@ -1,0 +1,359 @@
+#include "webhooks/admission.h"
+
+#include <algorithm>
+#include <exception>
+#include <map>
+#include <optional>
+#include <set>
+#include <utility>
+
+#include <nlohmann/json.hpp>
+
+#include "policy/catalog.h"
+#include "policy/evaluate.h"
+
+namespace kpc::webhooks {
+namespace {
+
+using nlohmann::json;
+namespace pol = kpc::policy;
+
+constexpr std::string_view kAdmissionApiVersion = "admission.k8s.io/v1";
+constexpr std::string_view kAdmissionKind = "AdmissionReview";
+constexpr std::string_view kPolicyGroup = "kubeletpolicy.io";
+constexpr std::string_view kPolicyVersion = "v1alpha1";
+
+AdmissionResult BadRequest(std::string message) {
+  return {400, std::move(message) + "\n", "text/plain; charset=utf-8"};
+}
+
+// Maximum nesting of objects and arrays, scanning the text without building anything (so a
+// hostile "[[[[..." is refused before any recursive code sees it). Stops counting once `limit`
+// is exceeded. Malformed JSON is left to the parser.
+int NestingDepth(std::string_view text, int limit) {
+  int depth = 0;
+  int max_depth = 0;
+  bool in_string = false;
+  bool escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    switch (c) {
+      case '"': in_string = true; break;
+      case '{':
+      case '[':
+        max_depth = std::max(max_depth, ++depth);
+        if (max_depth > limit) return max_depth;
+        break;
+      case '}':
+      case ']': depth = std::max(0, depth - 1); break;
+      default: break;
+    }
+  }
+  return max_depth;
+}
+
+std::string Dump(const json& j) {
+  // `replace`: never throw on invalid UTF-8 (parsed input is valid, but be safe).
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+// Admission warnings are shown verbatim by kubectl; keep them on one printable line.
+std::string Printable(std::string s) {
+  for (char& c : s) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
+  }
+  return s;
+}
+
+std::string Issue(const pol::FieldIssue& i) {
+  return i.field.empty() ? i.message : i.field + ": " + i.message;
+}
+
+// A well-formed AdmissionReview's request, or the 400 to answer.
+struct ParsedReview {
+  json review;
+  std::optional<AdmissionResult> error;
+  const json& request() const { return review["request"]; }
+  std::string uid() const { return request()["uid"].get<std::string>(); }
+};
+
+ParsedReview ParseReview(std::string_view body) {
+  ParsedReview out;
+  if (body.size() > kMaxRequestBytes) {
+    out.error = BadRequest("request body is " + std::to_string(body.size()) +
+                           " bytes; the limit is " + std::to_string(kMaxRequestBytes) + " bytes (3 MiB)");
+    return out;
+  }
+  if (NestingDepth(body, kMaxJsonDepth) > kMaxJsonDepth) {
+    out.error = BadRequest("request body nests JSON objects/arrays deeper than " +
+                           std::to_string(kMaxJsonDepth) + " levels");
+    return out;
+  }
+  try {
+    out.review = json::parse(body);
+  } catch (const json::exception& e) {
+    out.error = BadRequest("request body is not valid JSON: " + std::string(e.what()));
+    return out;
+  }
+  const json& r = out.review;
+  if (!r.is_object()) {
+    out.error = BadRequest("request body must be a JSON object: an admission.k8s.io/v1 AdmissionReview");
+    return out;
+  }
+  auto str = [](const json& obj, const char* key) -> std::optional<std::string> {
+    auto it = obj.find(key);
+    if (it == obj.end() || !it->is_string()) return std::nullopt;
+    return it->get<std::string>();
+  };
+  auto api_version = str(r, "apiVersion");
+  auto kind = str(r, "kind");
+  if (api_version != kAdmissionApiVersion || kind != kAdmissionKind) {
+    out.error = BadRequest("expected apiVersion admission.k8s.io/v1, kind AdmissionReview; got apiVersion " +
+                           (api_version ? "\"" + *api_version + "\"" : std::string("<none>")) + ", kind " +
+                           (kind ? "\"" + *kind + "\"" : std::string("<none>")) +
+                           " (configure the webhook with admissionReviewVersions: [v1])");
+    return out;
+  }
+  auto req = r.find("request");
+  if (req == r.end() || !req->is_object()) {
+    out.error = BadRequest("AdmissionReview has no request object");
+    return out;
+  }
+  auto uid = str(*req, "uid");
+  if (!uid || uid->empty()) {
+    out.error = BadRequest("AdmissionReview request.uid is missing or not a non-empty string");
+    return out;
+  }
+  auto k = req->find("kind");
+  if (k == req->end() || !k->is_object()) {
+    out.error = BadRequest("AdmissionReview request.kind (group, version, kind) is missing");
+    return out;
+  }
+  if (!str(*req, "operation")) {
+    out.error = BadRequest("AdmissionReview request.operation is missing or not a string");
+    return out;
+  }
+  return out;
+}
+
+json ResponseEnvelope(const std::string& uid) {
+  return json{{"apiVersion", kAdmissionApiVersion},
+              {"kind", kAdmissionKind},
+              {"response", {{"uid", uid}, {"allowed", true}}}};
+}
+
+AdmissionResult Ok(const json& envelope) { return {200, Dump(envelope), "application/json"}; }
+
+// Whether the request is a CREATE or UPDATE of a KubeletPolicy itself (not a subresource).
+bool NeedsPolicyChecks(const json& req) {
+  const json& k = req["kind"];
+  auto field = [&](const char* key) {
+    auto it = k.find(key);
+    return it != k.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  if (field("group") != kPolicyGroup || field("version") != kPolicyVersion || field("kind") != pol::kKind) {
+    return false;
+  }
+  if (auto sub = req.find("subResource"); sub != req.end() && sub->is_string() && !sub->get<std::string>().empty()) {
+    return false;  // e.g. the controller's /status updates
+  }
+  const std::string op = req["operation"].get<std::string>();
+  return op == "CREATE" || op == "UPDATE";
+}
+
+std::string ObjectName(const json& req) {
+  if (auto obj = req.find("object"); obj != req.end() && obj->is_object()) {
+    if (auto md = obj->find("metadata"); md != obj->end() && md->is_object()) {
+      if (auto n = md->find("name"); n != md->end() && n->is_string()) return n->get<std::string>();
+    }
+  }
+  if (auto n = req.find("name"); n != req.end() && n->is_string()) return n->get<std::string>();
+  return "";
+}
+
+std::vector<std::string> PolicyWarnings(const pol::KubeletPolicy& p, const std::vector<pol::FieldIssue>& parser) {
+  std::vector<std::string> out;
+  for (const auto& w : parser) out.push_back(Issue(w));
+  for (size_t i = 0; i < p.rules.size(); ++i) {
+    const auto& c = p.rules[i].config;
+    if (!c || !pol::IsOrderingOperator(c->op) || pol::LookupField(c->path)) continue;
+    out.push_back("spec.rules[" + std::to_string(i) + "].config.operator: " +
+                  std::string(pol::OperatorName(c->op)) + " on \"" + c->path_text +
+                  "\", a field this controller does not know: it compares by the JSON type of the "
+                  "observed value; make sure the field is a number, duration or quantity");
+  }
+  if (p.enforcement == pol::Enforcement::kEnforce) {
+    const auto& mu = p.remediation.max_unavailable;
+    if (mu.percent && mu.value > 10) {
+      out.push_back("spec.remediation.maxUnavailable: \"" + std::to_string(mu.value) +
+                    "%\" with enforcement Enforce restarts the kubelet on more than 10% of the selected "
+                    "nodes at once; consider \"10%\" or less");
+    } else if (!mu.percent && mu.value > 1) {
+      out.push_back("spec.remediation.maxUnavailable: " + std::to_string(mu.value) +
+                    " with enforcement Enforce restarts the kubelet on " + std::to_string(mu.value) +
+                    " nodes at once, more than 10% of the selected nodes when fewer than " +
+                    std::to_string(mu.value * 10) + " match; consider a percentage such as \"10%\"");
+    }
+  }
+  return out;
+}
+
+AdmissionResult Validate(const ParsedReview& pr, const ConflictChecker* conflicts) {
+  const json& req = pr.request();
+  json envelope = ResponseEnvelope(pr.uid());
+  if (!NeedsPolicyChecks(req)) return Ok(envelope);
+  auto obj = req.find("object");
+  if (obj == req.end() || !obj->is_object()) {
+    return BadRequest("AdmissionReview request.object is missing for " + req["operation"].get<std::string>() +
+                      " of a KubeletPolicy");
+  }
+  pol::PolicyParseResult parsed = pol::ParsePolicy(*obj);
+  json& resp = envelope["response"];
+  if (!parsed.policy) {
+    const std::string name = ObjectName(req);
+    std::string message = "KubeletPolicy \"" + name + "\" is invalid: ";
+    json causes = json::array();
+    for (size_t i = 0; i < parsed.errors.size(); ++i) {
+      const auto& e = parsed.errors[i];
+      message += (i == 0 ? "" : "; ") + Issue(e);
+      causes.push_back({{"reason", "FieldValueInvalid"}, {"message", e.message}, {"field", e.field}});
+    }
+    resp["allowed"] = false;
+    resp["status"] = {{"apiVersion", "v1"},
+                      {"kind", "Status"},
+                      {"metadata", json::object()},
+                      {"status", "Failure"},
+                      {"code", 422},
+                      {"reason", "Invalid"},
+                      {"message", message},
+                      {"details",
+                       {{"name", name}, {"group", kPolicyGroup}, {"kind", pol::kKind}, {"causes", causes}}}};
+    return Ok(envelope);
+  }
+  std::vector<std::string> warnings = PolicyWarnings(*parsed.policy, parsed.warnings);
+  if (conflicts != nullptr) {
+    for (auto& c : conflicts->Conflicts(*parsed.policy)) warnings.push_back(std::move(c));
+  }
+  if (!warnings.empty()) {
+    json w = json::array();
+    for (auto& s : warnings) w.push_back(Printable(std::move(s)));
+    resp["warnings"] = std::move(w);
+  }
+  return Ok(envelope);
+}
+
+// Runs a handler body; a library exception becomes a 400 (input we could not read) or 500.
+template <typename F>
+AdmissionResult Guarded(F&& f) {
+  try {
+    return f();
+  } catch (const json::exception& e) {
+    return BadRequest(std::string("cannot read the AdmissionReview: ") + e.what());
+  } catch (const std::exception& e) {
+    return {500, std::string("internal error: ") + e.what() + "\n", "text/plain; charset=utf-8"};
+  }
+}
+
+// One requirement on one label key (matchLabels k=v is In {v}).
+struct Req {
+  std::string op;
+  std::set<std::string> values;
+};
+
+std::multimap<std::string, Req> Requirements(const pol::LabelSelector& s) {
+  std::multimap<std::string, Req> out;
+  for (const auto& [k, v] : s.match_labels) out.emplace(k, Req{"In", {v}});
+  for (const auto& e : s.match_expressions) {
+    out.emplace(e.key, Req{e.op, std::set<std::string>(e.values.begin(), e.values.end())});
+  }
+  return out;
+}
+
+bool Excludes(const Req& a, const Req& b) {
+  auto subset = [](const std::set<std::string>& x, const std::set<std::string>& y) {
+    return std::includes(y.begin(), y.end(), x.begin(), x.end());
+  };
+  if (a.op == "In" && b.op == "In") {
+    return std::none_of(a.values.begin(), a.values.end(), [&](const std::string& v) { return b.values.count(v) > 0; });
+  }
+  if (a.op == "In" && b.op == "NotIn") return subset(a.values, b.values);
+  if (a.op == "In" && b.op == "DoesNotExist") return true;
+  if (a.op == "Exists" && b.op == "DoesNotExist") return true;
+  return false;
+}
+
+}  // namespace
+
+AdmissionResult HandleValidate(std::string_view request_body, const ConflictChecker* conflicts) {
+  return Guarded([&] {
+    ParsedReview pr = ParseReview(request_body);
+    if (pr.error) return *pr.error;
+    return Validate(pr, conflicts);
+  });
+}
+
+// The mutating webhook deliberately patches nothing. Every default of the API contract
+// (checkInterval, enforcement, severity, remediation.enabled, maxUnavailable, ...) is a
+// `default:` in the CRD's structural schema, which the API server applies before admission and
+// on every read, identically for client-side and server-side apply. Anything a webhook adds to
+// spec is not in the user's manifest: `kubectl diff` / Argo CD / Flux would then see drift, or
+// managed fields owned by the webhook would fight the applier. So: admit, no patch. Invalid
+// objects are admitted here too; the validating webhook denies them with the full message.
+AdmissionResult HandleMutate(std::string_view request_body) {
+  return Guarded([&] {
+    ParsedReview pr = ParseReview(request_body);
+    if (pr.error) return *pr.error;
+    return Ok(ResponseEnvelope(pr.uid()));
+  });
+}
+
+bool SelectorsMayOverlap(const pol::LabelSelector& a, const pol::LabelSelector& b) {
+  auto ra = Requirements(a);
+  auto rb = Requirements(b);
+  for (const auto& [key, x] : ra) {
+    auto [lo, hi] = rb.equal_range(key);
+    for (auto it = lo; it != hi; ++it) {
+      if (Excludes(x, it->second) || Excludes(it->second, x)) return false;
+    }
+  }
+  return true;
+}
+
+std::vector<std::string> FindRemediationConflicts(const pol::KubeletPolicy& candidate,
+                                                  const std::vector<pol::KubeletPolicy>& others) {
+  std::vector<std::string> out;
+  for (const auto& other : others) {
+    if (other.name == candidate.name) continue;
+    if (!SelectorsMayOverlap(candidate.node_selector, other.node_selector)) continue;
+    for (size_t i = 0; i < candidate.rules.size(); ++i) {
+      const auto& r = candidate.rules[i];
+      if (!r.config || !r.remediation.value || !r.remediation.enabled) continue;
+      for (const auto& o : other.rules) {
+        if (!o.config || !o.remediation.value || !o.remediation.enabled) continue;
+        if (!(o.config->path == r.config->path)) continue;
+        pol::Comparison eq = pol::Compare(pol::Operator::kEquals, r.config->type, *o.remediation.value,
+                                          *r.remediation.value);
+        bool same = eq.ok ? eq.matches : *o.remediation.value == *r.remediation.value;
+        if (same) continue;
+        out.push_back("spec.rules[" + std::to_string(i) + "].remediation.value: rule \"" + r.id + "\" sets " +
+                      r.config->path.ToString() + " to " + pol::DisplayValue(*r.remediation.value) +
+                      ", but rule \"" + o.id + "\" of KubeletPolicy \"" + other.name + "\" sets it to " +
+                      pol::DisplayValue(*o.remediation.value) +
+                      " and the two node selectors may overlap: the policies would undo each other's "
+                      "remediation");
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace kpc::webhooks

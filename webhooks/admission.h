@@ -1,0 +1,89 @@
+#pragma once
+// Admission handling for KubeletPolicy (kubeletpolicy.io/v1alpha1): the pure part of the
+// /validate-kubeletpolicy and /mutate-kubeletpolicy webhooks. Takes the raw HTTP request body
+// (an admission.k8s.io/v1 AdmissionReview) and returns the HTTP answer to give. No I/O, no
+// networking; the HTTPS server in front of it only moves bytes. Thread-safe (no shared state;
+// a ConflictChecker must itself be safe to call concurrently).
+//
+// Answers:
+//  - HTTP 400 with a plain-text body for anything that is not a well-formed AdmissionReview v1:
+//    a body over kMaxRequestBytes, JSON nested deeper than kMaxJsonDepth, malformed JSON, a wrong
+//    apiVersion/kind, a missing `request`, `request.uid`, `request.kind` or `request.operation`,
+//    or CREATE/UPDATE of a KubeletPolicy without `request.object`. Never a crash: every library
+//    exception is caught.
+//  - HTTP 200 otherwise, with an AdmissionReview v1 whose `response.uid` echoes the request's.
+//
+// Validation (HandleValidate) runs policy::ParsePolicy, the one implementation of the API
+// contract's rules, on CREATE and UPDATE of KubeletPolicy (not on subresources such as
+// /status). A denial carries every problem with its field path in one message plus
+// status.details.causes, so `kubectl apply` prints each one. Suspicious but legal input is
+// admitted with admission warnings (see HandleValidate). DELETE, CONNECT and other kinds are
+// admitted without checks. `request.dryRun` needs no handling: answering has no side effects.
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "policy/label_selector.h"
+#include "policy/model.h"
+
+namespace kpc::webhooks {
+
+// The API server itself caps request bodies at 3 MiB; a review of a valid policy is far smaller.
+inline constexpr std::size_t kMaxRequestBytes = 3u * 1024 * 1024;
+// JSON nesting limit (objects + arrays). A KubeletPolicy inside an AdmissionReview needs about
+// ten levels; the limit keeps recursive code (dump, validation) far from the stack's end.
+inline constexpr int kMaxJsonDepth = 100;
+
+// The HTTP answer to give.
+struct AdmissionResult {
+  int http_status = 200;
+  std::string body;
+  // "application/json" for 200 answers, "text/plain; charset=utf-8" for 400/500.
+  std::string content_type = "application/json";
+};
+
+// Policies that would fight over the same kubelet field. The operator's informer cache
+// implements it (FindRemediationConflicts over the cached KubeletPolicies).
+class ConflictChecker {
+ public:
+  virtual ~ConflictChecker() = default;
+  // Human-readable conflicts of `p` with the other existing policies; empty when none.
+  virtual std::vector<std::string> Conflicts(const kpc::policy::KubeletPolicy& p) const = 0;
+};
+
+// /validate-kubeletpolicy.
+// Allowed objects get admission warnings for:
+//  - the parser's warnings (a kubelet field path the catalog does not know, ...);
+//  - an ordering operator (GreaterThan, ...) on a field the catalog does not know: the
+//    comparison then follows the JSON type of the observed value;
+//  - enforcement Enforce with remediation.maxUnavailable above 10%: a percentage over "10%",
+//    or an absolute number over 1 (the webhook does not know how many nodes the policy
+//    selects; N nodes at once is more than 10% whenever fewer than 10*N nodes match);
+//  - every conflict `conflicts` reports. Conflicts are warnings, not denials: selectors can
+//    only be shown to *possibly* overlap, and denying would make the order in which a GitOps
+//    tool applies two policies decide which one is accepted.
+AdmissionResult HandleValidate(std::string_view request_body,
+                               const ConflictChecker* conflicts = nullptr);
+
+// /mutate-kubeletpolicy. Always admits well-formed reviews with no patch (see admission.cpp).
+AdmissionResult HandleMutate(std::string_view request_body);
+
+// Conflicts between `candidate` and `others`: both have a config rule with the same canonical
+// field path, remediation enabled and remediation values that differ (policy::Compare Equals
+// on the field's catalog type), on node selectors that may overlap (SelectorsMayOverlap).
+// Policies named like the candidate are skipped (that is the candidate's old version).
+// Enforcement mode is not considered: switching Audit to Enforce is a one-line change.
+std::vector<std::string> FindRemediationConflicts(
+    const kpc::policy::KubeletPolicy& candidate,
+    const std::vector<kpc::policy::KubeletPolicy>& others);
+
+// Conservative: true unless the two selectors clearly select disjoint nodes, i.e. for some
+// label key one requirement of `a` and one of `b` cannot both hold (matchLabels count as In
+// with one value): In/In with disjoint values, In vs a NotIn that excludes all of its values,
+// In vs DoesNotExist, Exists vs DoesNotExist.
+bool SelectorsMayOverlap(const kpc::policy::LabelSelector& a,
+                         const kpc::policy::LabelSelector& b);
+
+}  // namespace kpc::webhooks
