@@ -232,8 +232,9 @@ StatusOr<std::vector<NodeInput>> LoadLive(const Options& o, std::vector<policy::
         auto resp = client->GetRaw("/api/v1/nodes/" + nodes[i].name + "/proxy/configz", std::chrono::seconds(10));
         StatusOr<std::string> body = resp.ok() ? StatusOr<std::string>(resp->body) : StatusOr<std::string>(resp.status());
         controller::ConfigzResult c = controller::ConfigzResultFrom(body);
-        if (c.ok) nodes[i].config = std::move(c.config);
-        else nodes[i].error = c.message;
+        auto cfg = c.ok ? c.Config() : StatusOr<policy::EffectiveConfig>(InvalidArgument(c.message));
+        if (cfg.ok()) nodes[i].config = std::move(*cfg);
+        else nodes[i].error = cfg.status().message();
       }
     });
   }

@@ -85,7 +85,7 @@ ConfigzResult ConfigzResultFrom(const StatusOr<std::string>& fetch) {
     return r;
   }
   r.ok = true;
-  r.config = std::move(*cfg);
+  r.body = std::make_shared<const std::string>(*fetch);
   return r;
 }
 

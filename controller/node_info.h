@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -33,7 +34,10 @@ std::optional<int> MinorOfVersion(const std::string& version);
 // The outcome of one /configz fetch.
 struct ConfigzResult {
   bool ok = false;
-  policy::EffectiveConfig config;  // when ok
+  // When ok: the raw response. Kept as text (3–4 KiB) rather than parsed JSON (~50 KiB), and
+  // parsed again when a policy evaluates it; evaluations are cached per node by the operator.
+  std::shared_ptr<const std::string> body;
+  StatusOr<policy::EffectiveConfig> Config() const { return policy::EffectiveConfigFromConfigz(body ? *body : ""); }
   std::string reason;              // when !ok: Unreachable, Timeout, Forbidden, Malformed, Error
   std::string message;             // when !ok: what happened, for status and Events
   int64_t checked_unix = 0;

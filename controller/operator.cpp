@@ -46,6 +46,44 @@ NodeState StateFromName(const std::string& s) {
   return NodeState::kCompliant;
 }
 
+NodeResult EvaluateCheck(const policy::KubeletPolicy& policy, const NodeInfo& node, const ConfigzResult& check,
+                        int64_t now_unix) {
+  NodeResult nr;
+  nr.node = node.name;
+  nr.last_checked_unix = check.checked_unix;
+  StatusOr<policy::EffectiveConfig> config =
+      check.ok ? check.Config() : StatusOr<policy::EffectiveConfig>(Unavailable(check.message));
+  if (!config.ok()) {
+    nr.state = NodeState::kUnknown;
+    nr.message = check.ok ? "configz malformed: " + config.status().message() : check.message;
+    return nr;
+  }
+  policy::NodeFacts facts;
+  facts.name = node.name;
+  facts.labels = node.labels;
+  facts.kubelet_minor = node.kubelet_minor;
+  policy::NodeEvaluation ev = policy::EvaluateNode(policy, facts, *config, now_unix);
+  std::string msg;
+  for (const auto& r : ev.rules) {
+    if (r.result == policy::RuleResult::kFail) {
+      nr.failed_rules.push_back(r.rule_id);
+      msg += (msg.empty() ? "" : "; ") + r.message;
+    }
+  }
+  if (!nr.failed_rules.empty()) {
+    nr.state = NodeState::kNonCompliant;
+  } else if (ev.HasErrors()) {
+    nr.state = NodeState::kUnknown;
+    for (const auto& r : ev.rules) {
+      if (r.result == policy::RuleResult::kError) msg += (msg.empty() ? "" : "; ") + r.message;
+    }
+  } else {
+    nr.state = NodeState::kCompliant;
+  }
+  nr.message = Truncate(msg, 1024);
+  return nr;
+}
+
 }  // namespace
 
 Operator::Operator(kube::Client& client, kube::EventRecorder& events, Registry& metrics, const Clock& clock,
@@ -293,52 +331,41 @@ Status Operator::Reconcile(const std::string& name) {
     return WriteStatus(name, *obj, in, refresh);
   }
 
+  // An exception that expired since a cached evaluation changes that node's verdict.
+  auto expired_since = [&](int64_t since) {
+    return std::any_of(policy.exceptions.begin(), policy.exceptions.end(), [&](const policy::PolicyException& e) {
+      return e.expires_unix && *e.expires_unix > since && *e.expires_unix <= in.now_unix;
+    });
+  };
   std::map<std::string, std::string> uids;
+  std::map<std::string, PolicyMemory::CachedEvaluation> evaluations;
   for (const auto& node_obj : nodes_->List()) {
     NodeInfo node = NodeInfoFromJson(node_obj);
     if (!policy.node_selector.Matches(node.labels)) continue;
     uids[node.name] = node.uid;
-    NodeResult nr;
-    nr.node = node.name;
     auto check = checks_.Get(node.name);
     if (!check || check->checked_at < mem.generation_seen) {
-      nr.state = NodeState::kPending;
-      in.nodes.push_back(std::move(nr));
+      NodeResult pending;
+      pending.node = node.name;
+      pending.state = NodeState::kPending;
+      in.nodes.push_back(std::move(pending));
       continue;
     }
-    nr.last_checked_unix = check->checked_unix;
-    if (!check->ok) {
-      nr.state = NodeState::kUnknown;
-      nr.message = check->message;
-      in.nodes.push_back(std::move(nr));
-      continue;
-    }
-    policy::NodeFacts facts;
-    facts.name = node.name;
-    facts.labels = node.labels;
-    facts.kubelet_minor = node.kubelet_minor;
-    policy::NodeEvaluation ev = policy::EvaluateNode(policy, facts, check->config, in.now_unix);
-    std::string msg;
-    for (const auto& r : ev.rules) {
-      if (r.result == policy::RuleResult::kFail) {
-        nr.failed_rules.push_back(r.rule_id);
-        in.failing_by_rule[r.rule_id]++;
-        msg += (msg.empty() ? "" : "; ") + r.message;
-      }
-    }
-    if (!nr.failed_rules.empty()) {
-      nr.state = NodeState::kNonCompliant;
-    } else if (ev.HasErrors()) {
-      nr.state = NodeState::kUnknown;
-      for (const auto& r : ev.rules) {
-        if (r.result == policy::RuleResult::kError) msg += (msg.empty() ? "" : "; ") + r.message;
-      }
+    auto cached = mem.evaluations.find(node.name);
+    if (cached != mem.evaluations.end() && cached->second.checked_at == check->checked_at &&
+        cached->second.generation == generation && cached->second.labels == node.labels &&
+        cached->second.kubelet_minor == node.kubelet_minor && !expired_since(cached->second.evaluated_unix)) {
+      evaluations[node.name] = std::move(cached->second);
     } else {
-      nr.state = NodeState::kCompliant;
+      PolicyMemory::CachedEvaluation e{check->checked_at, generation, node.labels, node.kubelet_minor, in.now_unix,
+                                       EvaluateCheck(policy, node, *check, in.now_unix)};
+      evaluations[node.name] = std::move(e);
     }
-    nr.message = Truncate(msg, 1024);
-    in.nodes.push_back(std::move(nr));
+    const NodeResult& nr = evaluations[node.name].result;
+    for (const auto& r : nr.failed_rules) in.failing_by_rule[r]++;
+    in.nodes.push_back(nr);
   }
+  mem.evaluations = std::move(evaluations);  // nodes no longer selected drop out
 
   Status s = WriteStatus(name, *obj, in, refresh);
   if (!s.ok()) return s;

@@ -60,6 +60,18 @@ class Operator {
     bool states_loaded = false;
     std::map<std::string, NodeState> states;  // last reported state per node (for Events)
     std::vector<std::string> rule_ids;        // for removing metrics
+    // The evaluation of each node's latest check, reused while nothing it depends on changed
+    // (the check, the node's labels and kubelet version, the policy's generation), so a
+    // reconcile evaluates only the nodes whose check is new.
+    struct CachedEvaluation {
+      std::chrono::steady_clock::time_point checked_at;
+      int64_t generation = 0;
+      std::map<std::string, std::string> labels;
+      std::optional<int> kubelet_minor;
+      int64_t evaluated_unix = 0;
+      NodeResult result;
+    };
+    std::map<std::string, CachedEvaluation> evaluations;
   };
 
   void OnPolicyChange(const nlohmann::json* old_obj, const nlohmann::json* new_obj);
