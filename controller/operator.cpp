@@ -369,6 +369,14 @@ Status Operator::Reconcile(const std::string& name) {
 
   Status s = WriteStatus(name, *obj, in, refresh);
   if (!s.ok()) return s;
+  // An exception that expires later changes verdicts then, with no node check to trigger it.
+  std::optional<int64_t> next_expiry;
+  for (const auto& e : policy.exceptions) {
+    if (e.expires_unix && *e.expires_unix > in.now_unix) {
+      next_expiry = std::min(next_expiry.value_or(*e.expires_unix), *e.expires_unix);
+    }
+  }
+  if (next_expiry) queue_.AddAfter(name, std::chrono::seconds(*next_expiry - in.now_unix + 1));
   EmitTransitions(policy, *obj, mem, in.nodes, uids);
   UpdatePolicyMetrics(name, in, mem);
   return Status::Ok();
