@@ -229,9 +229,7 @@ StatusOr<std::vector<NodeInput>> LoadLive(const Options& o, std::vector<policy::
   for (int t = 0; t < 8; ++t) {
     pool.emplace_back([&] {
       for (size_t i = next++; i < nodes.size(); i = next++) {
-        auto resp = client->GetRaw("/api/v1/nodes/" + nodes[i].name + "/proxy/configz", std::chrono::seconds(10));
-        StatusOr<std::string> body = resp.ok() ? StatusOr<std::string>(resp->body) : StatusOr<std::string>(resp.status());
-        controller::ConfigzResult c = controller::ConfigzResultFrom(body);
+        controller::ConfigzResult c = controller::FetchNodeConfigz(*client, nodes[i].name, std::chrono::seconds(10));
         auto cfg = c.ok ? c.Config() : StatusOr<policy::EffectiveConfig>(InvalidArgument(c.message));
         if (cfg.ok()) nodes[i].config = std::move(*cfg);
         else nodes[i].error = cfg.status().message();

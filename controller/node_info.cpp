@@ -89,6 +89,11 @@ ConfigzResult ConfigzResultFrom(const StatusOr<std::string>& fetch) {
   return r;
 }
 
+ConfigzResult FetchNodeConfigz(kube::Client& client, const std::string& node, std::chrono::milliseconds timeout) {
+  auto resp = client.GetRaw("/api/v1/nodes/" + node + "/proxy/configz", timeout);
+  return ConfigzResultFrom(resp.ok() ? StatusOr<std::string>(resp->body) : StatusOr<std::string>(resp.status()));
+}
+
 void NodeCheckStore::Put(const std::string& node, ConfigzResult r) {
   std::lock_guard<std::mutex> lock(mu_);
   results_[node] = std::move(r);

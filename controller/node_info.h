@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "kube/client.h"
 #include "policy/effective_config.h"
 #include "policy/status.h"
 
@@ -47,6 +48,9 @@ struct ConfigzResult {
 
 // Classifies a fetch: `body` parsed when `fetch` is ok, else the error mapped to a reason.
 ConfigzResult ConfigzResultFrom(const StatusOr<std::string>& fetch);
+// GET /api/v1/nodes/<node>/proxy/configz through the API server, classified as above (the
+// caller stamps the check times).
+ConfigzResult FetchNodeConfigz(kube::Client& client, const std::string& node, std::chrono::milliseconds timeout);
 
 // Latest check per node. Thread-safe.
 class NodeCheckStore {

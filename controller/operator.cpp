@@ -227,9 +227,7 @@ void Operator::OnNodeChange(const json* old_obj, const json* new_obj) {
 
 void Operator::FetchConfigz(const std::string& node) {
   auto start = clock_.Now();
-  auto resp = client_.GetRaw("/api/v1/nodes/" + node + "/proxy/configz", options_.configz_timeout);
-  StatusOr<std::string> body = resp.ok() ? StatusOr<std::string>(resp->body) : StatusOr<std::string>(resp.status());
-  ConfigzResult r = ConfigzResultFrom(body);
+  ConfigzResult r = FetchNodeConfigz(client_, node, options_.configz_timeout);
   r.checked_at = clock_.Now();
   r.checked_unix = clock_.UnixSeconds();
   r.latency = r.checked_at - start;
@@ -246,7 +244,6 @@ void Operator::FetchConfigz(const std::string& node) {
 }
 
 void Operator::RunLeader(const std::function<bool()>& stop) {
-  leading_ = true;
   spdlog::info("leading: starting the configz scheduler and {} workers", options_.workers);
   RescheduleAll();
   for (const auto& obj : policies_->List()) queue_.Add(NameOf(obj));
@@ -254,7 +251,6 @@ void Operator::RunLeader(const std::function<bool()>& stop) {
   std::vector<std::thread> workers;
   for (int i = 0; i < std::max(1, options_.workers); ++i) workers.emplace_back([this, &stop] { Worker(stop); });
   while (!stop() && !queue_.ShuttingDown()) std::this_thread::sleep_for(100ms);
-  leading_ = false;
   scheduler_->Stop();
   for (auto& w : workers) w.join();
 }

@@ -100,7 +100,6 @@ class Operator {
   std::unique_ptr<ConfigzScheduler> scheduler_;
   mutable std::mutex mem_mu_;
   std::map<std::string, PolicyMemory> memory_;
-  std::atomic<bool> leading_{false};
 
   // metrics
   GaugeFamily& nodes_gauge_;
