@@ -138,6 +138,8 @@ void Operator::Start() {
   nodes_->Start();
 }
 
+std::vector<json> Operator::CachedPolicies() const { return policies_->List(); }
+
 bool Operator::HasSynced() const { return policies_->HasSynced() && nodes_->HasSynced(); }
 
 void Operator::Stop() {

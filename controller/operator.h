@@ -53,6 +53,10 @@ class Operator {
   // One reconcile of a policy (exposed for tests and for `check --kubeconfig`).
   Status Reconcile(const std::string& name);
 
+  // The KubeletPolicies in the informer cache (every replica; e.g. for the admission webhook's
+  // conflict check). Empty until the cache has synced.
+  std::vector<nlohmann::json> CachedPolicies() const;
+
  private:
   struct PolicyMemory {
     int64_t generation = -1;
