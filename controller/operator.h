@@ -22,6 +22,7 @@
 #include "controller/metrics.h"
 #include "controller/node_info.h"
 #include "controller/policy_status.h"
+#include "controller/remediation.h"
 #include "controller/work_queue.h"
 #include "kube/client.h"
 #include "kube/events.h"
@@ -37,6 +38,8 @@ struct OperatorOptions {
   std::chrono::milliseconds configz_timeout{10000};
   SchedulerOptions scheduler;
   std::string component = "kubelet-policy-controller";
+  RemediationOptions remediation;
+  std::chrono::seconds file_audit_interval{3600};
 };
 
 class Operator {
@@ -73,9 +76,26 @@ class Operator {
       std::map<std::string, std::string> labels;
       std::optional<int> kubelet_minor;
       int64_t evaluated_unix = 0;
+      uint64_t facts_version = 0;
       NodeResult result;
+      policy::NodeEvaluation evaluation;
     };
     std::map<std::string, CachedEvaluation> evaluations;
+    // Remediation Jobs created but not yet seen by the Job informer (count against
+    // maxUnavailable), and when each finished Job was first seen (its verification needs a
+    // /configz check from after that).
+    std::map<std::string, std::pair<std::string, std::chrono::steady_clock::time_point>> created_jobs;
+    std::map<std::string, std::chrono::steady_clock::time_point> finished_seen;
+  };
+
+  // The latest file audit of a node (from the audit Job's pod), and the files a remediation
+  // reported after changing them.
+  struct AuditRecord {
+    agent::AgentResult result;
+    int64_t created_unix = 0;
+    std::string pod_uid;
+    uint64_t version = 0;
+    std::string error;
   };
 
   void OnPolicyChange(const nlohmann::json* old_obj, const nlohmann::json* new_obj);
@@ -92,6 +112,16 @@ class Operator {
   void UpdatePolicyMetrics(const std::string& name, const StatusInput& in, PolicyMemory& mem);
   void RemovePolicyMetrics(const std::string& name, PolicyMemory& mem);
   void Worker(const std::function<bool()>& stop);
+  // Remediation and file audits.
+  void OnPod(const nlohmann::json& pod);
+  void OnJob(const nlohmann::json& job, bool deleted);
+  void EnsureAudit(const std::string& node);
+  policy::NodeFacts FactsFor(const NodeInfo& node, uint64_t* version) const;
+  void Remediate(const policy::KubeletPolicy& policy, const nlohmann::json& obj, PolicyMemory& mem,
+                 StatusInput& in, const std::map<std::string, NodeInfo>& infos);
+  std::vector<std::pair<policy::KubeletPolicy, std::vector<std::string>>> ConflictingPolicies(
+      const policy::KubeletPolicy& policy) const;
+  void TriggerAudits(const policy::KubeletPolicy& policy);
 
   kube::Client& client_;
   kube::EventRecorder& events_;
@@ -102,6 +132,13 @@ class Operator {
   std::unique_ptr<kube::Informer> policies_;
   std::unique_ptr<kube::Informer> nodes_;
   std::unique_ptr<ConfigzScheduler> scheduler_;
+  std::unique_ptr<kube::Informer> jobs_;
+  std::unique_ptr<kube::Informer> pods_;
+  std::unique_ptr<ConfigzScheduler> auditor_;
+  mutable std::mutex results_mu_;
+  std::map<std::string, AuditRecord> audits_;                          // node -> latest audit
+  std::map<std::string, StatusOr<agent::AgentResult>> job_results_;    // remediation Job -> result
+  uint64_t audit_version_ = 0;
   mutable std::mutex mem_mu_;
   std::map<std::string, PolicyMemory> memory_;
 
@@ -112,6 +149,8 @@ class Operator {
   CounterFamily& fetch_errors_;
   HistogramFamily& reconcile_duration_;
   CounterFamily& status_writes_;
+  CounterFamily& jobs_created_;
+  CounterFamily& remediations_;
 };
 
 }  // namespace kpc::controller

@@ -110,15 +110,23 @@ nlohmann::json ComputeStatus(const StatusInput& in, const nlohmann::json& previo
     return status;
   }
   bool reconciling = pending > 0;
-  if (reconciling) {
+  if (in.rollout_stalled) {
+    conds.push_back(Condition(previous, "Ready", "False", "RolloutStalled", *in.rollout_stalled, g, now));
+    conds.push_back(Condition(previous, "Reconciling", "False", "RolloutStalled", "", g, now));
+    conds.push_back(Condition(previous, "Stalled", "True", "RolloutStalled", *in.rollout_stalled, g, now));
+  } else if (reconciling) {
     std::string msg = "checking nodes: " + std::to_string(selected - pending) + "/" + std::to_string(selected) + " checked";
     conds.push_back(Condition(previous, "Ready", "False", "Checking", msg, g, now));
     conds.push_back(Condition(previous, "Reconciling", "True", "Checking", msg, g, now));
+  } else if (in.remediating) {
+    std::string msg = in.remediating_message.empty() ? "remediating nodes" : in.remediating_message;
+    conds.push_back(Condition(previous, "Ready", "False", "Remediating", msg, g, now));
+    conds.push_back(Condition(previous, "Reconciling", "True", "Remediating", msg, g, now));
   } else {
     conds.push_back(Condition(previous, "Ready", "True", "Checked", counts, g, now));
     conds.push_back(Condition(previous, "Reconciling", "False", "Checked", "", g, now));
   }
-  conds.push_back(Condition(previous, "Stalled", "False", "AsExpected", "", g, now));
+  if (!in.rollout_stalled) conds.push_back(Condition(previous, "Stalled", "False", "AsExpected", "", g, now));
   if (noncompliant > 0) {
     conds.push_back(Condition(previous, "Compliant", "False", "NonCompliantNodes",
                               Plural(noncompliant, "node does", "nodes do") + " not comply: " + counts, g, now));

@@ -39,6 +39,11 @@ struct StatusInput {
   std::vector<std::string> rule_ids;          // in policy order
   std::optional<std::string> invalid_spec;    // set: the spec cannot be evaluated (Stalled)
   bool suspended = false;
+  // Enforce rollouts: set when the rollout stopped at failureThreshold (Stalled=True until the
+  // spec changes); `remediating` while Jobs run, wait for verification, or wait for a slot.
+  std::optional<std::string> rollout_stalled;
+  bool remediating = false;
+  std::string remediating_message;
   std::vector<NodeResult> nodes;              // every selected node
   std::map<std::string, int> failing_by_rule;  // rule id -> nodes failing it
   int64_t now_unix = 0;

@@ -48,6 +48,14 @@ struct RunFlags {
   std::string events_namespace;
   std::string log_format = "text";
   std::string log_level = "info";
+  // remediation and file audits
+  std::string remediation_namespace = "kubelet-policy-remediation";
+  std::string agent_image;
+  std::string agent_image_pull_policy = "IfNotPresent";
+  std::string restart_command;
+  std::vector<std::string> extra_host_paths;
+  int64_t file_audit_interval_ns = 3600LL * 1'000'000'000;
+  int64_t job_ttl_ns = 24LL * 3600 * 1'000'000'000;
 };
 
 StatusOr<RunFlags> ParseRunFlags(const std::vector<std::string>& args) {
@@ -134,6 +142,20 @@ StatusOr<RunFlags> ParseRunFlags(const std::vector<std::string>& args) {
     else if (a == "--metrics-addr") st = text(f.metrics_addr);
     else if (a == "--log-format") st = text(f.log_format);
     else if (a == "--log-level") st = text(f.log_level);
+    else if (a == "--remediation-namespace") st = text(f.remediation_namespace);
+    else if (a == "--agent-image") st = text(f.agent_image);
+    else if (a == "--agent-image-pull-policy") st = text(f.agent_image_pull_policy);
+    else if (a == "--kubelet-restart-command") st = text(f.restart_command);
+    else if (a == "--agent-host-path") {
+      std::string p;
+      st = text(p);
+      if (st.ok() && (p.empty() || p[0] != '/' || p.find("..") != std::string::npos)) {
+        st = InvalidArgument("--agent-host-path must be an absolute path without \"..\", got \"" + p + "\"");
+      }
+      f.extra_host_paths.push_back(p);
+    }
+    else if (a == "--file-audit-interval") st = duration(f.file_audit_interval_ns);
+    else if (a == "--remediation-job-ttl") st = duration(f.job_ttl_ns);
     else if (a == "-h" || a == "--help") return Status(StatusCode::kNotFound, "help");
     else return InvalidArgument("unknown flag \"" + args[i] + "\"");
     if (!st.ok()) return st;
@@ -201,6 +223,19 @@ Serving:
   --health-addr ADDR                /healthz and /readyz (default :8081)
   --metrics-addr ADDR               /metrics in Prometheus text format (default :8080)
 Logging:
+  --remediation-namespace NS        namespace of remediation and file-audit Jobs (default
+                                    kubelet-policy-remediation; Pod Security level privileged)
+  --agent-image IMAGE               image the Jobs run (default $AGENT_IMAGE; pin it by digest:
+                                    name@sha256:...)
+  --agent-image-pull-policy POLICY  default IfNotPresent
+  --kubelet-restart-command "ARGS"  argv (space-separated, no shell) the agent runs to restart the
+                                    kubelet (default: nsenter into PID 1, systemctl restart kubelet)
+  --agent-host-path PATH            also mount this host directory into remediation Jobs (repeatable;
+                                    /etc, /var/lib/kubelet and the systemd unit directories always are)
+  --file-audit-interval DURATION    how often file rules are audited on each node (default 1h)
+  --remediation-job-ttl DURATION    finished Jobs are deleted after this; a failed node remediation
+                                    is retried once its Job is gone (default 24h)
+
   --log-format text|json            default text
   --log-level LEVEL                 trace, debug, info, warn, error (default info)
 )";
@@ -242,6 +277,20 @@ int RunOperator(const std::vector<std::string>& args) {
   opts.configz_timeout = std::chrono::milliseconds(f.configz_timeout_ns / 1'000'000);
   opts.scheduler.concurrency = f.configz_concurrency;
   opts.scheduler.qps = f.configz_qps;
+  opts.remediation.job_namespace = f.remediation_namespace;
+  if (!f.agent_image.empty()) {
+    opts.remediation.image = f.agent_image;
+  } else if (const char* env = std::getenv("AGENT_IMAGE"); env && *env) {
+    opts.remediation.image = env;
+  }
+  opts.remediation.image_pull_policy = f.agent_image_pull_policy;
+  {
+    std::istringstream words(f.restart_command);
+    for (std::string w; words >> w;) opts.remediation.restart_command.push_back(w);
+  }
+  for (const auto& p : f.extra_host_paths) opts.remediation.host_paths.push_back(p);
+  opts.remediation.job_ttl_seconds = f.job_ttl_ns / 1'000'000'000;
+  opts.file_audit_interval = std::chrono::seconds(std::max<int64_t>(f.file_audit_interval_ns / 1'000'000'000, 1));
   Operator op(*client, *events, metrics, clock, opts);
 
   // API request counts come from the client; mirrored into a counter at scrape time.

@@ -22,6 +22,7 @@ func TestRBACIsLeastPrivilege(t *testing.T) {
 	for _, c := range []struct{ golden, ns string }{
 		{"can-i-list-cluster.golden", ""},
 		{"can-i-list-kubelet-policy-system.golden", systemNamespace},
+		{"can-i-list-kubelet-policy-remediation.golden", remediationNamespace},
 	} {
 		args := []string{"auth", "can-i", "--list", as}
 		if c.ns != "" {
@@ -47,6 +48,9 @@ func TestRBACIsLeastPrivilege(t *testing.T) {
 	for _, deny := range [][]string{
 		{"get", "secrets", "-A"},
 		{"create", "pods", "-n", systemNamespace},
+		{"create", "pods", "-n", remediationNamespace},
+		{"create", "jobs.batch", "-n", systemNamespace},
+		{"create", "jobs.batch", "-n", "default"},
 		{"update", "kubeletpolicies.kubeletpolicy.io"},
 		{"patch", "nodes"},
 		{"create", "nodes/proxy"},

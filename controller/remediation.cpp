@@ -1,0 +1,421 @@
+#include "controller/remediation.h"
+
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+
+#include "policy/units.h"
+
+namespace kpc::controller {
+
+using nlohmann::json;
+
+namespace {
+
+std::string Sha256Hex(const std::string& data, size_t chars) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
+  std::string out;
+  char buf[3];
+  for (unsigned int i = 0; i < len && out.size() < chars; ++i) {
+    std::snprintf(buf, sizeof buf, "%02x", md[i]);
+    out += buf;
+  }
+  return out.substr(0, chars);
+}
+
+// Lower-case DNS-1123 label characters only; runs of others become one '-'; no leading or
+// trailing '-'; at most `max` characters.
+std::string Dns1123Part(const std::string& s, size_t max) {
+  std::string out;
+  for (char c : s) {
+    char l = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    bool ok = (l >= 'a' && l <= 'z') || (l >= '0' && l <= '9');
+    if (ok) {
+      out += l;
+    } else if (!out.empty() && out.back() != '-') {
+      out += '-';
+    }
+    if (out.size() >= max) break;
+  }
+  while (!out.empty() && out.back() == '-') out.pop_back();
+  return out;
+}
+
+std::string Display(const json& v) { return v.is_null() ? "unset" : policy::DisplayValue(v); }
+
+// The value argument of --set: JSON unless the value is a string that does not itself parse as
+// JSON (then the agent takes it as the string it is).
+std::string SetValueArg(const json& v) {
+  if (!v.is_string()) return v.dump();
+  const std::string& s = v.get_ref<const std::string&>();
+  if (json::accept(s)) return v.dump();  // "true", "5", "\"x\"": keep it a string
+  return s;
+}
+
+std::string ObservedString(const json& observed, const char* key) {
+  if (observed.is_object() && observed.contains(key) && observed[key].is_string()) return observed[key];
+  return "";
+}
+
+int64_t TimeOf(const json& obj, const char* key) {
+  if (!obj.is_object() || !obj.contains(key) || !obj[key].is_string()) return 0;
+  return policy::ParseRfc3339(obj[key].get<std::string>()).value_or(0);
+}
+
+std::string Annotation(const json& md, const char* key) {
+  if (!md.contains("annotations") || !md["annotations"].is_object()) return "";
+  const json& a = md["annotations"];
+  return a.contains(key) && a[key].is_string() ? a[key].get<std::string>() : "";
+}
+
+std::string Label(const json& md, const char* key) {
+  if (!md.contains("labels") || !md["labels"].is_object()) return "";
+  const json& l = md["labels"];
+  return l.contains(key) && l[key].is_string() ? l[key].get<std::string>() : "";
+}
+
+}  // namespace
+
+std::string PlannedChange::Describe() const {
+  if (!file) return "set " + field + " " + Display(from) + " -> " + Display(to);
+  std::string out;
+  if (!mode.empty()) out += "chmod " + mode + " " + path;
+  if (!owner.empty()) out += std::string(out.empty() ? "" : "; ") + "chown " + owner + " " + path;
+  return out;
+}
+
+std::string RemediationPlan::Describe() const {
+  std::string out;
+  for (const auto& c : changes) out += (out.empty() ? "" : "; ") + c.Describe();
+  if (!not_remediable.empty()) {
+    out += std::string(out.empty() ? "" : "; ") + "not remediable: ";
+    for (size_t i = 0; i < not_remediable.size(); ++i) out += (i ? ", " : "") + not_remediable[i];
+  }
+  return out;
+}
+
+RemediationPlan PlanRemediation(const policy::KubeletPolicy& policy, const policy::NodeEvaluation& evaluation,
+                                const policy::NodeFacts& facts) {
+  (void)facts;
+  RemediationPlan plan;
+  for (const auto& ev : evaluation.rules) {
+    if (ev.result != policy::RuleResult::kFail) continue;
+    const policy::Rule* rule = policy.FindRule(ev.rule_id);
+    if (!rule) continue;
+    if (!rule->remediation.enabled) {
+      plan.not_remediable.push_back(rule->id + " (remediation disabled)");
+      continue;
+    }
+    if (rule->config) {
+      if (!rule->remediation.value) {
+        plan.not_remediable.push_back(rule->id + " (no remediation.value)");
+        continue;
+      }
+      PlannedChange c;
+      c.rule_id = rule->id;
+      c.field = rule->config->path.ToString();
+      c.from = ev.observed;
+      c.to = *rule->remediation.value;
+      plan.changes.push_back(std::move(c));
+      continue;
+    }
+    const policy::FileCheck& fc = *rule->file;
+    std::string path = ObservedString(ev.observed, "path");
+    if (path.empty()) {  // a missing file that must exist: the agent does not create files
+      plan.not_remediable.push_back(rule->id + " (file does not exist)");
+      continue;
+    }
+    PlannedChange c;
+    c.rule_id = rule->id;
+    c.file = true;
+    c.path = path;
+    if (fc.max_mode) {
+      std::string current = ObservedString(ev.observed, "mode");
+      uint32_t mode = *fc.max_mode;
+      if (!current.empty()) mode = static_cast<uint32_t>(std::stoul(current, nullptr, 8)) & *fc.max_mode;
+      if (current.empty() || current != agent::FormatMode(mode)) c.mode = agent::FormatMode(mode);
+    }
+    std::string owner = ObservedString(ev.observed, "owner"), group = ObservedString(ev.observed, "group");
+    std::string want_owner = fc.owner.empty() ? owner : fc.owner;
+    std::string want_group = fc.group.empty() ? group : fc.group;
+    if (want_owner != owner || want_group != group) c.owner = want_owner + ":" + want_group;
+    if (c.mode.empty() && c.owner.empty()) continue;
+    // Two file rules on the same path (e.g. one for the mode, one for the owner) merge.
+    auto same = std::find_if(plan.changes.begin(), plan.changes.end(),
+                             [&](const PlannedChange& o) { return o.file && o.path == path; });
+    if (same != plan.changes.end()) {
+      if (!c.mode.empty()) same->mode = c.mode;
+      if (!c.owner.empty()) same->owner = c.owner;
+      same->rule_id += "," + c.rule_id;
+    } else {
+      plan.changes.push_back(std::move(c));
+    }
+  }
+  return plan;
+}
+
+std::string EscapeExpansion(const std::string& s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char c : s) {
+    if (c == '$') out += '$';  // "$$" expands to "$": every '$' reaches the agent as written
+    out += c;
+  }
+  return out;
+}
+
+std::vector<std::string> RemediateArgs(const policy::KubeletPolicy& policy, const RemediationPlan& plan,
+                                       const RemediationOptions& options) {
+  std::vector<std::string> args = {"agent", "remediate", "--host-root", "/host"};
+  if (!policy.remediation.kubelet_config_file.empty()) {
+    args.push_back("--config-file");
+    args.push_back(EscapeExpansion(policy.remediation.kubelet_config_file));
+  }
+  bool config_change = false;
+  for (const auto& c : plan.changes) {
+    if (c.file) continue;
+    config_change = true;
+    args.push_back("--set");
+    args.push_back(EscapeExpansion(c.field + "=" + SetValueArg(c.to)));
+  }
+  for (const auto& c : plan.changes) {
+    if (!c.file) continue;
+    if (!c.mode.empty()) {
+      args.push_back("--file-mode");
+      args.push_back(EscapeExpansion(c.path + "=" + c.mode));
+    }
+    if (!c.owner.empty()) {
+      args.push_back("--file-owner");
+      args.push_back(EscapeExpansion(c.path + "=" + c.owner));
+    }
+  }
+  if (!config_change || !policy.remediation.restart_kubelet) {
+    args.push_back("--no-restart");
+  } else if (!options.restart_command.empty()) {
+    args.push_back("--restart-command");
+    for (const auto& a : options.restart_command) args.push_back(EscapeExpansion(a));
+  }
+  return args;
+}
+
+std::vector<std::string> AuditArgs(const std::vector<std::string>& paths) {
+  std::vector<std::string> args = {"agent", "audit-files", "--host-root", "/host"};
+  for (const auto& p : paths) {
+    args.push_back("--file");
+    args.push_back(EscapeExpansion(p));
+  }
+  return args;
+}
+
+std::string RemediationJobName(const std::string& policy, const std::string& node, int64_t generation,
+                               const std::vector<std::string>& args) {
+  std::string key = policy + "\n" + node + "\n" + std::to_string(generation);
+  for (const auto& a : args) key += "\n" + a;
+  std::string p = Dns1123Part(policy, 22), n = Dns1123Part(node, 25);
+  std::string name = "kp-" + p + (p.empty() ? "" : "-") + n + (n.empty() ? "" : "-") + Sha256Hex(key, 10);
+  return name;
+}
+
+std::string AuditJobName(const std::string& node, const std::string& key) {
+  std::string n = Dns1123Part(node, 40);
+  return "kpa-" + n + (n.empty() ? "" : "-") + Sha256Hex(node + "\n" + key, 10);
+}
+
+std::string NodeLabelValue(const std::string& node) {
+  if (node.size() <= 63) return node;
+  return node.substr(0, 52) + "-" + Sha256Hex(node, 10);
+}
+
+json BuildJob(const JobSpecInput& in, const RemediationOptions& options) {
+  const bool remediate = in.type == "remediate";
+  json labels = {{kManagedByLabel, kManagedBy},
+                 {"app.kubernetes.io/name", "kubelet-policy-agent"},
+                 {kJobTypeLabel, in.type},
+                 {kNodeLabel, NodeLabelValue(in.node)}};
+  json annotations = {{kNodeAnnotation, in.node}};
+  json metadata = {{"name", in.name}, {"namespace", options.job_namespace}};
+  if (remediate && in.policy) {
+    labels[kPolicyLabel] = in.policy->name;
+    annotations[kGenerationAnnotation] = std::to_string(in.policy->generation);
+    annotations[kPlanAnnotation] = in.plan_description.substr(0, 4000);
+    metadata["ownerReferences"] = json::array({{{"apiVersion", "kubeletpolicy.io/v1alpha1"},
+                                                {"kind", "KubeletPolicy"},
+                                                {"name", in.policy->name},
+                                                {"uid", in.policy->uid},
+                                                {"controller", true}}});
+  }
+  metadata["labels"] = labels;
+  metadata["annotations"] = annotations;
+
+  json volumes = json::array(), mounts = json::array();
+  for (size_t i = 0; i < options.host_paths.size(); ++i) {
+    const std::string& p = options.host_paths[i];
+    std::string vname = "host-" + std::to_string(i);
+    volumes.push_back({{"name", vname}, {"hostPath", {{"path", p}}}});
+    mounts.push_back({{"name", vname}, {"mountPath", "/host" + p}, {"readOnly", !remediate}});
+  }
+  json container = {{"name", "agent"},
+                    {"image", options.image},
+                    {"imagePullPolicy", options.image_pull_policy},
+                    {"command", json::array({"kubelet-policy-controller"})},
+                    {"args", in.args},
+                    {"terminationMessagePolicy", "FallbackToLogsOnError"},
+                    {"volumeMounts", mounts},
+                    {"resources",
+                     {{"requests", {{"cpu", "10m"}, {"memory", "32Mi"}}}, {"limits", {{"memory", "128Mi"}}}}}};
+  if (remediate) {
+    container["securityContext"] = {{"privileged", true}};
+  } else {
+    container["securityContext"] = {{"runAsUser", 0}, {"readOnlyRootFilesystem", true},
+                                    {"allowPrivilegeEscalation", false}};
+  }
+  json pod_spec = {{"nodeName", in.node},
+                   {"restartPolicy", "Never"},
+                   {"hostPID", true},
+                   {"automountServiceAccountToken", false},
+                   {"enableServiceLinks", false},
+                   {"tolerations", json::array({{{"operator", "Exists"}}})},
+                   {"containers", json::array({container})},
+                   {"volumes", volumes}};
+  int64_t deadline = options.audit_timeout_seconds;
+  if (remediate && in.policy) deadline = std::max<int64_t>(in.policy->remediation.timeout_ns / 1'000'000'000, 10);
+  json spec = {{"backoffLimit", remediate ? 1 : 0},
+               {"activeDeadlineSeconds", deadline},
+               {"ttlSecondsAfterFinished", options.job_ttl_seconds},
+               // A blocked remediation (exit 3) or a bad command line (exit 2) does not get
+               // better by running again.
+               {"podFailurePolicy",
+                {{"rules", json::array({{{"action", "FailJob"},
+                                         {"onExitCodes",
+                                          {{"containerName", "agent"},
+                                           {"operator", "In"},
+                                           {"values", json::array({agent::kExitUsage, agent::kExitBlocked})}}}}})}}},
+               {"template", {{"metadata", {{"labels", labels}, {"annotations", annotations}}}, {"spec", pod_spec}}}};
+  return {{"apiVersion", "batch/v1"}, {"kind", "Job"}, {"metadata", metadata}, {"spec", spec}};
+}
+
+std::optional<JobView> JobViewFromJson(const json& job) {
+  if (!job.is_object() || !job.contains("metadata") || !job["metadata"].is_object()) return std::nullopt;
+  const json& md = job["metadata"];
+  JobView v;
+  v.name = md.value("name", "");
+  v.uid = md.value("uid", "");
+  v.type = Label(md, kJobTypeLabel);
+  v.policy = Label(md, kPolicyLabel);
+  v.node = Annotation(md, kNodeAnnotation);
+  if (v.name.empty() || v.node.empty()) return std::nullopt;
+  std::string gen = Annotation(md, kGenerationAnnotation);
+  if (!gen.empty() && std::all_of(gen.begin(), gen.end(), ::isdigit) && gen.size() < 18) v.generation = std::stoll(gen);
+  v.plan = Annotation(md, kPlanAnnotation);
+  v.verification = Annotation(md, kVerificationAnnotation);
+  v.created_unix = TimeOf(md, "creationTimestamp");
+  const json status = job.contains("status") && job["status"].is_object() ? job["status"] : json::object();
+  if (status.contains("conditions") && status["conditions"].is_array()) {
+    for (const auto& c : status["conditions"]) {
+      if (!c.is_object() || c.value("status", "") != "True") continue;
+      std::string type = c.value("type", "");
+      if (type == "Complete") {
+        v.succeeded = true;
+        v.finished_unix = TimeOf(c, "lastTransitionTime");
+      } else if (type == "Failed") {
+        v.failed = true;
+        v.finished_unix = TimeOf(c, "lastTransitionTime");
+        v.failure_message = c.value("reason", "") + (c.contains("message") ? ": " + c.value("message", "") : "");
+      }
+    }
+  }
+  if ((v.succeeded || v.failed) && v.finished_unix == 0) v.finished_unix = TimeOf(status, "completionTime");
+  return v;
+}
+
+std::optional<StatusOr<agent::AgentResult>> AgentResultFromPod(const json& pod) {
+  if (!pod.is_object() || !pod.contains("status") || !pod["status"].is_object()) return std::nullopt;
+  const json& st = pod["status"];
+  if (!st.contains("containerStatuses") || !st["containerStatuses"].is_array()) return std::nullopt;
+  for (const auto& cs : st["containerStatuses"]) {
+    if (!cs.is_object() || !cs.contains("state") || !cs["state"].is_object()) continue;
+    const json& state = cs["state"];
+    if (!state.contains("terminated") || !state["terminated"].is_object()) continue;
+    const json& t = state["terminated"];
+    std::string message = t.contains("message") && t["message"].is_string() ? t["message"].get<std::string>() : "";
+    int code = t.contains("exitCode") && t["exitCode"].is_number_integer() ? t["exitCode"].get<int>() : -1;
+    if (message.empty()) {
+      return StatusOr<agent::AgentResult>(
+          InvalidArgument("the agent exited with code " + std::to_string(code) + " without a result"));
+    }
+    auto r = agent::ParseAgentResult(message);
+    if (!r.ok()) {
+      // FallbackToLogsOnError puts the log tail in the message when the agent wrote none.
+      std::string tail = message.size() > 300 ? "..." + message.substr(message.size() - 300) : message;
+      return StatusOr<agent::AgentResult>(
+          InvalidArgument("the agent exited with code " + std::to_string(code) + ": " + tail));
+    }
+    return r;
+  }
+  return std::nullopt;
+}
+
+void MergeAuditFacts(const agent::AgentResult& result, policy::NodeFacts& facts) {
+  const agent::KubeletFiles& k = result.kubelet;
+  if (!k.config_file.empty()) facts.file_targets["KubeletConfigFile"] = k.config_file;
+  if (!k.kubeconfig.empty()) facts.file_targets["KubeletKubeconfig"] = k.kubeconfig;
+  // The service file a rule audits: the systemd drop-in that carries the kubelet's flags when
+  // there is one (CIS: 10-kubeadm.conf), else the unit.
+  std::string service;
+  for (const auto& f : k.flags_files) {
+    if (f.find("/systemd/") != std::string::npos) {
+      service = f;
+      break;
+    }
+  }
+  if (service.empty() && !k.service_files.empty()) service = k.service_files.front();
+  if (!service.empty()) facts.file_targets["KubeletServiceFile"] = service;
+  for (const auto& [path, f] : result.files) facts.files[path] = f;
+}
+
+json TransformJob(const json& job) {
+  json out = {{"apiVersion", "batch/v1"}, {"kind", "Job"}};
+  if (!job.is_object()) return out;
+  if (job.contains("metadata") && job["metadata"].is_object()) {
+    const json& md = job["metadata"];
+    json m;
+    for (const char* k : {"name", "namespace", "uid", "resourceVersion", "creationTimestamp", "labels", "annotations"}) {
+      if (md.contains(k)) m[k] = md[k];
+    }
+    out["metadata"] = m;
+  }
+  if (job.contains("status") && job["status"].is_object()) {
+    json s;
+    for (const char* k : {"conditions", "active", "succeeded", "failed", "startTime", "completionTime"}) {
+      if (job["status"].contains(k)) s[k] = job["status"][k];
+    }
+    out["status"] = s;
+  }
+  return out;
+}
+
+json TransformPod(const json& pod) {
+  json out = {{"apiVersion", "v1"}, {"kind", "Pod"}};
+  if (!pod.is_object()) return out;
+  if (pod.contains("metadata") && pod["metadata"].is_object()) {
+    const json& md = pod["metadata"];
+    json m;
+    for (const char* k : {"name", "namespace", "uid", "resourceVersion", "creationTimestamp", "labels", "annotations"}) {
+      if (md.contains(k)) m[k] = md[k];
+    }
+    out["metadata"] = m;
+  }
+  if (pod.contains("status") && pod["status"].is_object()) {
+    json s;
+    if (pod["status"].contains("phase")) s["phase"] = pod["status"]["phase"];
+    if (pod["status"].contains("containerStatuses")) s["containerStatuses"] = pod["status"]["containerStatuses"];
+    out["status"] = s;
+  }
+  return out;
+}
+
+}  // namespace kpc::controller
