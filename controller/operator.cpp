@@ -210,8 +210,8 @@ void Operator::Stop() {
 std::vector<policy::KubeletPolicy> Operator::ValidPolicies() const {
   std::vector<policy::KubeletPolicy> out;
   for (const auto& obj : policies_->List()) {
-    auto r = policy::ParsePolicy(obj);
-    if (r.policy && !r.policy->suspend) out.push_back(std::move(*r.policy));
+    auto r = Parsed(obj);
+    if (r->policy && !r->policy->suspend) out.push_back(*r->policy);
   }
   return out;
 }
@@ -243,29 +243,44 @@ void Operator::RescheduleAll() {
 
 void Operator::EnqueuePoliciesSelecting(const NodeInfo& node) {
   for (const auto& obj : policies_->List()) {
-    auto r = policy::ParsePolicy(obj);
+    auto r = Parsed(obj);
     // Invalid policies are reconciled by their own events; here only the ones that select.
-    if (r.policy && r.policy->node_selector.Matches(node.labels)) queue_.Add(r.policy->name);
+    if (r->policy && r->policy->node_selector.Matches(node.labels)) queue_.Add(r->policy->name);
   }
+}
+
+std::shared_ptr<const policy::PolicyParseResult> Operator::Parsed(const json& obj) const {
+  const std::string name = NameOf(obj);
+  const std::string rv = obj.contains("metadata") ? obj["metadata"].value("resourceVersion", "") : "";
+  std::lock_guard<std::mutex> l(parsed_mu_);
+  auto it = parsed_.find(name);
+  if (it != parsed_.end() && !rv.empty() && it->second.first == rv) return it->second.second;
+  auto r = std::make_shared<const policy::PolicyParseResult>(policy::ParsePolicy(obj));
+  parsed_[name] = {rv, r};
+  return r;
 }
 
 void Operator::OnPolicyChange(const json* old_obj, const json* new_obj) {
   const json& any = new_obj ? *new_obj : *old_obj;
   std::string name = NameOf(any);
   if (name.empty()) return;
+  if (!new_obj) {
+    std::lock_guard<std::mutex> l(parsed_mu_);
+    parsed_.erase(name);
+  }
   queue_.Add(name);
   bool generation_changed = !old_obj || !new_obj || GenerationOf(*old_obj) != GenerationOf(*new_obj);
   if (!generation_changed) return;
   RescheduleAll();
   if (new_obj) {
     // A new policy, or a new generation of one: re-check the nodes it selects now.
-    auto r = policy::ParsePolicy(*new_obj);
-    if (r.policy && !r.policy->suspend) {
+    auto r = Parsed(*new_obj);
+    if (r->policy && !r->policy->suspend) {
       for (const auto& n : nodes_->List()) {
         NodeInfo info = NodeInfoFromJson(n);
-        if (r.policy->node_selector.Matches(info.labels)) scheduler_->Trigger(info.name);
+        if (r->policy->node_selector.Matches(info.labels)) scheduler_->Trigger(info.name);
       }
-      if (HasFileRules(*r.policy)) TriggerAudits(*r.policy);
+      if (HasFileRules(*r->policy)) TriggerAudits(*r->policy);
     }
   }
 }
@@ -382,7 +397,8 @@ Status Operator::Reconcile(const std::string& name) {
     mem.states_loaded = true;
   }
 
-  policy::PolicyParseResult parsed = policy::ParsePolicy(*obj);
+  std::shared_ptr<const policy::PolicyParseResult> parsed_ptr = Parsed(*obj);
+  const policy::PolicyParseResult& parsed = *parsed_ptr;
   StatusInput in;
   in.generation = generation;
   in.now_unix = clock_.UnixSeconds();

@@ -104,6 +104,9 @@ class Operator {
   void ScheduleNode(const NodeInfo& node, const std::vector<policy::KubeletPolicy>& policies);
   void RescheduleAll();
   std::vector<policy::KubeletPolicy> ValidPolicies() const;
+  // ParsePolicy of a cached object, memoized by resourceVersion (node events and audits ask for
+  // every policy; parsing each time would dominate large fleets).
+  std::shared_ptr<const policy::PolicyParseResult> Parsed(const nlohmann::json& obj) const;
   void EnqueuePoliciesSelecting(const NodeInfo& node);
   Status WriteStatus(const std::string& name, nlohmann::json obj, const StatusInput& in,
                      int64_t refresh_seconds);
@@ -139,6 +142,8 @@ class Operator {
   std::map<std::string, AuditRecord> audits_;                          // node -> latest audit
   std::map<std::string, StatusOr<agent::AgentResult>> job_results_;    // remediation Job -> result
   uint64_t audit_version_ = 0;
+  mutable std::mutex parsed_mu_;
+  mutable std::map<std::string, std::pair<std::string, std::shared_ptr<const policy::PolicyParseResult>>> parsed_;
   mutable std::mutex mem_mu_;
   std::map<std::string, PolicyMemory> memory_;
 
