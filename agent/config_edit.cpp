@@ -398,9 +398,14 @@ class YamlEditor {
       }
       // The entries at this level must form a mapping.
       size_t found = kNone;
+      bool seen_key = false;
       for (size_t l = from; l < to; ++l) {
         if (IndentOf(doc_.body[l]) != ci) continue;
-        if (IsSeqItem(doc_.body[l], ci)) return false;
+        if (IsSeqItem(doc_.body[l], ci)) {
+          if (!seen_key) return false;  // a list, not a mapping
+          continue;                     // items of the previous key's list ("key:\n- a")
+        }
+        seen_key = true;
         KeyValue kv = ParseKeyLine(doc_.body[l], ci);
         if (!kv.ok) return false;
         if (kv.key == segs[i]) {

@@ -63,25 +63,60 @@ bool TakesValue(const std::string& name) {
   return f != nullptr && f->type != policy::ValueType::kBool;
 }
 
+bool IsIdentStart(char c) { return std::isalpha(static_cast<unsigned char>(c)) || c == '_'; }
+bool IsIdentChar(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
+
+// Flags as they appear in the raw text, in file order. Mirrors what ParseKubeletFlags counts:
+// Environment= and ExecStart= lines of units (and their continuations), every non-comment line of
+// env files; inside assignments only KUBELET_* variables carry kubelet flags.
 std::vector<Span> ScanFlags(std::string_view content, bool systemd) {
   std::vector<Span> out;
   size_t pos = 0;
   bool continued = false;
+  bool var_ok = true;  // the assignment being scanned is a KUBELET_* variable (or none)
   while (pos < content.size()) {
     size_t nl = content.find('\n', pos);
     size_t end = nl == std::string_view::npos ? content.size() : nl;
     std::string_view line = content.substr(pos, end - pos);
     size_t first = line.find_first_not_of(" \t");
     bool comment = first != std::string_view::npos && (line[first] == '#' || (systemd && line[first] == ';'));
-    bool active = !comment && (!systemd || continued ||
-                               (first != std::string_view::npos &&
-                                (line.substr(first).rfind("Environment=", 0) == 0 ||
-                                 line.substr(first).rfind("ExecStart=", 0) == 0)));
+    size_t start = 0;
+    bool active = false;
+    if (!comment && first != std::string_view::npos) {
+      std::string_view rest = line.substr(first);
+      if (continued) {
+        active = true;
+      } else if (!systemd) {
+        active = true;
+        var_ok = true;
+        start = first;
+        if (rest.rfind("export ", 0) == 0) start += 7;
+      } else if (rest.rfind("Environment=", 0) == 0) {
+        active = true;
+        var_ok = true;
+        start = first + 12;
+      } else if (rest.rfind("ExecStart=", 0) == 0) {
+        active = true;
+        var_ok = true;
+        start = first + 10;
+      }
+    }
     if (active) {
-      for (size_t i = 0; i + 2 < line.size(); ++i) {
-        if (line[i] != '-' || line[i + 1] != '-') continue;
-        char prev = i == 0 ? ' ' : line[i - 1];
-        if (!(prev == ' ' || prev == '\t' || prev == '"' || prev == '\'' || prev == '=')) continue;
+      const bool assignments = !systemd || line.substr(first).rfind("Environment=", 0) == 0 || continued;
+      for (size_t i = start; i < line.size(); ++i) {
+        char prev = i == start ? ' ' : line[i - 1];
+        bool boundary = prev == ' ' || prev == '\t' || prev == '"' || prev == '\'' || i == start;
+        if (assignments && boundary && IsIdentStart(line[i])) {
+          size_t j = i;
+          while (j < line.size() && IsIdentChar(line[j])) ++j;
+          if (j < line.size() && line[j] == '=') {
+            var_ok = line.substr(i, j - i).rfind("KUBELET_", 0) == 0;
+            i = j;  // the value starts after '='
+            continue;
+          }
+        }
+        if (line[i] != '-' || i + 2 >= line.size() || line[i + 1] != '-') continue;
+        if (!(boundary || prev == '=')) continue;
         size_t j = i + 2;
         while (j < line.size() && (std::isalnum(static_cast<unsigned char>(line[j])) || line[j] == '-' || line[j] == '_')) ++j;
         if (j == i + 2) continue;
@@ -94,7 +129,7 @@ std::vector<Span> ScanFlags(std::string_view content, bool systemd) {
           s.has_value = true;
           s.value_begin = pos + v;
           s.value_end = pos + e;
-          i = e;
+          i = e - 1;
         } else if (j < line.size() && (line[j] == ' ' || line[j] == '\t') && TakesValue(s.name)) {
           size_t v = j;
           while (v < line.size() && (line[v] == ' ' || line[v] == '\t')) ++v;
@@ -104,12 +139,12 @@ std::vector<Span> ScanFlags(std::string_view content, bool systemd) {
             s.has_value = true;
             s.value_begin = pos + v;
             s.value_end = pos + e;
-            i = e;
+            i = e - 1;
           }
         } else if (j < line.size() && !IsValueEnd(line[j])) {
           continue;  // "--foo!": not a flag we can locate
         }
-        out.push_back(std::move(s));
+        if (var_ok) out.push_back(std::move(s));
       }
     }
     bool ends_with_backslash = !line.empty() && (line.back() == '\\' || (line.size() > 1 && line.back() == '\r' && line[line.size() - 2] == '\\'));
@@ -120,9 +155,12 @@ std::vector<Span> ScanFlags(std::string_view content, bool systemd) {
   return out;
 }
 
-bool SafeFlagText(const std::string& s) {
+// Characters that mean the same unquoted in an env file, a shell and a unit's Environment= line.
+// '%' is a specifier in unit files ("%%" there), so it is only written into env files.
+bool SafeFlagText(const std::string& s, bool systemd) {
   for (char c : s) {
     unsigned char u = static_cast<unsigned char>(c);
+    if (c == '%' && !systemd) continue;
     if (!std::isalnum(u) && c != '.' && c != '_' && c != '-' && c != '/' && c != ':' && c != '=' &&
         c != ',' && c != '<' && c != '+' && c != '@') {
       return false;
@@ -210,8 +248,9 @@ StatusOr<FlagsEdit> SetFlagInFile(std::string_view content, std::string_view fil
     if (Normalize(f.name) == flag) mine.push_back(&f);
   }
   if (mine.empty()) return e;
+  const bool systemd = IsSystemdStyle(content, file_name);
   std::vector<Span> spans;
-  for (Span& s : ScanFlags(content, IsSystemdStyle(content, file_name))) {
+  for (Span& s : ScanFlags(content, systemd)) {
     if (s.name == flag) spans.push_back(std::move(s));
   }
   auto refuse = [&](const std::string& why) {
@@ -230,7 +269,7 @@ StatusOr<FlagsEdit> SetFlagInFile(std::string_view content, std::string_view fil
 
   const bool is_map_key = match.map_key.has_value();
   const std::string want = is_map_key ? ScalarText(value) : FlagValueText(value, field);
-  if (!SafeFlagText(want)) return refuse("the value \"" + want + "\" would need quoting");
+  if (!SafeFlagText(want, systemd)) return refuse("the value \"" + want + "\" would need quoting");
   e.to = want;
 
   // (offset, erase length, insert text), applied from the end.

@@ -38,7 +38,8 @@ struct FlagsEdit {
 // Sets the field `match` (whose catalog entry has a flag) to `value` in every occurrence of its
 // flag in `content`. For a map key: the key's pair is replaced or, for maps other than
 // featureGates, added to the last occurrence. The new value must be plain (letters, digits and
-// . _ - / : = , < + @); anything that needs quoting is refused with InvalidArgument.
+// . _ - / : = , < + @, and % outside unit files); anything that needs quoting or escaping is
+// refused with InvalidArgument.
 // A file that does not set the flag is returned unchanged.
 StatusOr<FlagsEdit> SetFlagInFile(std::string_view content, std::string_view file_name,
                                   const policy::FieldMatch& match, const nlohmann::json& value);
