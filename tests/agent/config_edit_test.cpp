@@ -232,3 +232,52 @@ TEST(ConfigEditTest, YamlScalarFormatting) {
 
 }  // namespace
 }  // namespace kpc::agent
+
+namespace kpc::agent {
+namespace {
+
+// Mutated documents never crash the editor, and whatever it returns as changed parses to the
+// original with only the field set.
+TEST(ConfigEditFuzzTest, MutatedDocumentsEditCorrectlyOrFail) {
+  const std::string alphabet = " :-#'\"{}[]|>&*!\n\t\\x0a%?,";
+  const std::vector<std::pair<std::string, json>> sets = {
+      {"eventRecordQPS", 5},
+      {"authentication.anonymous.enabled", false},
+      {R"(evictionHard["memory.available"])", "1Gi"},
+      {"featureGates.SeccompDefault", true},
+  };
+  uint32_t seed = 12345;
+  auto rnd = [&seed](uint32_t n) {
+    seed = seed * 1103515245u + 12345u;
+    return (seed >> 8) % n;
+  };
+  int edited = 0;
+  for (int iter = 0; iter < 1500; ++iter) {
+    std::string doc = kYaml;
+    int mutations = 1 + static_cast<int>(rnd(4));
+    for (int m = 0; m < mutations; ++m) {
+      size_t at = rnd(static_cast<uint32_t>(doc.size()));
+      switch (rnd(3)) {
+        case 0: doc.insert(doc.begin() + static_cast<std::ptrdiff_t>(at), alphabet[rnd(static_cast<uint32_t>(alphabet.size()))]); break;
+        case 1: doc.erase(at, 1 + rnd(5)); break;
+        default: doc[at] = alphabet[rnd(static_cast<uint32_t>(alphabet.size()))]; break;
+      }
+    }
+    const auto& [path, value] = sets[rnd(static_cast<uint32_t>(sets.size()))];
+    auto fp = *FieldPath::Parse(path);
+    auto e = SetConfigField(doc, "c.yaml", fp, value, TypeOfPath(fp));
+    auto before = policy::ParseKubeletConfigFile(doc, "c.yaml");
+    if (!e.ok()) continue;
+    ASSERT_TRUE(before.ok()) << doc;
+    auto after = policy::ParseKubeletConfigFile(e->text, "c.yaml");
+    ASSERT_TRUE(after.ok()) << "from:\n" << doc << "\nto:\n" << e->text;
+    json expect = *before;
+    if (e->changed) fp.Set(expect, value);
+    EXPECT_EQ(*after, expect) << "from:\n" << doc << "\nto:\n" << e->text;
+    if (e->changed) ++edited;
+  }
+  EXPECT_GT(edited, 100);  // the fuzzing reached the editor, not only the parser
+}
+
+}  // namespace
+}  // namespace kpc::agent

@@ -153,3 +153,44 @@ TEST(FlagsEditTest, FlagValueText) {
 
 }  // namespace
 }  // namespace kpc::agent
+
+namespace kpc::agent {
+namespace {
+
+TEST(FlagsEditFuzzTest, MutatedFilesEditCorrectlyOrFail) {
+  const std::string base =
+      "[Service]\nEnvironment=\"KUBELET_ARGS=--event-qps=0 --feature-gates=A=true,B=false\"\n"
+      "ExecStart=/usr/bin/kubelet $KUBELET_ARGS \\\n  --event-qps 1 --anonymous-auth\n";
+  const std::string alphabet = " =-\"'\\\n#;$%,<x";
+  uint32_t seed = 777;
+  auto rnd = [&seed](uint32_t n) {
+    seed = seed * 1103515245u + 12345u;
+    return (seed >> 8) % n;
+  };
+  int edited = 0;
+  for (int iter = 0; iter < 1500; ++iter) {
+    std::string doc = base;
+    for (int m = 0, n = 1 + static_cast<int>(rnd(3)); m < n; ++m) {
+      size_t at = rnd(static_cast<uint32_t>(doc.size()));
+      if (rnd(2) == 0) {
+        doc.insert(doc.begin() + static_cast<std::ptrdiff_t>(at), alphabet[rnd(static_cast<uint32_t>(alphabet.size()))]);
+      } else {
+        doc.erase(at, 1 + rnd(3));
+      }
+    }
+    const char* paths[] = {"eventRecordQPS", "featureGates.B", "authentication.anonymous.enabled"};
+    const json values[] = {5, true, false};
+    size_t k = rnd(3);
+    auto e = SetFlagInFile(doc, "/etc/systemd/system/kubelet.service.d/10.conf", M(paths[k]), values[k]);
+    if (!e.ok() || !e->changed) continue;
+    ++edited;
+    auto before = policy::ParseKubeletFlags(doc, "10.conf");
+    auto after = policy::ParseKubeletFlags(e->text, "10.conf");
+    ASSERT_TRUE(before.ok() && after.ok()) << e->text;
+    ASSERT_EQ(before->size(), after->size()) << "from:\n" << doc << "\nto:\n" << e->text;
+  }
+  EXPECT_GT(edited, 100);
+}
+
+}  // namespace
+}  // namespace kpc::agent
