@@ -18,6 +18,7 @@
 //     {"kind": "flag", "field": "...", "flag": "streaming-connection-idle-timeout", "file": "...", "from": "0", "to": "4h0m0s", "changed": true},
 //     {"kind": "mode", "path": "/etc/kubernetes/kubelet.conf", "from": "0644", "to": "0600", "changed": true},
 //     {"kind": "owner", "path": "...", "from": "1000:1000", "to": "root:root", "changed": true}
+//     (any change may carry "note": "..." with a remark, e.g. that a file was rewritten in full)
 //   ],
 //   "files": {"/etc/kubernetes/kubelet.conf": {"exists": true, "mode": "0600", "uid": 0, "gid": 0,
 //                                               "owner": "root", "group": "root"},
@@ -35,6 +36,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -67,6 +69,8 @@ struct Change {
   std::optional<std::string> from;
   std::string to;
   bool changed = false;  // false: already so
+  // Optional remark, e.g. "file rewritten in full (flow style): comments were not kept".
+  std::string note;
 };
 
 struct Blocked {
@@ -100,5 +104,11 @@ std::string FitToLimit(const AgentResult& r, std::size_t limit = 4096);
 
 // "0644" <-> 0644.
 std::string FormatMode(uint32_t mode);
+// Octal permission bits ("0600", "600", "4755"); nullopt when not octal or above 07777.
+std::optional<uint32_t> ParseMode(std::string_view text);
+
+// The exit code for a finished result: kExitBlocked when blocked, kExitFailed when there are
+// errors (or !ok), else kExitOk.
+int ExitCodeOf(const AgentResult& r);
 
 }  // namespace kpc::agent

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/agent_command.h"
 #include "controller/check_command.h"
 #include "controller/run_command.h"
 
@@ -20,6 +21,7 @@ Usage:
 Commands:
   run       run the operator against a cluster
   check     evaluate policy files against kubelet configurations (offline)
+  agent     the node agent: audit kubelet files, remediate them (runs in Jobs on a node)
   version   print build information
 
 Run 'kubelet-policy-controller <command> --help' for a command's flags.
@@ -46,6 +48,7 @@ int main(int argc, char** argv) {
                    .count();
     return kpc::cli::RunCheck(args, std::cout, std::cerr, now, isatty(STDOUT_FILENO) == 1);
   }
+  if (cmd == "agent") return kpc::agent::RunAgent(args, std::cout, std::cerr);
   std::cerr << "error: unknown command \"" << cmd << "\"\n\n" << kUsage;
   return 2;
 }

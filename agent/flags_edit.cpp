@@ -1,0 +1,353 @@
+#include "agent/flags_edit.h"
+
+#include <algorithm>
+#include <cctype>
+#include <utility>
+
+#include "agent/config_edit.h"
+#include "policy/field_path.h"
+
+namespace kpc::agent {
+namespace {
+
+using nlohmann::json;
+using policy::FieldInfo;
+using policy::FieldMatch;
+using policy::KubeletFlag;
+
+std::string Normalize(std::string_view name) {
+  std::string out(name);
+  std::replace(out.begin(), out.end(), '_', '-');
+  return out;
+}
+
+bool EndsWith(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+std::string Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return std::string(s);
+}
+
+bool IsSystemdStyle(std::string_view content, std::string_view file_name) {
+  if (EndsWith(file_name, ".service") || EndsWith(file_name, ".conf")) return true;
+  size_t pos = 0;
+  while (pos < content.size()) {
+    size_t nl = content.find('\n', pos);
+    std::string line = Trim(content.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos));
+    for (const char* p : {"[Service]", "[Unit]", "[Install]", "ExecStart=", "Environment="}) {
+      if (line.rfind(p, 0) == 0) return true;
+    }
+    if (nl == std::string_view::npos) break;
+    pos = nl + 1;
+  }
+  return false;
+}
+
+// A flag as written in the raw text.
+struct Span {
+  std::string name;  // normalised, without dashes
+  size_t name_end = 0;
+  bool has_value = false;
+  size_t value_begin = 0, value_end = 0;
+};
+
+bool IsValueEnd(char c) {
+  return c == ' ' || c == '\t' || c == '"' || c == '\'' || c == '\\' || c == '\r' || c == '\n';
+}
+
+bool TakesValue(const std::string& name) {
+  const FieldInfo* f = policy::FindFieldByFlag(name);
+  return f != nullptr && f->type != policy::ValueType::kBool;
+}
+
+bool IsIdentStart(char c) { return std::isalpha(static_cast<unsigned char>(c)) || c == '_'; }
+bool IsIdentChar(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
+
+// Flags as they appear in the raw text, in file order. Mirrors what ParseKubeletFlags counts:
+// Environment= and ExecStart= lines of units (and their continuations), every non-comment line of
+// env files; inside assignments only KUBELET_* variables carry kubelet flags.
+std::vector<Span> ScanFlags(std::string_view content, bool systemd) {
+  std::vector<Span> out;
+  size_t pos = 0;
+  bool continued = false;
+  bool var_ok = true;  // the assignment being scanned is a KUBELET_* variable (or none)
+  while (pos < content.size()) {
+    size_t nl = content.find('\n', pos);
+    size_t end = nl == std::string_view::npos ? content.size() : nl;
+    std::string_view line = content.substr(pos, end - pos);
+    size_t first = line.find_first_not_of(" \t");
+    bool comment = first != std::string_view::npos && (line[first] == '#' || (systemd && line[first] == ';'));
+    size_t start = 0;
+    bool active = false;
+    if (!comment && first != std::string_view::npos) {
+      std::string_view rest = line.substr(first);
+      if (continued) {
+        active = true;
+      } else if (!systemd) {
+        active = true;
+        var_ok = true;
+        start = first;
+        if (rest.rfind("export ", 0) == 0) start += 7;
+      } else if (rest.rfind("Environment=", 0) == 0) {
+        active = true;
+        var_ok = true;
+        start = first + 12;
+      } else if (rest.rfind("ExecStart=", 0) == 0) {
+        active = true;
+        var_ok = true;
+        start = first + 10;
+      }
+    }
+    if (active) {
+      const bool assignments = !systemd || line.substr(first).rfind("Environment=", 0) == 0 || continued;
+      for (size_t i = start; i < line.size(); ++i) {
+        char prev = i == start ? ' ' : line[i - 1];
+        bool boundary = prev == ' ' || prev == '\t' || prev == '"' || prev == '\'' || i == start;
+        if (assignments && boundary && IsIdentStart(line[i])) {
+          size_t j = i;
+          while (j < line.size() && IsIdentChar(line[j])) ++j;
+          if (j < line.size() && line[j] == '=') {
+            var_ok = line.substr(i, j - i).rfind("KUBELET_", 0) == 0;
+            i = j;  // the value starts after '='
+            continue;
+          }
+        }
+        if (line[i] != '-' || i + 2 >= line.size() || line[i + 1] != '-') continue;
+        if (!(boundary || prev == '=')) continue;
+        size_t j = i + 2;
+        while (j < line.size() && (std::isalnum(static_cast<unsigned char>(line[j])) || line[j] == '-' || line[j] == '_')) ++j;
+        if (j == i + 2) continue;
+        Span s;
+        s.name = Normalize(line.substr(i + 2, j - i - 2));
+        s.name_end = pos + j;
+        if (j < line.size() && line[j] == '=') {
+          size_t v = j + 1, e = v;
+          while (e < line.size() && !IsValueEnd(line[e])) ++e;
+          s.has_value = true;
+          s.value_begin = pos + v;
+          s.value_end = pos + e;
+          i = e - 1;
+        } else if (j < line.size() && (line[j] == ' ' || line[j] == '\t') && TakesValue(s.name)) {
+          size_t v = j;
+          while (v < line.size() && (line[v] == ' ' || line[v] == '\t')) ++v;
+          size_t e = v;
+          while (e < line.size() && !IsValueEnd(line[e])) ++e;
+          if (e > v) {
+            s.has_value = true;
+            s.value_begin = pos + v;
+            s.value_end = pos + e;
+            i = e - 1;
+          }
+        } else if (j < line.size() && !IsValueEnd(line[j])) {
+          continue;  // "--foo!": not a flag we can locate
+        }
+        if (var_ok) out.push_back(std::move(s));
+      }
+    }
+    bool ends_with_backslash = !line.empty() && (line.back() == '\\' || (line.size() > 1 && line.back() == '\r' && line[line.size() - 2] == '\\'));
+    if (!comment) continued = active && ends_with_backslash;
+    if (nl == std::string_view::npos) break;
+    pos = nl + 1;
+  }
+  return out;
+}
+
+// Characters that mean the same unquoted in an env file, a shell and a unit's Environment= line.
+// '%' is a specifier in unit files ("%%" there), so it is only written into env files.
+bool SafeFlagText(const std::string& s, bool systemd) {
+  for (char c : s) {
+    unsigned char u = static_cast<unsigned char>(c);
+    if (c == '%' && !systemd) continue;
+    if (!std::isalnum(u) && c != '.' && c != '_' && c != '-' && c != '/' && c != ':' && c != '=' &&
+        c != ',' && c != '<' && c != '+' && c != '@') {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::string ScalarText(const json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_boolean()) return v.get<bool>() ? "true" : "false";
+  return v.dump();
+}
+
+std::vector<std::string> SplitComma(const std::string& s) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= s.size()) {
+    size_t c = s.find(',', start);
+    out.push_back(s.substr(start, c == std::string::npos ? std::string::npos : c - start));
+    if (c == std::string::npos) break;
+    start = c + 1;
+  }
+  return out;
+}
+
+std::string JoinComma(const std::vector<std::string>& items) {
+  std::string out;
+  for (size_t i = 0; i < items.size(); ++i) out += (i ? "," : "") + items[i];
+  return out;
+}
+
+// The value the map flag text gives `key`, or nullopt.
+std::optional<std::string> MapValue(const std::string& text, const std::string& key, char sep) {
+  std::optional<std::string> found;
+  for (const std::string& item : SplitComma(text)) {
+    size_t s = item.find(sep);
+    if (s == std::string::npos) continue;
+    if (Trim(std::string_view(item).substr(0, s)) == key) found = Trim(std::string_view(item).substr(s + 1));
+  }
+  return found;
+}
+
+}  // namespace
+
+bool FlagsOverrideField(const std::vector<KubeletFlag>& flags, const FieldMatch& match) {
+  if (match.field == nullptr || match.field->flag.empty()) return false;
+  for (const KubeletFlag& f : flags) {
+    if (Normalize(f.name) != match.field->flag) continue;
+    if (match.map_key && match.field->path == "featureGates") {
+      if (f.value && MapValue(*f.value, *match.map_key, match.field->map_separator)) return true;
+      continue;
+    }
+    return true;
+  }
+  return false;
+}
+
+std::string FlagValueText(const json& value, const FieldInfo& field) {
+  if (value.is_array()) {
+    std::vector<std::string> items;
+    for (const json& e : value) items.push_back(ScalarText(e));
+    return JoinComma(items);
+  }
+  if (value.is_object()) {
+    std::vector<std::string> items;
+    for (const auto& [k, e] : value.items()) items.push_back(k + field.map_separator + ScalarText(e));
+    return JoinComma(items);
+  }
+  return ScalarText(value);
+}
+
+StatusOr<FlagsEdit> SetFlagInFile(std::string_view content, std::string_view file_name,
+                                  const FieldMatch& match, const json& value) {
+  FlagsEdit e;
+  e.text = std::string(content);
+  if (match.field == nullptr || match.field->flag.empty()) return e;
+  const FieldInfo& field = *match.field;
+  const std::string& flag = field.flag;
+  const std::string file(file_name);
+  auto parsed = policy::ParseKubeletFlags(content, file_name);
+  if (!parsed.ok()) return parsed.status();
+  std::vector<const KubeletFlag*> mine;
+  for (const KubeletFlag& f : *parsed) {
+    if (Normalize(f.name) == flag) mine.push_back(&f);
+  }
+  if (mine.empty()) return e;
+  const bool systemd = IsSystemdStyle(content, file_name);
+  std::vector<Span> spans;
+  for (Span& s : ScanFlags(content, systemd)) {
+    if (s.name == flag) spans.push_back(std::move(s));
+  }
+  auto refuse = [&](const std::string& why) {
+    return InvalidArgument("cannot rewrite --" + flag + " in " + file + " safely (" + why +
+                           "); edit it by hand");
+  };
+  if (spans.size() != mine.size()) return refuse("its quoting or line continuations are not plain");
+  for (size_t i = 0; i < spans.size(); ++i) {
+    std::string raw = spans[i].has_value
+                          ? std::string(content.substr(spans[i].value_begin, spans[i].value_end - spans[i].value_begin))
+                          : std::string();
+    if (spans[i].has_value != mine[i]->value.has_value() || (spans[i].has_value && raw != *mine[i]->value)) {
+      return refuse("its value is quoted or escaped");
+    }
+  }
+
+  const bool is_map_key = match.map_key.has_value();
+  const std::string want = is_map_key ? ScalarText(value) : FlagValueText(value, field);
+  if (!SafeFlagText(want, systemd)) return refuse("the value \"" + want + "\" would need quoting");
+  e.to = want;
+
+  // (offset, erase length, insert text), applied from the end.
+  struct Splice {
+    size_t at, len;
+    std::string text;
+  };
+  std::vector<Splice> splices;
+  if (is_map_key) {
+    const std::string& key = *match.map_key;
+    const char sep = field.map_separator;
+    bool any = false;
+    for (size_t i = 0; i < spans.size(); ++i) {
+      const std::string old = mine[i]->value.value_or("");
+      if (auto v = MapValue(old, key, sep)) {
+        e.from = *v;
+        any = true;
+        std::vector<std::string> items = SplitComma(old);
+        for (std::string& item : items) {
+          size_t s = item.find(sep);
+          if (s != std::string::npos && Trim(std::string_view(item).substr(0, s)) == key) {
+            item = key + sep + want;
+          }
+        }
+        splices.push_back({spans[i].value_begin, spans[i].value_end - spans[i].value_begin, JoinComma(items)});
+      }
+    }
+    if (!any && field.path != "featureGates") {
+      const Span& last = spans.back();
+      if (!last.has_value) return refuse("it has no value");
+      std::string old = mine.back()->value.value_or("");
+      splices.push_back({last.value_begin, last.value_end - last.value_begin,
+                         old.empty() ? key + sep + want : old + "," + key + sep + want});
+    }
+  } else {
+    for (size_t i = 0; i < spans.size(); ++i) {
+      e.from = mine[i]->value.value_or("true");
+      if (!spans[i].has_value) {
+        splices.push_back({spans[i].name_end, 0, "=" + want});
+      } else {
+        splices.push_back({spans[i].value_begin, spans[i].value_end - spans[i].value_begin, want});
+      }
+    }
+  }
+  std::sort(splices.begin(), splices.end(), [](const Splice& a, const Splice& b) { return a.at > b.at; });
+  std::string text(content);
+  for (const Splice& s : splices) text.replace(s.at, s.len, s.text);
+  if (text == content) return e;
+
+  // Verify: the same flags in the same order, others untouched, the field now has the value.
+  auto after = policy::ParseKubeletFlags(text, file_name);
+  if (!after.ok() || after->size() != parsed->size()) return refuse("the edited file parses differently");
+  for (size_t i = 0; i < after->size(); ++i) {
+    const KubeletFlag& a = (*after)[i];
+    const KubeletFlag& b = (*parsed)[i];
+    if (Normalize(a.name) != Normalize(b.name)) return refuse("the edited file parses differently");
+    if (Normalize(a.name) != flag && a.value != b.value) return refuse("another flag would change");
+  }
+  std::vector<KubeletFlag> only_mine;
+  for (const KubeletFlag& f : *after) {
+    if (Normalize(f.name) == flag) only_mine.push_back(f);
+  }
+  auto eff = policy::ComputeEffectiveConfig(json::object(), only_mine);
+  if (eff.ok()) {
+    auto path = policy::FieldPath::Parse(field.path);
+    if (path.ok()) {
+      policy::FieldPath p = is_map_key ? path->Child(*match.map_key) : *path;
+      const json* got = p.Find(eff->config);
+      if (got == nullptr || !TypedEqual(*got, value, match.type)) {
+        return refuse("the edited flag does not read back as the wanted value");
+      }
+    }
+  } else {
+    return refuse(eff.status().message());
+  }
+  e.text = std::move(text);
+  e.changed = true;
+  return e;
+}
+
+}  // namespace kpc::agent

@@ -1,0 +1,283 @@
+#include "agent/config_edit.h"
+
+#include <gtest/gtest.h>
+
+#include "policy/effective_config.h"
+
+namespace kpc::agent {
+namespace {
+
+using nlohmann::json;
+using policy::FieldPath;
+using policy::ValueType;
+
+FieldPath P(const std::string& s) {
+  auto p = FieldPath::Parse(s);
+  EXPECT_TRUE(p.ok()) << s;
+  return p.ok() ? *p : FieldPath();
+}
+
+ConfigEdit Set(const std::string& content, const std::string& path, const json& value,
+               const std::string& file = "/var/lib/kubelet/config.yaml") {
+  auto fp = P(path);
+  auto e = SetConfigField(content, file, fp, value, TypeOfPath(fp));
+  EXPECT_TRUE(e.ok()) << e.status().message();
+  return e.ok() ? *e : ConfigEdit{};
+}
+
+// `s` with the first `from` replaced by `to` (the test fails when `from` is not there).
+std::string Sub(std::string s, const std::string& from, const std::string& to) {
+  size_t at = s.find(from);
+  EXPECT_NE(at, std::string::npos) << from;
+  if (at != std::string::npos) s.replace(at, from.size(), to);
+  return s;
+}
+
+const char* kYaml = R"(# kubelet config written by kubeadm
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+authentication:
+  anonymous:
+    enabled: true    # CIS 4.2.1 wants false
+  webhook:
+    cacheTTL: 0s
+    enabled: true
+  x509:
+    clientCAFile: /etc/kubernetes/pki/ca.crt
+
+# the streaming timeout
+streamingConnectionIdleTimeout: 0s
+evictionHard:
+  memory.available: "100Mi"
+  nodefs.available: 10%
+eventRecordQPS: 0 # unlimited
+)";
+
+TEST(ConfigEditTest, YamlScalarReplacedInPlaceKeepingComments) {
+  ConfigEdit e = Set(kYaml, "authentication.anonymous.enabled", false);
+  EXPECT_TRUE(e.changed);
+  EXPECT_EQ(e.from, json(true));
+  EXPECT_TRUE(e.note.empty());
+  EXPECT_EQ(e.text, Sub(kYaml, "    enabled: true    # CIS", "    enabled: false    # CIS"));
+}
+
+TEST(ConfigEditTest, YamlDurationAndNumberKeepEverythingElse) {
+  ConfigEdit e = Set(kYaml, "streamingConnectionIdleTimeout", "4h0m0s");
+  std::string expect = Sub(kYaml, "streamingConnectionIdleTimeout: 0s", "streamingConnectionIdleTimeout: 4h0m0s");
+  EXPECT_EQ(e.text, expect);
+  ConfigEdit q = Set(e.text, "eventRecordQPS", 5);
+  EXPECT_EQ(q.text, Sub(expect, "eventRecordQPS: 0 # unlimited", "eventRecordQPS: 5 # unlimited"));
+}
+
+TEST(ConfigEditTest, YamlBracketedMapKey) {
+  ConfigEdit e = Set(kYaml, R"(evictionHard["memory.available"])", "200Mi");
+  EXPECT_EQ(e.text, Sub(kYaml, R"(memory.available: "100Mi")", "memory.available: 200Mi"));
+  EXPECT_EQ(e.from, json("100Mi"));
+  ConfigEdit added = Set(kYaml, R"(evictionHard["imagefs.available"])", "15%");
+  EXPECT_EQ(added.text, Sub(kYaml, "  nodefs.available: 10%\n", "  nodefs.available: 10%\n  imagefs.available: 15%\n"));
+}
+
+TEST(ConfigEditTest, YamlInsertsUnderTheRightParent) {
+  ConfigEdit e = Set(kYaml, "authentication.webhook.cacheTTL", "2m0s");
+  EXPECT_NE(e.text.find("    cacheTTL: 2m0s\n    enabled: true\n"), std::string::npos) << e.text;
+  ConfigEdit x = Set(kYaml, "authorization.mode", "Webhook");
+  // A new top-level key goes after the last entry, at indentation 0.
+  EXPECT_EQ(x.text, std::string(kYaml) + "authorization:\n  mode: Webhook\n");
+  ConfigEdit n = Set(kYaml, "authentication.x509.clientCAFile", "/etc/ca.crt");
+  EXPECT_NE(n.text.find("  x509:\n    clientCAFile: /etc/ca.crt\n\n# the streaming"), std::string::npos) << n.text;
+}
+
+TEST(ConfigEditTest, YamlCreatesNestedParents) {
+  const std::string base = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n";
+  ConfigEdit e = Set(base, "authentication.anonymous.enabled", false);
+  EXPECT_EQ(e.text, base + "authentication:\n  anonymous:\n    enabled: false\n");
+  ConfigEdit g = Set(base, "featureGates.RotateKubeletServerCertificate", true);
+  EXPECT_EQ(g.text, base + "featureGates:\n  RotateKubeletServerCertificate: true\n");
+  // A file with four-space indentation gets four-space children.
+  const std::string four = "authentication:\n    anonymous:\n        enabled: true\n";
+  ConfigEdit f = Set(four, "authentication.webhook.enabled", true);
+  EXPECT_EQ(f.text, "authentication:\n    anonymous:\n        enabled: true\n    webhook:\n        enabled: true\n");
+}
+
+TEST(ConfigEditTest, YamlEmptyFlowMapBecomesABlock) {
+  const std::string base = "featureGates: {}  # none yet\nport: 10250\n";
+  ConfigEdit e = Set(base, "featureGates.SeccompDefault", true);
+  EXPECT_EQ(e.text, "featureGates:  # none yet\n  SeccompDefault: true\nport: 10250\n");
+  EXPECT_TRUE(e.note.empty());
+}
+
+TEST(ConfigEditTest, YamlInlineFlowMappingOnTheWayIsRewrittenInBlockStyle) {
+  const std::string base = "# keep me\nauthentication: {anonymous: {enabled: true}}\nport: 10250  # keep me too\n";
+  ConfigEdit e = Set(base, "authentication.anonymous.enabled", false);
+  EXPECT_EQ(e.text, "# keep me\nauthentication:\n  anonymous:\n    enabled: false\nport: 10250  # keep me too\n");
+  EXPECT_NE(e.note.find("authentication"), std::string::npos);
+}
+
+TEST(ConfigEditTest, YamlWithAnchorsFallsBackToAFullReEmit) {
+  const std::string base = "a: &x 5\neventRecordQPS: *x\nport: 10250\n";
+  auto fp = P("eventRecordQPS");
+  auto e = SetConfigField(base, "c.yaml", fp, 7, ValueType::kInt);
+  ASSERT_TRUE(e.ok()) << e.status().message();
+  EXPECT_NE(e->note.find("rewritten in full"), std::string::npos);
+  EXPECT_EQ(e->text, "a: 5\neventRecordQPS: 7\nport: 10250\n");
+}
+
+TEST(ConfigEditTest, YamlStructuredValues) {
+  const std::string base = "tlsCipherSuites:\n- A\n- B\nport: 1\n";
+  ConfigEdit e = Set(base, "tlsCipherSuites", json::array({"C"}));
+  EXPECT_EQ(e.text, "tlsCipherSuites:\n  - C\nport: 1\n");
+  ConfigEdit m = Set(base, "evictionHard", json{{"memory.available", "1Gi"}});
+  EXPECT_EQ(m.text, base + "evictionHard:\n  memory.available: 1Gi\n");
+}
+
+TEST(ConfigEditTest, YamlQuotesStringsThatWouldChangeType) {
+  const std::string base = "kind: KubeletConfiguration\n";
+  ConfigEdit e = Set(base, "authentication.x509.clientCAFile", "$(HOME)/ca.crt;rm -rf /");
+  EXPECT_EQ(e.text, base + "authentication:\n  x509:\n    clientCAFile: \"$(HOME)/ca.crt;rm -rf /\"\n");
+  auto back = policy::ParseKubeletConfigFile(e.text, "c.yaml");
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ((*back)["authentication"]["x509"]["clientCAFile"], "$(HOME)/ca.crt;rm -rf /");
+}
+
+TEST(ConfigEditTest, YamlKeepsCrlfAndAMissingFinalNewline) {
+  ConfigEdit e = Set("port: 1\r\neventRecordQPS: 0", "eventRecordQPS", 5);
+  EXPECT_EQ(e.text, "port: 1\r\neventRecordQPS: 5");
+  ConfigEdit a = Set("port: 1\r\nreadOnlyPort: 0", "eventRecordQPS", 5);
+  EXPECT_EQ(a.text, "port: 1\r\nreadOnlyPort: 0\r\neventRecordQPS: 5");
+}
+
+TEST(ConfigEditTest, AlreadySetIsUnchanged) {
+  ConfigEdit e = Set("streamingConnectionIdleTimeout: 4h\n", "streamingConnectionIdleTimeout", "4h0m0s");
+  EXPECT_FALSE(e.changed);
+  EXPECT_EQ(e.text, "streamingConnectionIdleTimeout: 4h\n");
+  ConfigEdit q = Set(kYaml, "authentication.webhook.enabled", true);
+  EXPECT_FALSE(q.changed);
+  EXPECT_EQ(q.text, kYaml);
+}
+
+TEST(ConfigEditTest, JsonKeepsKeyOrderAndIndentation) {
+  const std::string base =
+      "{\n    \"kind\": \"KubeletConfiguration\",\n    \"apiVersion\": \"kubelet.config.k8s.io/v1beta1\",\n"
+      "    \"streamingConnectionIdleTimeout\": \"0s\",\n    \"authentication\": {\n        \"anonymous\": {\n"
+      "            \"enabled\": true\n        }\n    }\n}\n";
+  ConfigEdit e = Set(base, "streamingConnectionIdleTimeout", "4h0m0s", "/etc/kubernetes/kubelet/kubelet-config.json");
+  EXPECT_EQ(e.text, Sub(base, "\"0s\"", "\"4h0m0s\""));
+  ConfigEdit n = Set(base, "authorization.mode", "Webhook", "c.json");
+  EXPECT_EQ(n.text, base.substr(0, base.size() - 3) + ",\n    \"authorization\": {\n        \"mode\": \"Webhook\"\n    }\n}\n");
+  ConfigEdit t = Set("{\n\t\"eventRecordQPS\": 0,\n\t\"port\": 1\n}", "eventRecordQPS", 5, "c.json");
+  EXPECT_EQ(t.text, "{\n\t\"eventRecordQPS\": 5,\n\t\"port\": 1\n}");
+  ConfigEdit c = Set(R"({"port":1,"eventRecordQPS":0})", "eventRecordQPS", 5, "c.json");
+  EXPECT_EQ(c.text, R"({"port":1,"eventRecordQPS":5})");
+}
+
+TEST(ConfigEditTest, MalformedFilesAreErrors) {
+  auto fp = P("eventRecordQPS");
+  for (const char* bad : {"a: [1, 2\n", "{\"a\": ", "- a\n- b\n", "kind: Pod\n", "\t\tfoo: : :\n  - x"}) {
+    auto e = SetConfigField(bad, "/var/lib/kubelet/config.yaml", fp, 5, ValueType::kInt);
+    EXPECT_FALSE(e.ok()) << bad;
+    if (!e.ok()) {
+      EXPECT_NE(e.status().message().find("/var/lib/kubelet/config.yaml"), std::string::npos);
+    }
+  }
+}
+
+TEST(ConfigEditTest, SetValuesAreTypedByTheCatalog) {
+  auto t = [](const std::string& path, const std::string& raw) {
+    auto v = TypeSetValue(P(path), raw);
+    EXPECT_TRUE(v.ok()) << path << "=" << raw << ": " << v.status().message();
+    return v.ok() ? *v : json();
+  };
+  EXPECT_EQ(t("streamingConnectionIdleTimeout", "4h"), json("4h0m0s"));
+  EXPECT_EQ(t("streamingConnectionIdleTimeout", "0"), json("0s"));
+  EXPECT_EQ(t("streamingConnectionIdleTimeout", "\"90m\""), json("1h30m0s"));
+  EXPECT_EQ(t("eventRecordQPS", "5"), json(5));
+  EXPECT_TRUE(t("eventRecordQPS", "5").is_number_integer());
+  EXPECT_EQ(t("eventRecordQPS", "\"5\""), json(5));
+  EXPECT_EQ(t("authorization.mode", "Webhook"), json("Webhook"));
+  EXPECT_EQ(t("authorization.mode", "\"Webhook\""), json("Webhook"));
+  EXPECT_EQ(t("authentication.x509.clientCAFile", "$(HOME)/x;y|z`w`"), json("$(HOME)/x;y|z`w`"));
+  EXPECT_EQ(t("authentication.x509.clientCAFile", "123"), json("123"));
+  EXPECT_EQ(t("authentication.anonymous.enabled", "false"), json(false));
+  EXPECT_EQ(t("featureGates.SeccompDefault", "true"), json(true));
+  EXPECT_EQ(t(R"(evictionHard["memory.available"])", "100Mi"), json("100Mi"));
+  EXPECT_EQ(t("tlsCipherSuites", "A,B"), json::array({"A", "B"}));
+  EXPECT_EQ(t("featureGates", R"({"A": "true"})"), (json{{"A", true}}));
+  for (auto [path, raw] : std::vector<std::pair<std::string, std::string>>{
+           {"streamingConnectionIdleTimeout", "forever"}, {"eventRecordQPS", "five"},
+           {"authentication.anonymous.enabled", "maybe"}, {"featureGates", "x"},
+           {"featureGates.SeccompDefault", "1x"}}) {
+    auto v = TypeSetValue(P(path), raw);
+    EXPECT_FALSE(v.ok()) << path << "=" << raw;
+    if (!v.ok()) {
+      EXPECT_NE(v.status().message().find(path), std::string::npos);
+    }
+  }
+}
+
+TEST(ConfigEditTest, YamlScalarFormatting) {
+  EXPECT_EQ(FormatYamlScalar("4h0m0s"), "4h0m0s");
+  EXPECT_EQ(FormatYamlScalar("100Mi"), "100Mi");
+  EXPECT_EQ(FormatYamlScalar("/etc/kubernetes/pki/ca.crt"), "/etc/kubernetes/pki/ca.crt");
+  EXPECT_EQ(FormatYamlScalar("Webhook"), "Webhook");
+  EXPECT_EQ(FormatYamlScalar("true"), "\"true\"");
+  EXPECT_EQ(FormatYamlScalar("on"), "\"on\"");
+  EXPECT_EQ(FormatYamlScalar("0755"), "\"0755\"");
+  EXPECT_EQ(FormatYamlScalar("1e3"), "\"1e3\"");
+  EXPECT_EQ(FormatYamlScalar(""), "\"\"");
+  EXPECT_EQ(FormatYamlScalar("a: b"), "\"a: b\"");
+  EXPECT_EQ(FormatYamlScalar("2026-01-01"), "\"2026-01-01\"");
+  EXPECT_EQ(FormatYamlScalar(5), "5");
+  EXPECT_EQ(FormatYamlScalar(true), "true");
+}
+
+}  // namespace
+}  // namespace kpc::agent
+
+namespace kpc::agent {
+namespace {
+
+// Mutated documents never crash the editor, and whatever it returns as changed parses to the
+// original with only the field set.
+TEST(ConfigEditFuzzTest, MutatedDocumentsEditCorrectlyOrFail) {
+  const std::string alphabet = " :-#'\"{}[]|>&*!\n\t\\x0a%?,";
+  const std::vector<std::pair<std::string, json>> sets = {
+      {"eventRecordQPS", 5},
+      {"authentication.anonymous.enabled", false},
+      {R"(evictionHard["memory.available"])", "1Gi"},
+      {"featureGates.SeccompDefault", true},
+  };
+  uint32_t seed = 12345;
+  auto rnd = [&seed](uint32_t n) {
+    seed = seed * 1103515245u + 12345u;
+    return (seed >> 8) % n;
+  };
+  int edited = 0;
+  for (int iter = 0; iter < 1500; ++iter) {
+    std::string doc = kYaml;
+    int mutations = 1 + static_cast<int>(rnd(4));
+    for (int m = 0; m < mutations; ++m) {
+      size_t at = rnd(static_cast<uint32_t>(doc.size()));
+      switch (rnd(3)) {
+        case 0: doc.insert(doc.begin() + static_cast<std::ptrdiff_t>(at), alphabet[rnd(static_cast<uint32_t>(alphabet.size()))]); break;
+        case 1: doc.erase(at, 1 + rnd(5)); break;
+        default: doc[at] = alphabet[rnd(static_cast<uint32_t>(alphabet.size()))]; break;
+      }
+    }
+    const auto& [path, value] = sets[rnd(static_cast<uint32_t>(sets.size()))];
+    auto fp = *FieldPath::Parse(path);
+    auto e = SetConfigField(doc, "c.yaml", fp, value, TypeOfPath(fp));
+    auto before = policy::ParseKubeletConfigFile(doc, "c.yaml");
+    if (!e.ok()) continue;
+    ASSERT_TRUE(before.ok()) << doc;
+    auto after = policy::ParseKubeletConfigFile(e->text, "c.yaml");
+    ASSERT_TRUE(after.ok()) << "from:\n" << doc << "\nto:\n" << e->text;
+    json expect = *before;
+    if (e->changed) fp.Set(expect, value);
+    EXPECT_EQ(*after, expect) << "from:\n" << doc << "\nto:\n" << e->text;
+    if (e->changed) ++edited;
+  }
+  EXPECT_GT(edited, 100);  // the fuzzing reached the editor, not only the parser
+}
+
+}  // namespace
+}  // namespace kpc::agent
