@@ -801,6 +801,7 @@ void Operator::Remediate(const policy::KubeletPolicy& policy, const json& obj, P
   };
   std::vector<Candidate> candidates;
   int in_progress = 0;
+  int waiting_for_audit = 0;
   for (NodeResult& nr : in.nodes) {
     const std::vector<JobView>& list = jobs[nr.node];
     const JobView* latest = list.empty() ? nullptr : &list.back();
@@ -900,6 +901,12 @@ void Operator::Remediate(const policy::KubeletPolicy& policy, const json& obj, P
       nr.message = Truncate(plan.Describe(), 1024);
       continue;
     }
+    if (HasFileRules(policy) && facts_version == 0) {
+      // One Job with the whole plan (one kubelet restart), not one before and one after the audit.
+      nr.message = "waiting for the node's first file audit before remediating: " + nr.message;
+      ++waiting_for_audit;
+      continue;
+    }
     std::vector<std::string> args = RemediateArgs(policy, plan, options_.remediation);
     std::string job_name = RemediationJobName(policy.name, nr.node, policy.generation, args);
     auto same = std::find_if(list.begin(), list.end(), [&](const JobView& j) { return j.name == job_name; });
@@ -979,7 +986,7 @@ void Operator::Remediate(const policy::KubeletPolicy& policy, const json& obj, P
       events_.Record(node_ref(c.nr->node), "Normal", "RemediationStarted", Truncate(msg, 1024));
     }
   }
-  const int waiting = static_cast<int>(candidates.size()) - started;
+  const int waiting = static_cast<int>(candidates.size()) - started + waiting_for_audit;
   if (in_progress > 0 || waiting > 0) {
     in.remediating = true;
     in.remediating_message = "remediating " + std::to_string(in_progress) + " node(s) (maxUnavailable " +

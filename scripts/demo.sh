@@ -39,8 +39,12 @@ echo "==> starting the controller as system:serviceaccount:kubelet-policy-system
 sa_kubeconfig=$(e2e/testenv/kubeconfig-for-sa --state "$state" --out "$state/controller.kubeconfig" kubelet-policy-system kubelet-policy-controller | tail -n1)
 stop_controller
 mkdir -p "$state/logs"
+# Remediation Jobs run the same binary (the fleet maps the image to it) and restart simulated
+# kubelets the fleet's way.
 setsid "$bin" run --kubeconfig "$sa_kubeconfig" --leader-elect-namespace kubelet-policy-system \
   --health-addr 127.0.0.1:18081 --metrics-addr 127.0.0.1:18080 \
+  --agent-image kubelet-policy-controller:demo --agent-host-path /run/testenv \
+  --kubelet-restart-command "$state/bin/testenv restart-kubelet --host-root /host" \
   >"$state/logs/controller.log" 2>&1 < /dev/null &
 echo $! >"$state/controller.pid"
 
@@ -63,6 +67,36 @@ kubectl get kp "$policy" -o jsonpath='{range .status.nodes[*]}{.name}{"\t"}{.sta
 echo
 echo "\$ kubectl get events --field-selector involvedObject.kind=KubeletPolicy"
 kubectl get events --field-selector involvedObject.kind=KubeletPolicy -o custom-columns=TYPE:.type,REASON:.reason,MESSAGE:.message | cut -c1-160
+
+show_nodes() {
+  kubectl get kp "$policy" -o jsonpath='{range .status.nodes[*]}{.name}{"\t"}{.state}{"\t"}{.message}{"\n"}{end}' |
+    awk -F'\t' '{printf "  %-16s %-19s %s\n", $1, $2, substr($3, 1, 150)}'
+}
+echo
+echo "==> DryRun: the exact change each non-compliant node would get, and no Job" >&2
+echo "\$ kubectl patch kp $policy --type=merge -p '{\"spec\":{\"enforcement\":\"DryRun\"}}'"
+kubectl patch kp "$policy" --type=merge -p '{"spec":{"enforcement":"DryRun"}}'
+kubectl wait --for=jsonpath='{.status.observedGeneration}'="$(kubectl get kp "$policy" -o jsonpath='{.metadata.generation}')" "kp/$policy" --timeout=60s >/dev/null
+kubectl wait --for=condition=Ready "kp/$policy" --timeout=120s >/dev/null
+show_nodes
+
+echo
+echo "==> Enforce: remediation Jobs, one node at a time (maxUnavailable: 1), each verified through /configz" >&2
+echo "\$ kubectl patch kp $policy --type=merge -p '{\"spec\":{\"enforcement\":\"Enforce\"}}'"
+kubectl patch kp "$policy" --type=merge -p '{"spec":{"enforcement":"Enforce"}}'
+kubectl wait --for=jsonpath='{.status.observedGeneration}'="$(kubectl get kp "$policy" -o jsonpath='{.metadata.generation}')" "kp/$policy" --timeout=60s >/dev/null
+echo "\$ kubectl wait --for=condition=Ready kp/$policy --timeout=5m"
+kubectl wait --for=condition=Ready "kp/$policy" --timeout=300s
+echo "\$ kubectl get kubeletpolicy -o wide"
+kubectl get kubeletpolicy -o wide
+echo "Nodes still not compliant (rules without a remediation value stay report-only):"
+show_nodes
+echo
+echo "\$ kubectl get jobs -n kubelet-policy-remediation"
+kubectl get jobs -n kubelet-policy-remediation
+echo
+echo "\$ kubectl get events --field-selector involvedObject.kind=KubeletPolicy,reason=RemediationSucceeded"
+kubectl get events --field-selector involvedObject.kind=KubeletPolicy,reason=RemediationSucceeded -o custom-columns=REASON:.reason,MESSAGE:.message | cut -c1-160
 
 cat <<EOT
 
