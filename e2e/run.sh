@@ -34,5 +34,5 @@ KPC_TESTENV_STATE=$state KPC_BINARY=$KPC_BINARY go test ./controllertests/ -coun
 # deploy/test is its own Go module (Helm, kustomize, cli-utils, gopher-lua), so its
 # dependencies never touch the control plane's module graph.
 echo "--- deploy: overlays, Helm chart, Argo CD health check, kstatus (deploy/test)" >&2
-( cd "$root/deploy/test" && KPC_TESTENV_STATE=$state go test ./ -count=1 -v -timeout 20m ) || status=1
+( cd "$root/deploy/test" && KPC_TESTENV_STATE=$state KPC_BINARY=$KPC_BINARY go test ./ -count=1 -v -timeout 20m ) || status=1
 exit $status
