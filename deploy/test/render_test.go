@@ -314,13 +314,13 @@ func TestHelmValues(t *testing.T) {
 	c := loadChart(t)
 	digest := "sha256:" + strings.Repeat("ab", 32)
 	objs := helmTemplate(t, c, map[string]any{
-		"image":        map[string]any{"repository": "registry.invalid/kpc", "digest": digest},
-		"replicaCount": 3,
-		"logFormat":    "text",
-		"kubeAPI":      map[string]any{"qps": 100, "burst": 200},
-		"configz":      map[string]any{"concurrency": 20, "qps": 80, "timeout": "5s"},
-		"remediation":  map[string]any{"namespace": "kpc-jobs"},
-		"resources":    map[string]any{"limits": map[string]any{"memory": "1Gi"}},
+		"image":                 map[string]any{"repository": "registry.invalid/kpc", "digest": digest},
+		"replicaCount":          3,
+		"logFormat":             "text",
+		"kubeAPI":               map[string]any{"qps": 100, "burst": 200},
+		"configz":               map[string]any{"concurrency": 20, "qps": 80, "timeout": "5s"},
+		"remediation":           map[string]any{"namespace": "kpc-jobs"},
+		"resources":             map[string]any{"limits": map[string]any{"memory": "1Gi"}},
 		"kubeletRestartCommand": "nsenter --target 1 --mount -- systemctl restart kubelet",
 		"serviceMonitor":        map[string]any{"enabled": true},
 	})
