@@ -314,7 +314,7 @@ func TestHelmValues(t *testing.T) {
 	c := loadChart(t)
 	digest := "sha256:" + strings.Repeat("ab", 32)
 	objs := helmTemplate(t, c, map[string]any{
-		"image":                 map[string]any{"repository": "registry.invalid/kpc", "digest": digest},
+		"image":                 map[string]any{"repository": "mirror/kubelet-policy-controller", "digest": digest},
 		"replicaCount":          3,
 		"logFormat":             "text",
 		"kubeAPI":               map[string]any{"qps": 100, "burst": 200},
@@ -325,7 +325,7 @@ func TestHelmValues(t *testing.T) {
 		"serviceMonitor":        map[string]any{"enabled": true},
 	})
 	ctr := controllerContainer(t, objs)
-	want := "registry.invalid/kpc@" + digest
+	want := "mirror/kubelet-policy-controller@" + digest
 	if ctr["image"] != want {
 		t.Errorf("image %v, want %s", ctr["image"], want)
 	}
@@ -380,5 +380,63 @@ func TestChartCRDIsTheCRD(t *testing.T) {
 	}
 	if !bytes.Equal(got, want) {
 		t.Errorf("deploy/helm/kubelet-policy-controller/crds/ differs from crds/: cp crds/kubeletpolicy.io_kubeletpolicies.yaml %s/crds/", chartDir)
+	}
+}
+
+// TestGitOpsManifests: the Argo CD kustomization builds, with the CRD and namespaces in an
+// earlier sync wave than everything else; the paths the Argo CD Applications and the Flux
+// Kustomizations point at exist; policies come after the controller.
+func TestGitOpsManifests(t *testing.T) {
+	objs := kustomizeBuild(t, repoPath("deploy", "gitops", "argocd"))
+	for _, o := range objs {
+		wave := str(o, "metadata", "annotations", "argocd.argoproj.io/sync-wave")
+		early := o["kind"] == "CustomResourceDefinition" || o["kind"] == "Namespace"
+		if early != (wave == "-1") {
+			t.Errorf("%s: sync wave %q", key(o), wave)
+		}
+		if o["kind"] == "CustomResourceDefinition" && !strings.Contains(str(o, "metadata", "annotations", "argocd.argoproj.io/sync-options"), "Prune=false") {
+			t.Errorf("the CRD must not be pruned by Argo CD")
+		}
+	}
+	b, err := os.ReadFile(repoPath("deploy", "gitops", "argocd", "application.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	apps, err := decodeObjects(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waves := map[string]string{}
+	for _, a := range apps {
+		path := str(a, "spec", "source", "path")
+		if _, err := os.Stat(repoPath(path)); err != nil {
+			t.Errorf("Application %s: path %s: %v", str(a, "metadata", "name"), path, err)
+		}
+		waves[str(a, "metadata", "name")] = str(a, "metadata", "annotations", "argocd.argoproj.io/sync-wave")
+	}
+	if !(waves["kubelet-policy-controller"] == "0" && waves["kubelet-policies"] == "1") {
+		t.Errorf("Application sync waves %v: the controller must come before the policies", waves)
+	}
+	b, err = os.ReadFile(repoPath("deploy", "gitops", "flux", "kubelet-policy-controller.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	flux, err := decodeObjects(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deps := map[string][]any{}
+	for _, k := range flux {
+		if k["kind"] != "Kustomization" {
+			continue
+		}
+		path := str(k, "spec", "path")
+		if _, err := os.Stat(repoPath(path)); err != nil {
+			t.Errorf("Flux Kustomization %s: path %s: %v", str(k, "metadata", "name"), path, err)
+		}
+		deps[str(k, "metadata", "name")], _ = get(k, "spec", "dependsOn").([]any)
+	}
+	if d := deps["kubelet-policies"]; len(d) != 1 || str(d[0].(obj), "name") != "kubelet-policy-controller" {
+		t.Errorf("Flux: kubelet-policies must dependsOn kubelet-policy-controller, got %v", d)
 	}
 }
