@@ -3,6 +3,7 @@ package deploytest
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -82,7 +83,23 @@ func TestLiveApplyOverlays(t *testing.T) {
 			if len(skipped) > 0 {
 				t.Logf("skipped (no CRD in e2e/testenv): %s", strings.Join(skipped, ", "))
 			}
-			out, stderr, err := env.kubectl2(marshalAll(t, apply), "apply", "--server-side", "--dry-run=server", "--field-manager=kubelet-policy-deploy-test", "-f", "-")
+			// kubectl's own kustomize must build what the library builds (the offline tests
+			// use the library).
+			kout := env.mustKubectl(t, nil, "kustomize", repoPath(o))
+			if kobjs, err := decodeObjects([]byte(kout)); err != nil || !reflect.DeepEqual(byKey(kobjs), byKey(objs)) {
+				t.Errorf("kubectl kustomize %s differs from the kustomize library's build (%v)", o, err)
+			}
+			// `kubectl apply -k` itself where every kind is served; the served objects only
+			// (the same build) where some are not.
+			dry := []string{"apply", "--server-side", "--dry-run=server", "--field-manager=kubelet-policy-deploy-test"}
+			var stdin []byte
+			if len(skipped) == 0 {
+				dry = append(dry, "-k", repoPath(o))
+			} else {
+				dry = append(dry, "-f", "-")
+				stdin = marshalAll(t, apply)
+			}
+			out, stderr, err := env.kubectl2(stdin, dry...)
 			if err != nil {
 				t.Fatalf("%v\n%s", err, out)
 			}
