@@ -112,6 +112,11 @@ func TestLiveApplyOverlays(t *testing.T) {
 			t.Logf("%s: %d objects validated by the API server (server-side apply, dry run), %d skipped", o, len(apply), len(skipped))
 		})
 	}
+	// The README's literal command, client-side apply (last-applied annotations: the CRD must
+	// fit in one), server dry run.
+	if out, err := env.kubectl(nil, "apply", "-k", repoPath("deploy"), "--dry-run=server"); err != nil {
+		t.Errorf("kubectl apply -k deploy/ (client-side): %v\n%s", err, out)
+	}
 }
 
 // TestLivePodSecurity: the controller's pods are admitted under the `restricted` Pod Security
