@@ -3,7 +3,8 @@
 #   1. e2e/testenv/tests          — the control plane itself (its own environment and nodes)
 #   2. one shared environment with the nodes of e2e/testenv/controllertests/nodes for
 #      - the C++ Kubernetes client's integration tests (kube_testenv_tests), and
-#      - the controller's e2e tests (e2e/testenv/controllertests), driven with kubectl.
+#      - the controller's e2e tests (e2e/testenv/controllertests), driven with kubectl, and
+#      - deploy/test: the install manifests, Helm chart and GitOps health checks.
 # Needs KPC_BINARY (the built kubelet-policy-controller) and KPC_BUILD_DIR (its build tree).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -29,4 +30,9 @@ KPC_TESTENV_KUBECONFIG=$kubeconfig KPC_TESTENV_STATE=$state \
 
 echo "--- controller e2e" >&2
 KPC_TESTENV_STATE=$state KPC_BINARY=$KPC_BINARY go test ./controllertests/ -count=1 -v -timeout 40m || status=1
+
+# deploy/test is its own Go module (Helm, kustomize, cli-utils, gopher-lua), so its
+# dependencies never touch the control plane's module graph.
+echo "--- deploy: overlays, Helm chart, Argo CD health check, kstatus (deploy/test)" >&2
+( cd "$root/deploy/test" && KPC_TESTENV_STATE=$state KPC_BINARY=$KPC_BINARY go test ./ -count=1 -v -timeout 20m ) || status=1
 exit $status

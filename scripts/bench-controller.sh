@@ -15,7 +15,7 @@ up_start=$(date +%s.%N)
 export KUBECONFIG=$(e2e/testenv/up --state "$state" --nodes "$n" 2>/dev/null | tail -n1)
 up_end=$(date +%s.%N)
 k() { e2e/testenv/kubectl "$@" 2>/dev/null; }
-k apply --server-side -k deploy/ >/dev/null
+k apply --server-side -k deploy/overlays/out-of-cluster >/dev/null
 k wait --for=condition=Established crd/kubeletpolicies.kubeletpolicy.io --timeout=60s >/dev/null
 sa=$(e2e/testenv/kubeconfig-for-sa --state "$state" --out "$state/controller.kubeconfig" kubelet-policy-system kubelet-policy-controller 2>/dev/null | tail -n1)
 "$bin" run --kubeconfig "$sa" --leader-elect-namespace kubelet-policy-system \

@@ -31,8 +31,8 @@ kubeconfig=$(e2e/testenv/up --state "$state" --nodes-dir e2e/demo/nodes --image-
 export KUBECONFIG=$kubeconfig
 kubectl() { "$root/e2e/testenv/kubectl" "$@"; }
 
-echo "==> installing the CRD, the controller's namespace, ServiceAccount and RBAC (kubectl apply -k deploy/)" >&2
-kubectl apply --server-side -k deploy/ >/dev/null
+echo "==> installing the CRD, the controller's namespace, ServiceAccount and RBAC (kubectl apply -k deploy/overlays/out-of-cluster)" >&2
+kubectl apply --server-side -k deploy/overlays/out-of-cluster >/dev/null
 kubectl wait --for=condition=Established crd/kubeletpolicies.kubeletpolicy.io --timeout=60s >/dev/null
 
 echo "==> starting the controller as system:serviceaccount:kubelet-policy-system:kubelet-policy-controller" >&2

@@ -47,6 +47,10 @@ func TestRBACIsLeastPrivilege(t *testing.T) {
 	// Spot checks of what must stay forbidden.
 	for _, deny := range [][]string{
 		{"get", "secrets", "-A"},
+		{"list", "secrets", "-n", systemNamespace},
+		{"get", "secrets/some-other-secret", "-n", systemNamespace},
+		{"create", "validatingwebhookconfigurations.admissionregistration.k8s.io"},
+		{"update", "validatingwebhookconfigurations.admissionregistration.k8s.io/some-other-webhook"},
 		{"create", "pods", "-n", systemNamespace},
 		{"create", "pods", "-n", remediationNamespace},
 		{"create", "jobs.batch", "-n", systemNamespace},

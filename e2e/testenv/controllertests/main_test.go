@@ -161,10 +161,11 @@ func resolveBinary() (string, error) {
 	return dst, f.Close()
 }
 
-// setUp installs the CRD and RBAC from deploy/, writes the ServiceAccount kubeconfig and
+// setUp installs the CRD and RBAC from deploy/ (the out-of-cluster overlay: no Deployment,
+// no Service-backed webhooks), writes the ServiceAccount kubeconfig and
 // checks that the environment has this package's nodes.
 func setUp() error {
-	if out, err := kubectlRaw(nil, "apply", "--server-side", "-k", filepath.Join(repoRoot, "deploy")); err != nil {
+	if out, err := kubectlRaw(nil, "apply", "--server-side", "-k", filepath.Join(repoRoot, "deploy", "overlays", "out-of-cluster")); err != nil {
 		return fmt.Errorf("%v\n%s", err, out)
 	}
 	if out, err := kubectlRaw(nil, "wait", "--for=condition=Established", "crd/kubeletpolicies.kubeletpolicy.io", "--timeout=60s"); err != nil {
