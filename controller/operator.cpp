@@ -94,22 +94,6 @@ bool HasFileRules(const policy::KubeletPolicy& p) {
 
 std::string JobsPath(const std::string& ns) { return "/apis/batch/v1/namespaces/" + ns + "/jobs"; }
 
-std::string Annotation(const json& obj, const char* key) {
-  if (!obj.is_object() || !obj.contains("metadata") || !obj["metadata"].is_object()) return "";
-  const json& md = obj["metadata"];
-  if (!md.contains("annotations") || !md["annotations"].is_object()) return "";
-  const json& a = md["annotations"];
-  return a.contains(key) && a[key].is_string() ? a[key].get<std::string>() : "";
-}
-
-std::string LabelOf(const json& obj, const char* key) {
-  if (!obj.is_object() || !obj.contains("metadata") || !obj["metadata"].is_object()) return "";
-  const json& md = obj["metadata"];
-  if (!md.contains("labels") || !md["labels"].is_object()) return "";
-  const json& l = md["labels"];
-  return l.contains(key) && l[key].is_string() ? l[key].get<std::string>() : "";
-}
-
 }  // namespace
 
 Operator::Operator(kube::Client& client, kube::EventRecorder& events, Registry& metrics, const Clock& clock,
@@ -650,7 +634,7 @@ void Operator::OnPod(const json& pod) {
   auto result = AgentResultFromPod(pod);
   if (!result) return;  // not terminated yet
   const std::string type = LabelOf(pod, kJobTypeLabel);
-  const std::string node = Annotation(pod, kNodeAnnotation);
+  const std::string node = AnnotationOf(pod, kNodeAnnotation);
   std::string job = LabelOf(pod, "batch.kubernetes.io/job-name");
   if (job.empty()) job = LabelOf(pod, "job-name");
   if (node.empty()) return;

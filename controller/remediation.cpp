@@ -66,19 +66,41 @@ int64_t TimeOf(const json& obj, const char* key) {
   return policy::ParseRfc3339(obj[key].get<std::string>()).value_or(0);
 }
 
-std::string Annotation(const json& md, const char* key) {
-  if (!md.contains("annotations") || !md["annotations"].is_object()) return "";
-  const json& a = md["annotations"];
-  return a.contains(key) && a[key].is_string() ? a[key].get<std::string>() : "";
+std::string MetadataMapValue(const json& obj, const char* map, const char* key) {
+  if (!obj.is_object() || !obj.contains("metadata") || !obj["metadata"].is_object()) return "";
+  const json& md = obj["metadata"];
+  if (!md.contains(map) || !md[map].is_object()) return "";
+  const json& m = md[map];
+  return m.contains(key) && m[key].is_string() ? m[key].get<std::string>() : "";
 }
 
-std::string Label(const json& md, const char* key) {
-  if (!md.contains("labels") || !md["labels"].is_object()) return "";
-  const json& l = md["labels"];
-  return l.contains(key) && l[key].is_string() ? l[key].get<std::string>() : "";
+// metadata and the listed status fields of an object, for informer caches.
+json KeepForCache(const json& obj, const char* api_version, const char* kind,
+                  std::initializer_list<const char*> status_fields) {
+  json out = {{"apiVersion", api_version}, {"kind", kind}};
+  if (!obj.is_object()) return out;
+  if (obj.contains("metadata") && obj["metadata"].is_object()) {
+    const json& md = obj["metadata"];
+    json m;
+    for (const char* k : {"name", "namespace", "uid", "resourceVersion", "creationTimestamp", "labels", "annotations"}) {
+      if (md.contains(k)) m[k] = md[k];
+    }
+    out["metadata"] = m;
+  }
+  if (obj.contains("status") && obj["status"].is_object()) {
+    json s;
+    for (const char* k : status_fields) {
+      if (obj["status"].contains(k)) s[k] = obj["status"][k];
+    }
+    out["status"] = s;
+  }
+  return out;
 }
 
 }  // namespace
+
+std::string LabelOf(const json& obj, const char* key) { return MetadataMapValue(obj, "labels", key); }
+std::string AnnotationOf(const json& obj, const char* key) { return MetadataMapValue(obj, "annotations", key); }
 
 std::string PlannedChange::Describe() const {
   if (!file) return "set " + field + " " + Display(from) + " -> " + Display(to);
@@ -304,14 +326,14 @@ std::optional<JobView> JobViewFromJson(const json& job) {
   JobView v;
   v.name = md.value("name", "");
   v.uid = md.value("uid", "");
-  v.type = Label(md, kJobTypeLabel);
-  v.policy = Label(md, kPolicyLabel);
-  v.node = Annotation(md, kNodeAnnotation);
+  v.type = LabelOf(job, kJobTypeLabel);
+  v.policy = LabelOf(job, kPolicyLabel);
+  v.node = AnnotationOf(job, kNodeAnnotation);
   if (v.name.empty() || v.node.empty()) return std::nullopt;
-  std::string gen = Annotation(md, kGenerationAnnotation);
+  std::string gen = AnnotationOf(job, kGenerationAnnotation);
   if (!gen.empty() && std::all_of(gen.begin(), gen.end(), ::isdigit) && gen.size() < 18) v.generation = std::stoll(gen);
-  v.plan = Annotation(md, kPlanAnnotation);
-  v.verification = Annotation(md, kVerificationAnnotation);
+  v.plan = AnnotationOf(job, kPlanAnnotation);
+  v.verification = AnnotationOf(job, kVerificationAnnotation);
   v.created_unix = TimeOf(md, "creationTimestamp");
   const json status = job.contains("status") && job["status"].is_object() ? job["status"] : json::object();
   if (status.contains("conditions") && status["conditions"].is_array()) {
@@ -378,44 +400,9 @@ void MergeAuditFacts(const agent::AgentResult& result, policy::NodeFacts& facts)
 }
 
 json TransformJob(const json& job) {
-  json out = {{"apiVersion", "batch/v1"}, {"kind", "Job"}};
-  if (!job.is_object()) return out;
-  if (job.contains("metadata") && job["metadata"].is_object()) {
-    const json& md = job["metadata"];
-    json m;
-    for (const char* k : {"name", "namespace", "uid", "resourceVersion", "creationTimestamp", "labels", "annotations"}) {
-      if (md.contains(k)) m[k] = md[k];
-    }
-    out["metadata"] = m;
-  }
-  if (job.contains("status") && job["status"].is_object()) {
-    json s;
-    for (const char* k : {"conditions", "active", "succeeded", "failed", "startTime", "completionTime"}) {
-      if (job["status"].contains(k)) s[k] = job["status"][k];
-    }
-    out["status"] = s;
-  }
-  return out;
+  return KeepForCache(job, "batch/v1", "Job", {"conditions", "active", "succeeded", "failed", "startTime", "completionTime"});
 }
 
-json TransformPod(const json& pod) {
-  json out = {{"apiVersion", "v1"}, {"kind", "Pod"}};
-  if (!pod.is_object()) return out;
-  if (pod.contains("metadata") && pod["metadata"].is_object()) {
-    const json& md = pod["metadata"];
-    json m;
-    for (const char* k : {"name", "namespace", "uid", "resourceVersion", "creationTimestamp", "labels", "annotations"}) {
-      if (md.contains(k)) m[k] = md[k];
-    }
-    out["metadata"] = m;
-  }
-  if (pod.contains("status") && pod["status"].is_object()) {
-    json s;
-    if (pod["status"].contains("phase")) s["phase"] = pod["status"]["phase"];
-    if (pod["status"].contains("containerStatuses")) s["containerStatuses"] = pod["status"]["containerStatuses"];
-    out["status"] = s;
-  }
-  return out;
-}
+json TransformPod(const json& pod) { return KeepForCache(pod, "v1", "Pod", {"phase", "containerStatuses"}); }
 
 }  // namespace kpc::controller

@@ -129,6 +129,10 @@ std::optional<StatusOr<agent::AgentResult>> AgentResultFromPod(const nlohmann::j
 // Audit results → facts for evaluating file rules.
 void MergeAuditFacts(const agent::AgentResult& result, policy::NodeFacts& facts);
 
+// metadata.labels[key] / metadata.annotations[key] of any object ("" when absent).
+std::string LabelOf(const nlohmann::json& obj, const char* key);
+std::string AnnotationOf(const nlohmann::json& obj, const char* key);
+
 // Informer transforms: keep what the operator reads.
 nlohmann::json TransformJob(const nlohmann::json& job);
 nlohmann::json TransformPod(const nlohmann::json& pod);
