@@ -119,7 +119,7 @@ Operator::Operator(kube::Client& client, kube::EventRecorder& events, Registry& 
       jobs_created_(metrics.AddCounter("kubeletpolicy_jobs_created_total",
                                        "Remediation and file-audit Jobs created, by type.", {"type"})),
       remediations_(metrics.AddCounter("kubeletpolicy_node_remediations_total",
-                                       "Finished node remediations by result (Succeeded, Failed, Blocked).",
+                                       "Node remediations whose Job succeeded, by the verification result (Succeeded, Failed).",
                                        {"result"})) {
   metrics.AddCallbackGauge("kubeletpolicy_workqueue_depth", "Policy keys waiting in the work queue.",
                            [this] { return static_cast<double>(queue_.Len() + queue_.DelayedLen()); });
