@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <memory>
 #include <regex>
 #include <utility>
 #include <vector>
@@ -550,9 +551,211 @@ std::string DetectJsonIndent(std::string_view content, int& width) {
   return " ";
 }
 
+// ---------------------------------------------------------------------------------------------
+// The targeted JSON editor: the spans of every object member, so that one value can be replaced
+// or one member inserted without touching any other byte.
+
+struct JsonSpan {
+  size_t begin = 0, end = 0;  // the value's bytes [begin, end)
+  bool is_object = false;
+  struct Member {
+    std::string key;
+    size_t key_begin = 0;
+    std::unique_ptr<JsonSpan> value;
+  };
+  std::vector<Member> members;  // objects only, in text order
+};
+
+class JsonScanner {
+ public:
+  explicit JsonScanner(std::string_view text) : t_(text) {}
+  // nullptr when the text is not what the scanner expects (the caller falls back).
+  std::unique_ptr<JsonSpan> Scan() {
+    auto v = Value(0);
+    if (v == nullptr) return nullptr;
+    Ws();
+    return i_ == t_.size() ? std::move(v) : nullptr;
+  }
+
+ private:
+  void Ws() {
+    while (i_ < t_.size() && (t_[i_] == ' ' || t_[i_] == '\t' || t_[i_] == '\n' || t_[i_] == '\r')) ++i_;
+  }
+  bool String() {
+    if (i_ >= t_.size() || t_[i_] != '"') return false;
+    for (++i_; i_ < t_.size(); ++i_) {
+      if (t_[i_] == '\\') {
+        ++i_;
+      } else if (t_[i_] == '"') {
+        ++i_;
+        return true;
+      }
+    }
+    return false;
+  }
+  std::unique_ptr<JsonSpan> Value(int depth) {
+    if (depth > 200) return nullptr;
+    Ws();
+    auto v = std::make_unique<JsonSpan>();
+    v->begin = i_;
+    if (i_ >= t_.size()) return nullptr;
+    char c = t_[i_];
+    if (c == '{') {
+      v->is_object = true;
+      ++i_;
+      Ws();
+      if (i_ < t_.size() && t_[i_] == '}') {
+        ++i_;
+      } else {
+        for (;;) {
+          Ws();
+          JsonSpan::Member m;
+          m.key_begin = i_;
+          if (!String()) return nullptr;
+          try {
+            m.key = json::parse(t_.substr(m.key_begin, i_ - m.key_begin)).get<std::string>();
+          } catch (const std::exception&) {
+            return nullptr;
+          }
+          Ws();
+          if (i_ >= t_.size() || t_[i_] != ':') return nullptr;
+          ++i_;
+          m.value = Value(depth + 1);
+          if (m.value == nullptr) return nullptr;
+          v->members.push_back(std::move(m));
+          Ws();
+          if (i_ < t_.size() && t_[i_] == ',') {
+            ++i_;
+            continue;
+          }
+          if (i_ < t_.size() && t_[i_] == '}') {
+            ++i_;
+            break;
+          }
+          return nullptr;
+        }
+      }
+    } else if (c == '[') {
+      ++i_;
+      Ws();
+      if (i_ < t_.size() && t_[i_] == ']') {
+        ++i_;
+      } else {
+        for (;;) {
+          if (Value(depth + 1) == nullptr) return nullptr;
+          Ws();
+          if (i_ < t_.size() && t_[i_] == ',') {
+            ++i_;
+            continue;
+          }
+          if (i_ < t_.size() && t_[i_] == ']') {
+            ++i_;
+            break;
+          }
+          return nullptr;
+        }
+      }
+    } else if (c == '"') {
+      if (!String()) return nullptr;
+    } else {
+      while (i_ < t_.size() && std::string_view(",}] \t\r\n").find(t_[i_]) == std::string_view::npos) ++i_;
+      if (i_ == v->begin) return nullptr;
+    }
+    v->end = i_;
+    return v;
+  }
+
+  std::string_view t_;
+  size_t i_ = 0;
+};
+
+// The whitespace that starts the line holding `pos`.
+std::string LineIndent(std::string_view text, size_t pos) {
+  size_t nl = text.rfind('\n', pos == 0 ? 0 : pos - 1);
+  size_t start = nl == std::string_view::npos ? 0 : nl + 1;
+  size_t i = start;
+  while (i < text.size() && (text[i] == ' ' || text[i] == '\t')) ++i;
+  return std::string(text.substr(start, i - start));
+}
+
+// `v` serialised in the file's style, its continuation lines indented by `indent`.
+std::string JsonValueText(const ojson& v, int width, char ch, const std::string& indent) {
+  std::string out = width < 0 ? v.dump() : v.dump(width, ch);
+  std::string shifted;
+  for (char c : out) {
+    shifted += c;
+    if (c == '\n') shifted += indent;
+  }
+  return shifted;
+}
+
+std::optional<std::string> TargetedJsonEdit(std::string_view content, const std::vector<std::string>& segs,
+                                            const json& value, int width, char ch) {
+  auto root = JsonScanner(content).Scan();
+  if (root == nullptr || !root->is_object) return std::nullopt;
+  const JsonSpan* node = root.get();
+  std::string text(content);
+  for (size_t i = 0; i < segs.size(); ++i) {
+    const JsonSpan::Member* found = nullptr;
+    for (const auto& m : node->members) {
+      if (m.key == segs[i]) found = &m;  // the last duplicate wins, as when parsing
+    }
+    if (found != nullptr && i + 1 < segs.size()) {
+      if (!found->value->is_object) return std::nullopt;
+      node = found->value.get();
+      continue;
+    }
+    if (found != nullptr) {  // replace the value
+      std::string indent = LineIndent(content, found->key_begin);
+      text.replace(found->value->begin, found->value->end - found->value->begin,
+                   JsonValueText(ToOrdered(value), width, ch, indent));
+      return text;
+    }
+    // Insert the member segs[i] (with nested objects for the rest) into `node`.
+    json member_value = value;
+    for (size_t k = segs.size() - 1; k > i; --k) member_value = json{{segs[k], member_value}};
+    const std::string key = Quote(segs[i]);
+    if (!node->members.empty()) {
+      const auto& last = node->members.back();
+      // Copy the separator in front of the last member: ",\n    " or ", ".
+      size_t prev_end = node->members.size() > 1 ? node->members[node->members.size() - 2].value->end
+                                                 : node->begin + 1;
+      std::string sep(content.substr(prev_end, last.key_begin - prev_end));
+      if (!sep.empty() && sep[0] == ',') sep.erase(0, 1);
+      // After '{' of a one-line object there is often nothing; members are then set apart by
+      // a blank, as a pretty-printer would.
+      if (node->members.size() == 1 && sep.find('\n') == std::string::npos) sep = " ";
+      std::string indent = LineIndent(content, last.key_begin);
+      std::string colon(content.substr(last.key_begin, last.value->begin - last.key_begin));
+      colon = colon.substr(colon.find('"', 1) + 1);  // ": " or ":" as the file writes it
+      text.insert(last.value->end, "," + sep + key + colon + JsonValueText(ToOrdered(member_value), width, ch, indent));
+      return text;
+    }
+    // An empty object: write it out with the member.
+    std::string indent = LineIndent(content, node->begin);
+    ojson obj = ojson::object();
+    obj[segs[i]] = ToOrdered(member_value);
+    text.replace(node->begin, node->end - node->begin, JsonValueText(obj, width, ch, indent));
+    return text;
+  }
+  return std::nullopt;
+}
+
 StatusOr<ConfigEdit> SetJson(std::string_view content, std::string_view file_name, const json& typed,
                              const FieldPath& path, const json& value) {
   ConfigEdit e;
+  json expect = typed;
+  path.Set(expect, value);
+  int width = -1;
+  std::string ch = DetectJsonIndent(content, width);
+  if (auto text = TargetedJsonEdit(content, path.segments(), value, width, ch[0])) {
+    auto check = policy::ParseKubeletConfigFile(*text, file_name);
+    if (check.ok() && *check == expect) {
+      e.text = std::move(*text);
+      e.changed = true;
+      return e;
+    }
+  }
   ojson doc;
   try {
     doc = ojson::parse(content.begin(), content.end());
@@ -560,16 +763,13 @@ StatusOr<ConfigEdit> SetJson(std::string_view content, std::string_view file_nam
     return InvalidArgument(std::string(file_name) + ": not valid JSON");
   }
   OrderedSet(doc, path.segments(), value);
-  int width = -1;
-  std::string ch = DetectJsonIndent(content, width);
   std::string text = width < 0 ? doc.dump() : doc.dump(width, ch[0]);
   if (!content.empty() && content.back() == '\n') text += '\n';
-  json expect = typed;
-  path.Set(expect, value);
   auto check = policy::ParseKubeletConfigFile(text, file_name);
   if (!check.ok() || *check != expect) return Internal(std::string(file_name) + ": the edited JSON did not verify");
   e.text = std::move(text);
   e.changed = true;
+  e.note = "file re-serialised: its formatting was not kept";
   return e;
 }
 

@@ -1,7 +1,9 @@
 #pragma once
 // Pure text edits of a KubeletConfiguration file: set one field, keep everything else.
-//  * JSON: key order and every other field are kept, and the indentation style (compact, N
-//    spaces or tabs); the file is re-serialised.
+//  * JSON: a targeted edit too: the value's bytes are replaced, or a member is inserted after the
+//    last one of its object with the same separator and indentation; every other byte stays.
+//    When that does not verify, the file is re-serialised (key order and the indentation style
+//    kept) and the note says so.
 //  * YAML: a targeted line-level edit of block-style YAML keeps comments, ordering and every
 //    other byte: a scalar is replaced in place (its trailing comment stays), a missing key is
 //    inserted at the end of its parent mapping with the mapping's indentation, missing parent

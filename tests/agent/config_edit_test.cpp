@@ -281,3 +281,88 @@ TEST(ConfigEditFuzzTest, MutatedDocumentsEditCorrectlyOrFail) {
 
 }  // namespace
 }  // namespace kpc::agent
+
+namespace kpc::agent {
+namespace {
+
+TEST(ConfigEditTest, KubeadmStyleCompactListsStayLineEdited) {
+  const std::string base = "a: 1\nclusterDNS:\n- 10.96.0.10\nstreamingConnectionIdleTimeout: 0s\n";
+  ConfigEdit e = Set(base, "streamingConnectionIdleTimeout", "4h0m0s");
+  EXPECT_EQ(e.text, "a: 1\nclusterDNS:\n- 10.96.0.10\nstreamingConnectionIdleTimeout: 4h0m0s\n");
+  EXPECT_EQ(e.note, "");
+}
+
+}  // namespace
+}  // namespace kpc::agent
+
+namespace kpc::agent {
+namespace {
+
+TEST(ConfigEditTest, JsonEditsAreTargeted) {
+  const std::string base =
+      "{\n  \"kind\": \"KubeletConfiguration\",\n  \"tlsCipherSuites\": [\"A\", \"B\"],\n"
+      "  \"authentication\": {\"anonymous\": {\"enabled\": true}},\n  \"featureGates\": {},\n"
+      "  \"eventRecordQPS\": 0\n}\n";
+  ConfigEdit a = Set(base, "authentication.anonymous.enabled", false, "c.json");
+  EXPECT_EQ(a.text, Sub(base, "{\"enabled\": true}", "{\"enabled\": false}"));
+  EXPECT_EQ(a.note, "");
+  ConfigEdit w = Set(base, "authentication.webhook.enabled", true, "c.json");
+  EXPECT_EQ(w.text, Sub(base, "{\"anonymous\": {\"enabled\": true}}",
+                        "{\"anonymous\": {\"enabled\": true}, \"webhook\": {\n    \"enabled\": true\n  }}"));
+  ConfigEdit g = Set(base, "featureGates.SeccompDefault", true, "c.json");
+  EXPECT_EQ(g.text, Sub(base, "\"featureGates\": {}", "\"featureGates\": {\n    \"SeccompDefault\": true\n  }"));
+  ConfigEdit n = Set(base, "streamingConnectionIdleTimeout", "4h0m0s", "c.json");
+  EXPECT_EQ(n.text, Sub(base, "\"eventRecordQPS\": 0\n", "\"eventRecordQPS\": 0,\n  \"streamingConnectionIdleTimeout\": \"4h0m0s\"\n"));
+  ConfigEdit l = Set(base, "tlsCipherSuites", json::array({"C"}), "c.json");
+  EXPECT_EQ(l.text, Sub(base, "[\"A\", \"B\"]", "[\n    \"C\"\n  ]"));
+}
+
+}  // namespace
+}  // namespace kpc::agent
+
+namespace kpc::agent {
+namespace {
+
+TEST(ConfigEditFuzzTest, MutatedJsonEditsCorrectlyOrFails) {
+  const std::string base =
+      "{\n  \"kind\": \"KubeletConfiguration\",\n  \"tlsCipherSuites\": [\"A\", \"B\"],\n"
+      "  \"authentication\": {\"anonymous\": {\"enabled\": true}},\n  \"featureGates\": {},\n"
+      "  \"evictionHard\": {\"memory.available\": \"100Mi\"},\n  \"eventRecordQPS\": 0\n}\n";
+  const std::string alphabet = " :,{}[]\"\\\n\t0a";
+  const std::vector<std::pair<std::string, json>> sets = {
+      {"eventRecordQPS", 5}, {"authentication.anonymous.enabled", false},
+      {R"(evictionHard["memory.available"])", "1Gi"}, {"featureGates.SeccompDefault", true},
+      {"authentication.webhook.enabled", true}};
+  uint32_t seed = 99;
+  auto rnd = [&seed](uint32_t n) {
+    seed = seed * 1103515245u + 12345u;
+    return (seed >> 8) % n;
+  };
+  int edited = 0;
+  for (int iter = 0; iter < 1500; ++iter) {
+    std::string doc = base;
+    for (int m = 0, n = static_cast<int>(rnd(3)); m < n; ++m) {
+      size_t at = rnd(static_cast<uint32_t>(doc.size()));
+      if (rnd(2) == 0) {
+        doc.insert(doc.begin() + static_cast<std::ptrdiff_t>(at), alphabet[rnd(static_cast<uint32_t>(alphabet.size()))]);
+      } else {
+        doc.erase(at, 1 + rnd(3));
+      }
+    }
+    const auto& [path, value] = sets[rnd(static_cast<uint32_t>(sets.size()))];
+    auto fp = *FieldPath::Parse(path);
+    auto e = SetConfigField(doc, "c.json", fp, value, TypeOfPath(fp));
+    if (!e.ok() || !e->changed) continue;
+    ++edited;
+    auto before = policy::ParseKubeletConfigFile(doc, "c.json");
+    auto after = policy::ParseKubeletConfigFile(e->text, "c.json");
+    ASSERT_TRUE(before.ok() && after.ok()) << doc << "\n" << e->text;
+    json expect = *before;
+    fp.Set(expect, value);
+    EXPECT_EQ(*after, expect) << doc << "\n" << e->text;
+  }
+  EXPECT_GT(edited, 100);
+}
+
+}  // namespace
+}  // namespace kpc::agent
