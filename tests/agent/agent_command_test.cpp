@@ -2,6 +2,8 @@
 #include "agent/agent_command.h"
 
 #include <gtest/gtest.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -292,6 +294,37 @@ TEST_F(AgentTest, UnwritableDirectoryIsAnError) {
   EXPECT_NE(parsed->errors[0].find("permission denied"), std::string::npos) << parsed->errors[0];
   ASSERT_EQ(parsed->changes.size(), 1u);
   EXPECT_FALSE(parsed->changes[0].changed);
+}
+
+TEST_F(AgentTest, ReadOnlyFilesystemIsAnError) {
+  // As a hostPath mounted readOnly: the config file's directory is a read-only bind mount, in a
+  // private mount namespace of a child process.
+  const std::string dir = t_.Host("/var/lib/kubelet");
+  const std::string result = t_.Host("/result.json");
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    if (::unshare(CLONE_NEWNS) != 0 || ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+        ::mount(dir.c_str(), dir.c_str(), nullptr, MS_BIND, nullptr) != 0 ||
+        ::mount(nullptr, dir.c_str(), nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY, nullptr) != 0) {
+      _exit(99);
+    }
+    std::ostringstream out, err;
+    _exit(RunAgent(Remediate({"--set", "eventRecordQPS=5", "--file-mode", std::string(kConfigPath) + "=0644",
+                              "--no-restart", "--result-file", result}),
+                   out, err));
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  if (WEXITSTATUS(status) == 99) GTEST_SKIP() << "no permission to create a read-only mount here";
+  EXPECT_EQ(WEXITSTATUS(status), kExitFailed);
+  EXPECT_EQ(t_.Read(kConfigPath), kConfigYaml);
+  auto parsed = ParseAgentResult(t_.Read("/result.json"));
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  ASSERT_FALSE(parsed->errors.empty());
+  EXPECT_NE(parsed->errors[0].find("read-only file system"), std::string::npos) << parsed->errors[0];
+  EXPECT_FALSE(parsed->ok);
 }
 
 TEST_F(AgentTest, ChmodAndChown) {
