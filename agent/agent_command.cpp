@@ -334,6 +334,7 @@ void Remediate(const Options& o, HostFs& fs, const Detection& det, AgentResult& 
     return;
   }
 
+  std::vector<std::string> unfixable;  // flags the agent cannot rewrite: FlagOverride
   const std::string& config = det.files.config_file;
   for (const SetOp& s : o.sets) {
     bool in_files = false;
@@ -344,7 +345,12 @@ void Remediate(const Options& o, HostFs& fs, const Detection& det, AgentResult& 
       if (e == nullptr) continue;
       auto fe = SetFlagInFile(e->text, file, s.match, s.value);
       if (!fe.ok()) {
-        r.errors.push_back(fe.status().message());
+        // The flag overrides the file and cannot be rewritten safely: retrying will not help.
+        if (fe.status().code() == StatusCode::kInvalidArgument) {
+          unfixable.push_back(fe.status().message());
+        } else {
+          r.errors.push_back(fe.status().message());
+        }
         continue;
       }
       e->text = fe->text;
@@ -440,6 +446,13 @@ void Remediate(const Options& o, HostFs& fs, const Detection& det, AgentResult& 
     }
   }
   for (const auto& [path, e] : edits) r.files[path] = fs.Facts(path);
+  if (!unfixable.empty()) {
+    std::string msg;
+    for (const auto& u : unfixable) msg += (msg.empty() ? "" : "; ") + u;
+    r.blocked = Blocked{"FlagOverride", msg};
+    for (Change& c : r.changes) c.changed = false;  // nothing was written
+    return;
+  }
   if (!r.errors.empty()) {
     for (Change& c : r.changes) c.changed = false;  // nothing was written
     err << "agent: nothing changed: " << r.errors.front() << "\n";

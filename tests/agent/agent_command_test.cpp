@@ -211,6 +211,18 @@ TEST_F(AgentTest, FlagOnTheRunningKubeletAndInADropInIsRewritten) {
   EXPECT_TRUE(t_.Exists(std::string(kDropInPath) + ".kpc-backup"));
 }
 
+TEST_F(AgentTest, FlagThatCannotBeRewrittenSafelyIsBlocked) {
+  t_.Write("/etc/default/kubelet", "KUBELET_ARGS=\"--event-qps='0' --kubeconfig=/etc/kubernetes/kubelet.conf\"\n");
+  const std::string env_before = t_.Read("/etc/default/kubelet");
+  AgentRun r = Agent(Remediate({"--set", "eventRecordQPS=5", "--set", "streamingConnectionIdleTimeout=4h", "--no-restart"}));
+  EXPECT_EQ(r.code, kExitBlocked) << r.out;
+  EXPECT_EQ(r.j["blocked"]["reason"], "FlagOverride");
+  EXPECT_NE(r.j["blocked"]["message"].get<std::string>().find("--event-qps"), std::string::npos);
+  EXPECT_EQ(t_.Read("/etc/default/kubelet"), env_before);
+  EXPECT_EQ(t_.Read(kConfigPath), kConfigYaml);
+  for (const json& c : r.j["changes"]) EXPECT_FALSE(c["changed"].get<bool>());
+}
+
 TEST_F(AgentTest, EnvFilesNamedByTheUnitAndDefaultLocations) {
   std::filesystem::remove(t_.Host(kDropInPath));
   t_.Write("/lib/systemd/system/kubelet.service",
