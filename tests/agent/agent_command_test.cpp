@@ -244,6 +244,22 @@ TEST_F(AgentTest, EnvFilesNamedByTheUnitAndDefaultLocations) {
   EXPECT_EQ(r.j["kubelet"]["kubeconfig"], "/etc/kubernetes/kubelet.conf");
 }
 
+TEST_F(AgentTest, GarbageFlagsFilesAndProcEntriesDoNotCrash) {
+  t_.Write(kDropInPath, std::string("[Service]\nEnvironment=\"KUBELET_ARGS=--event-qps=0 'unterminated\n\x00\xff\x01", 60));
+  t_.Write("/etc/default/kubelet", "KUBELET_ARGS=\"--feature-gates=,,=,A\" '\n");
+  t_.Write("/proc-fake/1/comm", "kubelet\n");
+  t_.Write("/proc-fake/1/cmdline", "");
+  t_.Write("/proc-fake/2/comm", "kubelet");  // no cmdline
+  t_.Write("/proc-fake/3/cmdline", std::string("\0\0--x\0", 6));
+  AgentRun a = Agent({"audit-files", "--host-root", t_.path(), "--proc-root", t_.Host("/proc-fake")});
+  EXPECT_EQ(a.code, kExitOk) << a.out;
+  EXPECT_TRUE(a.j["files"][kDropInPath]["exists"].get<bool>());
+  AgentRun r = Agent(Remediate({"--config-file", kConfigPath, "--set", "eventRecordQPS=5", "--no-restart"}));
+  EXPECT_EQ(r.code, kExitOk) << r.out << r.err;
+  EXPECT_NE(r.err.find("warning"), std::string::npos);
+  EXPECT_EQ(Config()["eventRecordQPS"], 5);
+}
+
 TEST_F(AgentTest, MissingConfigFile) {
   std::filesystem::remove(t_.Host(kConfigPath));
   // Named by the kubelet's --config but absent: an error, nothing written.
