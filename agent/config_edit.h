@@ -14,11 +14,10 @@
 // Also how a --set value is typed by the field catalog and written as YAML or as a flag.
 // Pure functions (no I/O); thread-safe.
 
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
-
-#include <nlohmann/json.hpp>
 
 #include "policy/field_path.h"
 #include "policy/status.h"
@@ -34,10 +33,10 @@ ConfigFormat DetectConfigFormat(std::string_view content, std::string_view file_
 std::string NewConfigFileContent(ConfigFormat format);
 
 struct ConfigEdit {
-  std::string text;                   // the new content; equal to the input when !changed
+  std::string text;                    // the new content; equal to the input when !changed
   std::optional<nlohmann::json> from;  // the value found at the path (nullopt: absent)
   bool changed = false;
-  std::string note;                   // set when the file had to be re-emitted in full, ...
+  std::string note;  // set when the file had to be re-emitted in full, ...
 };
 
 // Sets `path` to `value` in a config file's content. Nothing changes when the present value
