@@ -401,3 +401,28 @@ TEST(ConfigEditFuzzTest, MutatedJsonEditsCorrectlyOrFails) {
 
 }  // namespace
 }  // namespace kpc::agent
+
+namespace kpc::agent {
+namespace {
+
+TEST(ConfigEditTest, YamlDocumentMarkerQuotedKeysNullParentsAndComments) {
+  ConfigEdit d = Set("# top\n---\nport: 1\n", "eventRecordQPS", 5);
+  EXPECT_EQ(d.text, "# top\n---\nport: 1\neventRecordQPS: 5\n");
+  ConfigEdit q = Set("evictionHard:\n  \"memory.available\": \"100Mi\"  # q\n",
+                     R"(evictionHard["memory.available"])", "1Gi");
+  EXPECT_EQ(q.text, "evictionHard:\n  \"memory.available\": 1Gi  # q\n");
+  ConfigEdit n = Set("featureGates:\nport: 1\n", "featureGates.SeccompDefault", true);
+  EXPECT_EQ(n.text, "featureGates:\n  SeccompDefault: true\nport: 1\n");
+  ConfigEdit c = Set("authentication:\n  anonymous:\n    enabled: true\n  # about x509\nport: 1\n",
+                     "authentication.webhook.enabled", true);
+  EXPECT_EQ(
+      c.text,
+      "authentication:\n  anonymous:\n    enabled: true\n  webhook:\n    enabled: true\n  # about "
+      "x509\nport: 1\n");
+  // A block scalar's lines are not keys, and replacing it removes them.
+  ConfigEdit b = Set("staticPodPath: |\n  /etc/a\n  port: 9\nport: 1\n", "staticPodPath", "/etc/b");
+  EXPECT_EQ(b.text, "staticPodPath: /etc/b\nport: 1\n");
+}
+
+}  // namespace
+}  // namespace kpc::agent
