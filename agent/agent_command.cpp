@@ -330,7 +330,11 @@ void Remediate(const Options& o, HostFs& fs, const Detection& det, AgentResult& 
     bool in_files = false;
     for (const auto& [file, flags] : det.file_flags)
       in_files = in_files || FlagsOverrideField(flags, s.match);
-    if (det.pid && !in_files && FlagsOverrideField(det.process_flags, s.match)) {
+    // A flag only on the running kubelet's command line overrides whatever the agent writes,
+    // unless it already gives the wanted value.
+    std::optional<json> running = det.pid ? FlagsValue(det.process_flags, s.match) : std::nullopt;
+    bool overrides = det.pid && FlagsOverrideField(det.process_flags, s.match);
+    if (overrides && !in_files && !(running && TypedEqual(*running, s.value, s.match.type))) {
       blocked.push_back(s.path.ToString() + " is overridden by the kubelet flag --" +
                         s.match.field->flag + " on the running kubelet's command line (pid " +
                         std::to_string(*det.pid) +

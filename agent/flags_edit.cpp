@@ -227,6 +227,20 @@ bool FlagsOverrideField(const std::vector<KubeletFlag>& flags, const FieldMatch&
   return false;
 }
 
+std::optional<json> FlagsValue(const std::vector<KubeletFlag>& flags, const FieldMatch& match) {
+  if (!FlagsOverrideField(flags, match)) return std::nullopt;
+  std::vector<KubeletFlag> mine;
+  for (const KubeletFlag& f : flags) {
+    if (Normalize(f.name) == match.field->flag) mine.push_back(f);
+  }
+  auto eff = policy::ComputeEffectiveConfig(json::object(), mine);
+  auto path = policy::FieldPath::Parse(match.field->path);
+  if (!eff.ok() || !path.ok()) return std::nullopt;
+  const json* v = (match.map_key ? path->Child(*match.map_key) : *path).Find(eff->config);
+  if (v == nullptr) return std::nullopt;
+  return *v;
+}
+
 std::string FlagValueText(const json& value, const FieldInfo& field) {
   if (value.is_array()) {
     std::vector<std::string> items;

@@ -24,6 +24,11 @@ namespace kpc::agent {
 bool FlagsOverrideField(const std::vector<policy::KubeletFlag>& flags,
                         const policy::FieldMatch& match);
 
+// The value `flags` give the field `match` names, when they override it (see above) and parse;
+// nullopt otherwise.
+std::optional<nlohmann::json> FlagsValue(const std::vector<policy::KubeletFlag>& flags,
+                                         const policy::FieldMatch& match);
+
 // The flag value text for a typed value: booleans true/false, durations as given, lists
 // comma-joined, maps key<sep>value comma-joined.
 std::string FlagValueText(const nlohmann::json& value, const policy::FieldInfo& field);

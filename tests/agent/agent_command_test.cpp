@@ -212,6 +212,17 @@ TEST_F(AgentTest, FlagOnlyOnTheRunningKubeletIsBlocked) {
   EXPECT_EQ(r.j["kubelet"]["configFile"], kConfigPath);
 }
 
+TEST_F(AgentTest, FlagOnlyOnTheRunningKubeletWithTheWantedValueDoesNotBlock) {
+  Process(4242, {"/usr/bin/kubelet", "--config=/var/lib/kubelet/config.yaml",
+                 "--streaming-connection-idle-timeout=4h", "--feature-gates=SeccompDefault=true"});
+  AgentRun r = Agent(Remediate({"--set", "streamingConnectionIdleTimeout=4h0m0s", "--set",
+                                "featureGates.SeccompDefault=true", "--no-restart"}));
+  EXPECT_EQ(r.code, kExitOk) << r.out;
+  EXPECT_EQ(Config()["streamingConnectionIdleTimeout"], "4h0m0s");
+  AgentRun b = Agent(Remediate({"--set", "featureGates.SeccompDefault=false", "--no-restart"}));
+  EXPECT_EQ(b.code, kExitBlocked) << b.out;
+}
+
 TEST_F(AgentTest, FlagOnTheRunningKubeletAndInADropInIsRewritten) {
   DropIn("--streaming-connection-idle-timeout=0 --kubeconfig=/etc/kubernetes/kubelet.conf");
   Process(77, {"kubelet", "--config=/var/lib/kubelet/config.yaml",
