@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -454,6 +455,26 @@ TEST_F(AgentTest, ShellMetacharactersStayLiteral) {
   EXPECT_EQ(Config()["authentication"]["x509"]["clientCAFile"], weird);
   EXPECT_TRUE(t_.Exists("/restarted $(HOME) ;x"));  // argv, no shell
   EXPECT_TRUE(r.j["restarted"].get<bool>());
+}
+
+TEST_F(AgentTest, DefaultRestartReloadsSystemdWhenADropInChanged) {
+  // A fake nsenter first on PATH records its argv.
+  const std::string bin = t_.Host("/fakebin");
+  t_.Write("/fakebin/nsenter", "#!/bin/sh\necho \"$*\" >> " + t_.Host("/nsenter.log") + "\n", 0755);
+  const char* old_path = std::getenv("PATH");
+  const std::string saved = old_path ? old_path : "/usr/bin:/bin";
+  ::setenv("PATH", (bin + ":" + saved).c_str(), 1);
+  DropIn("--streaming-connection-idle-timeout=0 --kubeconfig=/etc/kubernetes/kubelet.conf");
+  AgentRun r = Agent(Remediate({"--set", "streamingConnectionIdleTimeout=4h"}));
+  AgentRun config_only = Agent(Remediate({"--set", "eventRecordQPS=5"}));
+  ::setenv("PATH", saved.c_str(), 1);
+  ASSERT_EQ(r.code, kExitOk) << r.out << r.err;
+  EXPECT_TRUE(r.j["restarted"].get<bool>());
+  ASSERT_EQ(config_only.code, kExitOk) << config_only.out;
+  EXPECT_EQ(t_.Read("/nsenter.log"),
+            "--target 1 --mount --uts --ipc --net --pid -- systemctl daemon-reload\n"
+            "--target 1 --mount --uts --ipc --net --pid -- systemctl restart kubelet\n"
+            "--target 1 --mount --uts --ipc --net --pid -- systemctl restart kubelet\n");
 }
 
 TEST_F(AgentTest, FailingRestartCommandIsAnError) {
