@@ -402,6 +402,34 @@ void Remediate(const Options& o, HostFs& fs, const Detection& det, AgentResult& 
       e->text = NewConfigFileContent(DetectConfigFormat("", config));
       note = "file created";
     }
+    // Drop-ins of --config-dir are applied over the config file: one that sets the field would
+    // override the value written there, so it gets the value too.
+    for (const std::string& dropin : det.config_dropins) {
+      Edited* d = load(dropin);
+      if (d == nullptr || !d->exists) continue;
+      auto parsed = policy::ParseKubeletConfigFile(d->text, dropin);
+      if (!parsed.ok()) {
+        r.errors.push_back(parsed.status().message());
+        continue;
+      }
+      if (s.path.Find(*parsed) == nullptr) continue;
+      auto de = SetConfigField(d->text, dropin, s.path, s.value, s.match.type);
+      if (!de.ok()) {
+        r.errors.push_back(de.status().message());
+        continue;
+      }
+      d->text = de->text;
+      Change c;
+      c.kind = "config";
+      c.field = s.path.ToString();
+      c.file = dropin;
+      if (de->from) c.from = policy::DisplayValue(*de->from);
+      c.to = policy::DisplayValue(s.value);
+      c.changed = de->changed;
+      c.note = de->note;
+      d->changes.push_back(r.changes.size());
+      r.changes.push_back(std::move(c));
+    }
     auto ce = SetConfigField(e->text, config, s.path, s.value, s.match.type);
     if (!ce.ok()) {
       r.errors.push_back(ce.status().message());

@@ -197,7 +197,14 @@ Detection DetectKubelet(HostFs& fs, const DetectOptions& opts) {
   if (d.pid && d.files.kubeconfig.empty()) {
     if (auto k = LastValue(all_file_flags, "kubeconfig")) d.files.kubeconfig = *k;
   }
+  if (auto dir = LastValue(source, "config-dir")) d.config_dir = *dir;
   if (!opts.config_file.empty()) d.files.config_file = opts.config_file;
+  if (!d.config_dir.empty() && ValidateNodePath(d.config_dir).ok()) {
+    for (const std::string& name : ListDir(fs, d.config_dir)) {
+      std::string p = d.config_dir + (d.config_dir.back() == '/' ? "" : "/") + name;
+      if (EndsWith(name, ".conf") && !fs.IsDirectory(p)) d.config_dropins.push_back(p);
+    }
+  }
   for (std::string* p : {&d.files.config_file, &d.files.kubeconfig}) {
     if (!p->empty() && !ValidateNodePath(*p).ok()) {
       d.warnings.push_back("ignoring the kubelet's file path \"" + *p + "\": not an absolute path");

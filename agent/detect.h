@@ -29,6 +29,10 @@ struct Detection {
   std::vector<policy::KubeletFlag> process_flags;  // its command line
   // Flags per flags file (node path), in kubelet order; only files that set a flag.
   std::map<std::string, std::vector<policy::KubeletFlag>> file_flags;
+  // The kubelet's --config-dir (drop-in KubeletConfiguration files, *.conf in lexical order,
+  // applied over --config) and its drop-ins (node paths); empty when not used.
+  std::string config_dir;
+  std::vector<std::string> config_dropins;
   std::vector<std::string> warnings;  // files that could not be read or parsed
 };
 

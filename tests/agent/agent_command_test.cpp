@@ -252,6 +252,26 @@ TEST_F(AgentTest, FlagThatCannotBeRewrittenSafelyIsBlocked) {
   for (const json& c : r.j["changes"]) EXPECT_FALSE(c["changed"].get<bool>());
 }
 
+TEST_F(AgentTest, ConfigDirDropInsThatSetTheFieldAreEditedToo) {
+  DropIn("--config-dir=/etc/kubernetes/kubelet.conf.d --kubeconfig=/etc/kubernetes/kubelet.conf");
+  t_.Write("/etc/kubernetes/kubelet.conf.d/10-timeouts.conf",
+           "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n"
+           "streamingConnectionIdleTimeout: 0s  # dev\n");
+  t_.Write("/etc/kubernetes/kubelet.conf.d/20-other.conf",
+           "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nport: 10250\n");
+  AgentRun r = Agent(Remediate({"--set", "streamingConnectionIdleTimeout=4h", "--no-restart"}));
+  ASSERT_EQ(r.code, kExitOk) << r.out << r.err;
+  EXPECT_EQ(t_.Read("/etc/kubernetes/kubelet.conf.d/10-timeouts.conf"),
+            "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n"
+            "streamingConnectionIdleTimeout: 4h0m0s  # dev\n");
+  EXPECT_FALSE(t_.Exists("/etc/kubernetes/kubelet.conf.d/20-other.conf.kpc-backup"));
+  EXPECT_EQ(Config()["streamingConnectionIdleTimeout"], "4h0m0s");
+  // The backup of a drop-in does not end in .conf, so the kubelet does not read it.
+  EXPECT_TRUE(t_.Exists("/etc/kubernetes/kubelet.conf.d/10-timeouts.conf.kpc-backup"));
+  ASSERT_EQ(r.j["changes"].size(), 2u);
+  EXPECT_EQ(r.j["changes"][0]["file"], "/etc/kubernetes/kubelet.conf.d/10-timeouts.conf");
+}
+
 TEST_F(AgentTest, EnvFilesNamedByTheUnitAndDefaultLocations) {
   std::filesystem::remove(t_.Host(kDropInPath));
   t_.Write("/lib/systemd/system/kubelet.service",
