@@ -7,11 +7,10 @@
 #include <cerrno>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <utility>
-
-#include <nlohmann/json.hpp>
 
 #include "agent/config_edit.h"
 #include "agent/detect.h"
@@ -68,8 +67,8 @@ Exit codes: 0 everything in place, 1 something failed (see "errors"), 2 bad usag
 3 blocked (e.g. FlagOverride: a flag only on the kubelet's command line).
 )";
 
-const std::vector<std::string> kNsenter = {"nsenter", "--target", "1", "--mount", "--uts", "--ipc",
-                                           "--net", "--pid", "--"};
+const std::vector<std::string> kNsenter = {"nsenter", "--target", "1",     "--mount", "--uts",
+                                           "--ipc",   "--net",    "--pid", "--"};
 
 struct SetOp {
   std::string text;  // as given
@@ -163,23 +162,28 @@ std::optional<UsageError> ParseArgs(const std::vector<std::string>& args, Option
     }
     if (name == "--restart-command" && remediate) {
       if (has_value) o.restart_command.push_back(value);
-      o.restart_command.insert(o.restart_command.end(), args.begin() + static_cast<std::ptrdiff_t>(i) + 1, args.end());
+      o.restart_command.insert(o.restart_command.end(),
+                               args.begin() + static_cast<std::ptrdiff_t>(i) + 1, args.end());
       if (o.restart_command.empty() || o.restart_command[0].empty()) {
         return UsageError{"--restart-command needs a command (it takes every remaining argument)"};
       }
       restart_given = true;
       break;
     }
-    static const std::set<std::string> kCommon = {"--host-root", "--result-file", "--termination-log", "--proc-root"};
-    static const std::set<std::string> kRemediate = {"--config-file", "--flags-file", "--set", "--file-mode", "--file-owner"};
+    static const std::set<std::string> kCommon = {"--host-root", "--result-file",
+                                                  "--termination-log", "--proc-root"};
+    static const std::set<std::string> kRemediate = {"--config-file", "--flags-file", "--set",
+                                                     "--file-mode", "--file-owner"};
     static const std::set<std::string> kAudit = {"--file"};
-    bool known = kCommon.count(name) > 0 || (remediate ? kRemediate.count(name) > 0 : kAudit.count(name) > 0);
+    bool known = kCommon.count(name) > 0 ||
+                 (remediate ? kRemediate.count(name) > 0 : kAudit.count(name) > 0);
     if (!known) return UsageError{"unknown flag " + name + " for agent " + o.command};
     if (!has_value) {
       if (i + 1 >= args.size()) return UsageError{name + " needs a value"};
       value = args[++i];
     }
-    auto node_path = [&](const std::string& flag, const std::string& p) -> std::optional<UsageError> {
+    auto node_path = [&](const std::string& flag,
+                         const std::string& p) -> std::optional<UsageError> {
       Status s = ValidateNodePath(p);
       if (!s.ok()) return UsageError{flag + ": " + s.message()};
       return std::nullopt;
@@ -209,9 +213,10 @@ std::optional<UsageError> ParseArgs(const std::vector<std::string>& args, Option
       if (!path.ok()) return UsageError{"--set " + value + ": " + path.status().message()};
       auto match = policy::LookupField(*path);
       if (!match) {
-        return UsageError{"--set " + value + ": " + path->ToString() +
-                          " is not a KubeletConfiguration field in the field catalog; the agent does "
-                          "not write unknown fields (a kubelet refuses a config file with one)"};
+        return UsageError{
+            "--set " + value + ": " + path->ToString() +
+            " is not a KubeletConfiguration field in the field catalog; the agent does "
+            "not write unknown fields (a kubelet refuses a config file with one)"};
       }
       if (match->map_key && match->field->flag_syntax != policy::FlagSyntax::kMap &&
           match->field->type != policy::ValueType::kMap) {
@@ -229,18 +234,21 @@ std::optional<UsageError> ParseArgs(const std::vector<std::string>& args, Option
       o.modes.push_back(ModeOp{value.substr(0, eq), *mode});
     } else if (name == "--file-owner") {
       size_t eq = value.rfind('=');
-      if (eq == std::string::npos) return UsageError{"--file-owner " + value + ": want PATH=USER:GROUP"};
+      if (eq == std::string::npos)
+        return UsageError{"--file-owner " + value + ": want PATH=USER:GROUP"};
       if (auto e = node_path(name, value.substr(0, eq))) return e;
       std::string who = value.substr(eq + 1);
       size_t colon = who.find(':');
       OwnerOp op{value.substr(0, eq), who.substr(0, colon),
                  colon == std::string::npos ? "" : who.substr(colon + 1)};
-      if (op.user.empty() && op.group.empty()) return UsageError{"--file-owner " + value + ": want USER:GROUP"};
+      if (op.user.empty() && op.group.empty())
+        return UsageError{"--file-owner " + value + ": want USER:GROUP"};
       o.owners.push_back(std::move(op));
     }
   }
   if (o.host_root.empty()) return UsageError{"--host-root is required"};
-  if (restart_given && o.no_restart) return UsageError{"--no-restart and --restart-command exclude each other"};
+  if (restart_given && o.no_restart)
+    return UsageError{"--no-restart and --restart-command exclude each other"};
   struct stat st {};
   if (::stat(o.host_root.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
     return UsageError{"--host-root " + o.host_root + ": not a directory"};
@@ -290,11 +298,12 @@ struct Edited {
   bool exists = false;
   std::string original;
   std::string text;
-  bool is_unit = false;  // a systemd unit or drop-in (needs daemon-reload)
+  bool is_unit = false;         // a systemd unit or drop-in (needs daemon-reload)
   std::vector<size_t> changes;  // indexes into AgentResult::changes
 };
 
-void Remediate(const Options& o, HostFs& fs, const Detection& det, AgentResult& r, std::ostream& err) {
+void Remediate(const Options& o, HostFs& fs, const Detection& det, AgentResult& r,
+               std::ostream& err) {
   // --- plan: nothing is written until every step is known to be possible ---
   std::map<std::string, Edited> edits;
   std::set<std::string> service(det.files.service_files.begin(), det.files.service_files.end());
@@ -319,21 +328,29 @@ void Remediate(const Options& o, HostFs& fs, const Detection& det, AgentResult& 
   std::vector<std::string> blocked;
   for (const SetOp& s : o.sets) {
     bool in_files = false;
-    for (const auto& [file, flags] : det.file_flags) in_files = in_files || FlagsOverrideField(flags, s.match);
-    if (det.pid && !in_files && FlagsOverrideField(det.process_flags, s.match)) {
-      blocked.push_back(s.path.ToString() + " is overridden by the kubelet flag --" + s.match.field->flag +
-                        " on the running kubelet's command line (pid " + std::to_string(*det.pid) +
+    for (const auto& [file, flags] : det.file_flags)
+      in_files = in_files || FlagsOverrideField(flags, s.match);
+    // A flag only on the running kubelet's command line overrides whatever the agent writes,
+    // unless it already gives the wanted value.
+    std::optional<json> running = det.pid ? FlagsValue(det.process_flags, s.match) : std::nullopt;
+    bool overrides = det.pid && FlagsOverrideField(det.process_flags, s.match);
+    if (overrides && !in_files && !(running && TypedEqual(*running, s.value, s.match.type))) {
+      blocked.push_back(s.path.ToString() + " is overridden by the kubelet flag --" +
+                        s.match.field->flag + " on the running kubelet's command line (pid " +
+                        std::to_string(*det.pid) +
                         "), and no flags file the agent can edit sets it");
     }
   }
   if (!blocked.empty()) {
     std::string msg;
     for (const auto& b : blocked) msg += (msg.empty() ? "" : "; ") + b;
-    r.blocked = Blocked{"FlagOverride", msg + "; remove the flag where the kubelet's command line is "
-                                              "defined, then remediate again"};
+    r.blocked = Blocked{"FlagOverride", msg +
+                                            "; remove the flag where the kubelet's command line is "
+                                            "defined, then remediate again"};
     return;
   }
 
+  std::vector<std::string> unfixable;  // flags the agent cannot rewrite: FlagOverride
   const std::string& config = det.files.config_file;
   for (const SetOp& s : o.sets) {
     bool in_files = false;
@@ -344,7 +361,12 @@ void Remediate(const Options& o, HostFs& fs, const Detection& det, AgentResult& 
       if (e == nullptr) continue;
       auto fe = SetFlagInFile(e->text, file, s.match, s.value);
       if (!fe.ok()) {
-        r.errors.push_back(fe.status().message());
+        // The flag overrides the file and cannot be rewritten safely: retrying will not help.
+        if (fe.status().code() == StatusCode::kInvalidArgument) {
+          unfixable.push_back(fe.status().message());
+        } else {
+          r.errors.push_back(fe.status().message());
+        }
         continue;
       }
       e->text = fe->text;
@@ -361,8 +383,9 @@ void Remediate(const Options& o, HostFs& fs, const Detection& det, AgentResult& 
     }
     if (config.empty()) {
       if (!in_files) {
-        r.errors.push_back("cannot set " + s.path.ToString() +
-                           ": the kubelet has no config file (no --config found); pass --config-file");
+        r.errors.push_back(
+            "cannot set " + s.path.ToString() +
+            ": the kubelet has no config file (no --config found); pass --config-file");
       }
       continue;
     }
@@ -371,12 +394,41 @@ void Remediate(const Options& o, HostFs& fs, const Detection& det, AgentResult& 
     std::string note;
     if (!e->exists && e->text.empty()) {
       if (o.config_file.empty()) {
-        r.errors.push_back("the kubelet config file " + config +
-                           " (from the kubelet's --config) does not exist; pass --config-file to create it");
+        r.errors.push_back(
+            "the kubelet config file " + config +
+            " (from the kubelet's --config) does not exist; pass --config-file to create it");
         continue;
       }
       e->text = NewConfigFileContent(DetectConfigFormat("", config));
       note = "file created";
+    }
+    // Drop-ins of --config-dir are applied over the config file: one that sets the field would
+    // override the value written there, so it gets the value too.
+    for (const std::string& dropin : det.config_dropins) {
+      Edited* d = load(dropin);
+      if (d == nullptr || !d->exists) continue;
+      auto parsed = policy::ParseKubeletConfigFile(d->text, dropin);
+      if (!parsed.ok()) {
+        r.errors.push_back(parsed.status().message());
+        continue;
+      }
+      if (s.path.Find(*parsed) == nullptr) continue;
+      auto de = SetConfigField(d->text, dropin, s.path, s.value, s.match.type);
+      if (!de.ok()) {
+        r.errors.push_back(de.status().message());
+        continue;
+      }
+      d->text = de->text;
+      Change c;
+      c.kind = "config";
+      c.field = s.path.ToString();
+      c.file = dropin;
+      if (de->from) c.from = policy::DisplayValue(*de->from);
+      c.to = policy::DisplayValue(s.value);
+      c.changed = de->changed;
+      c.note = de->note;
+      d->changes.push_back(r.changes.size());
+      r.changes.push_back(std::move(c));
     }
     auto ce = SetConfigField(e->text, config, s.path, s.value, s.match.type);
     if (!ce.ok()) {
@@ -416,7 +468,8 @@ void Remediate(const Options& o, HostFs& fs, const Detection& det, AgentResult& 
     if (!op.user.empty()) {
       auto uid = fs.LookupUser(op.user);
       if (!uid) {
-        r.errors.push_back("cannot chown " + op.path + ": no user \"" + op.user + "\" in the node's /etc/passwd");
+        r.errors.push_back("cannot chown " + op.path + ": no user \"" + op.user +
+                           "\" in the node's /etc/passwd");
         continue;
       }
       p.uid = *uid;
@@ -424,7 +477,8 @@ void Remediate(const Options& o, HostFs& fs, const Detection& det, AgentResult& 
     if (!op.group.empty()) {
       auto gid = fs.LookupGroup(op.group);
       if (!gid) {
-        r.errors.push_back("cannot chown " + op.path + ": no group \"" + op.group + "\" in the node's /etc/group");
+        r.errors.push_back("cannot chown " + op.path + ": no group \"" + op.group +
+                           "\" in the node's /etc/group");
         continue;
       }
       p.gid = *gid;
@@ -440,6 +494,13 @@ void Remediate(const Options& o, HostFs& fs, const Detection& det, AgentResult& 
     }
   }
   for (const auto& [path, e] : edits) r.files[path] = fs.Facts(path);
+  if (!unfixable.empty()) {
+    std::string msg;
+    for (const auto& u : unfixable) msg += (msg.empty() ? "" : "; ") + u;
+    r.blocked = Blocked{"FlagOverride", msg};
+    for (Change& c : r.changes) c.changed = false;  // nothing was written
+    return;
+  }
   if (!r.errors.empty()) {
     for (Change& c : r.changes) c.changed = false;  // nothing was written
     err << "agent: nothing changed: " << r.errors.front() << "\n";
@@ -456,7 +517,8 @@ void Remediate(const Options& o, HostFs& fs, const Detection& det, AgentResult& 
       for (size_t i : e.changes) r.changes[i].changed = false;
       continue;
     }
-    err << "agent: wrote " << path << (e.exists ? " (backup " + path + std::string(kBackupSuffix) + ")" : " (new)") << "\n";
+    err << "agent: wrote " << path
+        << (e.exists ? " (backup " + path + std::string(kBackupSuffix) + ")" : " (new)") << "\n";
     kubelet_changed = true;
     units_changed = units_changed || e.is_unit;
   }
@@ -519,9 +581,9 @@ void Remediate(const Options& o, HostFs& fs, const Detection& det, AgentResult& 
     int rc = RunProgram(argv, error);
     if (rc != 0) {
       r.errors.push_back("restart command \"" + Join(argv) + "\" " +
-                         (rc < 0 ? "failed: " + error
-                                 : rc == 127 ? "could not be run (exit 127: not found?)"
-                                             : "exited with " + std::to_string(rc)));
+                         (rc < 0      ? "failed: " + error
+                          : rc == 127 ? "could not be run (exit 127: not found?)"
+                                      : "exited with " + std::to_string(rc)));
       return;
     }
   }
@@ -547,7 +609,8 @@ void WriteOutputs(const Options& o, const AgentResult& r, std::ostream& out, std
     if (!f) err << "agent: cannot write --result-file " << o.result_file << "\n";
   }
   std::string log = o.termination_log.value_or("/dev/termination-log");
-  if (!o.termination_log && ::access(log.c_str(), W_OK) != 0) return;  // not in a pod: skip silently
+  if (!o.termination_log && ::access(log.c_str(), W_OK) != 0)
+    return;  // not in a pod: skip silently
   std::ofstream f(log, std::ios::trunc);
   f << FitToLimit(r, 4096);
   if (!f) err << "agent: cannot write the termination log " << log << "\n";

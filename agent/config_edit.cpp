@@ -1,12 +1,13 @@
 #include "agent/config_edit.h"
 
+#include <yaml-cpp/yaml.h>
+
 #include <algorithm>
 #include <cctype>
+#include <memory>
 #include <regex>
 #include <utility>
 #include <vector>
-
-#include <yaml-cpp/yaml.h>
 
 #include "policy/catalog.h"
 #include "policy/effective_config.h"
@@ -38,8 +39,8 @@ bool LooksSpecialYaml(const std::string& s) {
   static const std::regex kDate(R"(^[0-9]{4}-[0-9]{1,2}-[0-9]{1,2})");
   static const std::regex kSpecialWord(
       R"(^(y|Y|yes|Yes|YES|n|N|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF|null|Null|NULL|~|\.inf|\.Inf|\.INF|\.nan|\.NaN|\.NAN)$)");
-  return std::regex_match(s, kNumber) || std::regex_match(s, kRadix) || std::regex_search(s, kDate) ||
-         std::regex_match(s, kSpecialWord);
+  return std::regex_match(s, kNumber) || std::regex_match(s, kRadix) ||
+         std::regex_search(s, kDate) || std::regex_match(s, kSpecialWord);
 }
 
 // Plain (unquoted) only for a conservative character set that no YAML version reads as anything
@@ -207,8 +208,10 @@ struct Lines {
   void Erase(size_t from, size_t to) {  // [from, to)
     if (from >= to) return;
     bool last_had_no_eol = to == body.size() && eol.back().empty();
-    body.erase(body.begin() + static_cast<std::ptrdiff_t>(from), body.begin() + static_cast<std::ptrdiff_t>(to));
-    eol.erase(eol.begin() + static_cast<std::ptrdiff_t>(from), eol.begin() + static_cast<std::ptrdiff_t>(to));
+    body.erase(body.begin() + static_cast<std::ptrdiff_t>(from),
+               body.begin() + static_cast<std::ptrdiff_t>(to));
+    eol.erase(eol.begin() + static_cast<std::ptrdiff_t>(from),
+              eol.begin() + static_cast<std::ptrdiff_t>(to));
     if (last_had_no_eol && !eol.empty()) eol.back() = "";
   }
 };
@@ -270,8 +273,8 @@ KeyValue ParseKeyLine(const std::string& line, int indent) {
     kv.key = key;
     kv.colon = j;
   } else {
-    if (c == '?' || c == '-' || c == '[' || c == '{' || c == '&' || c == '*' || c == '!' || c == '|' ||
-        c == '>' || c == '%' || c == '@' || c == '`') {
+    if (c == '?' || c == '-' || c == '[' || c == '{' || c == '&' || c == '*' || c == '!' ||
+        c == '|' || c == '>' || c == '%' || c == '@' || c == '`') {
       return kv;
     }
     size_t j = i;
@@ -355,7 +358,8 @@ std::optional<std::string> UnsafeForLineEdit(const Lines& doc) {
     if (l.rfind("%", 0) == 0) continue;  // a directive
     int ind = IndentOf(l);
     if (ind < 0) continue;
-    if (l[static_cast<size_t>(ind)] == '\t' || l.find('\t') < static_cast<size_t>(ind)) return "tabs in indentation";
+    if (l[static_cast<size_t>(ind)] == '\t' || l.find('\t') < static_cast<size_t>(ind))
+      return "tabs in indentation";
     if (!content_seen) {
       content_seen = true;
       char c = l[static_cast<size_t>(ind)];
@@ -365,7 +369,8 @@ std::optional<std::string> UnsafeForLineEdit(const Lines& doc) {
     std::string_view rest(l);
     rest.remove_prefix(static_cast<size_t>(ind));
     if (rest.rfind("? ", 0) == 0 || rest == "?") return "complex keys";
-    if (rest.rfind("<<:", 0) == 0 || rest.find("<<:") != std::string_view::npos) return "merge keys";
+    if (rest.rfind("<<:", 0) == 0 || rest.find("<<:") != std::string_view::npos)
+      return "merge keys";
     for (const char* marker : {": &", ": *", ": !", "- &", "- *", "- !"}) {
       if (rest.find(marker) != std::string_view::npos) return "anchors, aliases or tags";
     }
@@ -432,9 +437,12 @@ class YamlEditor {
       // An inline value on the way (`featureGates: {}`, a scalar, a flow mapping): the value of
       // this key is rewritten in block style.
       json sub = json::object();
-      FieldPath prefix(std::vector<std::string>(segs.begin(), segs.begin() + static_cast<std::ptrdiff_t>(i) + 1));
+      FieldPath prefix(std::vector<std::string>(segs.begin(),
+                                                segs.begin() + static_cast<std::ptrdiff_t>(i) + 1));
       if (const json* cur = prefix.Find(original_); cur != nullptr && cur->is_object()) sub = *cur;
-      FieldPath(std::vector<std::string>(segs.begin() + static_cast<std::ptrdiff_t>(i) + 1, segs.end())).Set(sub, value);
+      FieldPath(
+          std::vector<std::string>(segs.begin() + static_cast<std::ptrdiff_t>(i) + 1, segs.end()))
+          .Set(sub, value);
       if (inline_value != "{}") {
         note_ = "the value of " + FieldPath(prefix).ToString() + " was rewritten in block style";
       }
@@ -496,7 +504,8 @@ class YamlEditor {
     return to;
   }
 
-  std::vector<std::string> EmitNested(const std::vector<std::string>& segs, const json& value, int indent) const {
+  std::vector<std::string> EmitNested(const std::vector<std::string>& segs, const json& value,
+                                      int indent) const {
     std::vector<std::string> out;
     for (size_t i = 0; i + 1 < segs.size(); ++i) {
       out.push_back(std::string(static_cast<size_t>(indent), ' ') + FormatYamlKey(segs[i]) + ":");
@@ -550,9 +559,217 @@ std::string DetectJsonIndent(std::string_view content, int& width) {
   return " ";
 }
 
-StatusOr<ConfigEdit> SetJson(std::string_view content, std::string_view file_name, const json& typed,
-                             const FieldPath& path, const json& value) {
+// ---------------------------------------------------------------------------------------------
+// The targeted JSON editor: the spans of every object member, so that one value can be replaced
+// or one member inserted without touching any other byte.
+
+struct JsonSpan {
+  size_t begin = 0, end = 0;  // the value's bytes [begin, end)
+  bool is_object = false;
+  struct Member {
+    std::string key;
+    size_t key_begin = 0;
+    std::unique_ptr<JsonSpan> value;
+  };
+  std::vector<Member> members;  // objects only, in text order
+};
+
+class JsonScanner {
+ public:
+  explicit JsonScanner(std::string_view text) : t_(text) {}
+  // nullptr when the text is not what the scanner expects (the caller falls back).
+  std::unique_ptr<JsonSpan> Scan() {
+    auto v = Value(0);
+    if (v == nullptr) return nullptr;
+    Ws();
+    return i_ == t_.size() ? std::move(v) : nullptr;
+  }
+
+ private:
+  void Ws() {
+    while (i_ < t_.size() && (t_[i_] == ' ' || t_[i_] == '\t' || t_[i_] == '\n' || t_[i_] == '\r'))
+      ++i_;
+  }
+  bool String() {
+    if (i_ >= t_.size() || t_[i_] != '"') return false;
+    for (++i_; i_ < t_.size(); ++i_) {
+      if (t_[i_] == '\\') {
+        ++i_;
+      } else if (t_[i_] == '"') {
+        ++i_;
+        return true;
+      }
+    }
+    return false;
+  }
+  std::unique_ptr<JsonSpan> Value(int depth) {
+    if (depth > 200) return nullptr;
+    Ws();
+    auto v = std::make_unique<JsonSpan>();
+    v->begin = i_;
+    if (i_ >= t_.size()) return nullptr;
+    char c = t_[i_];
+    if (c == '{') {
+      v->is_object = true;
+      ++i_;
+      Ws();
+      if (i_ < t_.size() && t_[i_] == '}') {
+        ++i_;
+      } else {
+        for (;;) {
+          Ws();
+          JsonSpan::Member m;
+          m.key_begin = i_;
+          if (!String()) return nullptr;
+          try {
+            m.key = json::parse(t_.substr(m.key_begin, i_ - m.key_begin)).get<std::string>();
+          } catch (const std::exception&) {
+            return nullptr;
+          }
+          Ws();
+          if (i_ >= t_.size() || t_[i_] != ':') return nullptr;
+          ++i_;
+          m.value = Value(depth + 1);
+          if (m.value == nullptr) return nullptr;
+          v->members.push_back(std::move(m));
+          Ws();
+          if (i_ < t_.size() && t_[i_] == ',') {
+            ++i_;
+            continue;
+          }
+          if (i_ < t_.size() && t_[i_] == '}') {
+            ++i_;
+            break;
+          }
+          return nullptr;
+        }
+      }
+    } else if (c == '[') {
+      ++i_;
+      Ws();
+      if (i_ < t_.size() && t_[i_] == ']') {
+        ++i_;
+      } else {
+        for (;;) {
+          if (Value(depth + 1) == nullptr) return nullptr;
+          Ws();
+          if (i_ < t_.size() && t_[i_] == ',') {
+            ++i_;
+            continue;
+          }
+          if (i_ < t_.size() && t_[i_] == ']') {
+            ++i_;
+            break;
+          }
+          return nullptr;
+        }
+      }
+    } else if (c == '"') {
+      if (!String()) return nullptr;
+    } else {
+      while (i_ < t_.size() &&
+             std::string_view(",}] \t\r\n").find(t_[i_]) == std::string_view::npos)
+        ++i_;
+      if (i_ == v->begin) return nullptr;
+    }
+    v->end = i_;
+    return v;
+  }
+
+  std::string_view t_;
+  size_t i_ = 0;
+};
+
+// The whitespace that starts the line holding `pos`.
+std::string LineIndent(std::string_view text, size_t pos) {
+  size_t nl = text.rfind('\n', pos == 0 ? 0 : pos - 1);
+  size_t start = nl == std::string_view::npos ? 0 : nl + 1;
+  size_t i = start;
+  while (i < text.size() && (text[i] == ' ' || text[i] == '\t')) ++i;
+  return std::string(text.substr(start, i - start));
+}
+
+// `v` serialised in the file's style, its continuation lines indented by `indent`.
+std::string JsonValueText(const ojson& v, int width, char ch, const std::string& indent) {
+  std::string out = width < 0 ? v.dump() : v.dump(width, ch);
+  std::string shifted;
+  for (char c : out) {
+    shifted += c;
+    if (c == '\n') shifted += indent;
+  }
+  return shifted;
+}
+
+std::optional<std::string> TargetedJsonEdit(std::string_view content,
+                                            const std::vector<std::string>& segs, const json& value,
+                                            int width, char ch) {
+  auto root = JsonScanner(content).Scan();
+  if (root == nullptr || !root->is_object) return std::nullopt;
+  const JsonSpan* node = root.get();
+  std::string text(content);
+  for (size_t i = 0; i < segs.size(); ++i) {
+    const JsonSpan::Member* found = nullptr;
+    for (const auto& m : node->members) {
+      if (m.key == segs[i]) found = &m;  // the last duplicate wins, as when parsing
+    }
+    if (found != nullptr && i + 1 < segs.size()) {
+      if (!found->value->is_object) return std::nullopt;
+      node = found->value.get();
+      continue;
+    }
+    if (found != nullptr) {  // replace the value
+      std::string indent = LineIndent(content, found->key_begin);
+      text.replace(found->value->begin, found->value->end - found->value->begin,
+                   JsonValueText(ToOrdered(value), width, ch, indent));
+      return text;
+    }
+    // Insert the member segs[i] (with nested objects for the rest) into `node`.
+    json member_value = value;
+    for (size_t k = segs.size() - 1; k > i; --k) member_value = json{{segs[k], member_value}};
+    const std::string key = Quote(segs[i]);
+    if (!node->members.empty()) {
+      const auto& last = node->members.back();
+      // Copy the separator in front of the last member: ",\n    " or ", ".
+      size_t prev_end = node->members.size() > 1
+                            ? node->members[node->members.size() - 2].value->end
+                            : node->begin + 1;
+      std::string sep(content.substr(prev_end, last.key_begin - prev_end));
+      if (!sep.empty() && sep[0] == ',') sep.erase(0, 1);
+      // After '{' of a one-line object there is often nothing; members are then set apart by
+      // a blank, as a pretty-printer would.
+      if (node->members.size() == 1 && sep.find('\n') == std::string::npos) sep = " ";
+      std::string indent = LineIndent(content, last.key_begin);
+      std::string colon(content.substr(last.key_begin, last.value->begin - last.key_begin));
+      colon = colon.substr(colon.find('"', 1) + 1);  // ": " or ":" as the file writes it
+      text.insert(last.value->end, "," + sep + key + colon +
+                                       JsonValueText(ToOrdered(member_value), width, ch, indent));
+      return text;
+    }
+    // An empty object: write it out with the member.
+    std::string indent = LineIndent(content, node->begin);
+    ojson obj = ojson::object();
+    obj[segs[i]] = ToOrdered(member_value);
+    text.replace(node->begin, node->end - node->begin, JsonValueText(obj, width, ch, indent));
+    return text;
+  }
+  return std::nullopt;
+}
+
+StatusOr<ConfigEdit> SetJson(std::string_view content, std::string_view file_name,
+                             const json& typed, const FieldPath& path, const json& value) {
   ConfigEdit e;
+  json expect = typed;
+  path.Set(expect, value);
+  int width = -1;
+  std::string ch = DetectJsonIndent(content, width);
+  if (auto text = TargetedJsonEdit(content, path.segments(), value, width, ch[0])) {
+    auto check = policy::ParseKubeletConfigFile(*text, file_name);
+    if (check.ok() && *check == expect) {
+      e.text = std::move(*text);
+      e.changed = true;
+      return e;
+    }
+  }
   ojson doc;
   try {
     doc = ojson::parse(content.begin(), content.end());
@@ -560,16 +777,14 @@ StatusOr<ConfigEdit> SetJson(std::string_view content, std::string_view file_nam
     return InvalidArgument(std::string(file_name) + ": not valid JSON");
   }
   OrderedSet(doc, path.segments(), value);
-  int width = -1;
-  std::string ch = DetectJsonIndent(content, width);
   std::string text = width < 0 ? doc.dump() : doc.dump(width, ch[0]);
   if (!content.empty() && content.back() == '\n') text += '\n';
-  json expect = typed;
-  path.Set(expect, value);
   auto check = policy::ParseKubeletConfigFile(text, file_name);
-  if (!check.ok() || *check != expect) return Internal(std::string(file_name) + ": the edited JSON did not verify");
+  if (!check.ok() || *check != expect)
+    return Internal(std::string(file_name) + ": the edited JSON did not verify");
   e.text = std::move(text);
   e.changed = true;
+  e.note = "file re-serialised: its formatting was not kept";
   return e;
 }
 
@@ -577,27 +792,33 @@ StatusOr<ConfigEdit> SetJson(std::string_view content, std::string_view file_nam
 
 std::string FormatYamlScalar(const json& v) {
   switch (v.type()) {
-    case json::value_t::null: return "null";
-    case json::value_t::boolean: return v.get<bool>() ? "true" : "false";
+    case json::value_t::null:
+      return "null";
+    case json::value_t::boolean:
+      return v.get<bool>() ? "true" : "false";
     case json::value_t::string: {
       const std::string& s = v.get_ref<const std::string&>();
       return SafePlain(s) ? s : Quote(s);
     }
     case json::value_t::object:
-    case json::value_t::array: return v.dump();  // flow style; JSON is YAML
-    default: return v.dump();
+    case json::value_t::array:
+      return v.dump();  // flow style; JSON is YAML
+    default:
+      return v.dump();
   }
 }
 
 ConfigFormat DetectConfigFormat(std::string_view content, std::string_view file_name) {
   size_t first = content.find_first_not_of(" \t\r\n");
-  if (first != std::string_view::npos) return content[first] == '{' ? ConfigFormat::kJson : ConfigFormat::kYaml;
+  if (first != std::string_view::npos)
+    return content[first] == '{' ? ConfigFormat::kJson : ConfigFormat::kYaml;
   return EndsWith(file_name, ".json") ? ConfigFormat::kJson : ConfigFormat::kYaml;
 }
 
 std::string NewConfigFileContent(ConfigFormat format) {
   if (format == ConfigFormat::kJson) {
-    return "{\n  \"apiVersion\": \"kubelet.config.k8s.io/v1beta1\",\n  \"kind\": \"KubeletConfiguration\"\n}\n";
+    return "{\n  \"apiVersion\": \"kubelet.config.k8s.io/v1beta1\",\n  \"kind\": "
+           "\"KubeletConfiguration\"\n}\n";
   }
   return "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n";
 }
@@ -616,7 +837,8 @@ bool TypedEqual(const json& a, const json& b, ValueType type) {
     case ValueType::kFloat:
       if (a.is_number() && b.is_number()) return a.get<double>() == b.get<double>();
       return a == b;
-    default: return a == b;
+    default:
+      return a == b;
   }
 }
 
@@ -685,7 +907,8 @@ StatusOr<json> TypeAs(ValueType type, const std::optional<json>& parsed, std::st
       size_t start = 0;
       while (!s.empty() && start <= s.size()) {
         size_t comma = s.find(',', start);
-        list.push_back(s.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+        list.push_back(
+            s.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
         if (comma == std::string::npos) break;
         start = comma + 1;
       }
@@ -695,7 +918,8 @@ StatusOr<json> TypeAs(ValueType type, const std::optional<json>& parsed, std::st
     case ValueType::kObject:
       if (parsed && parsed->is_object()) return *parsed;
       return fail("an object (JSON, e.g. {\"key\": \"value\"})");
-    case ValueType::kUnknown: break;
+    case ValueType::kUnknown:
+      break;
   }
   return parsed ? *parsed : json(text);
 }

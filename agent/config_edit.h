@@ -1,7 +1,9 @@
 #pragma once
 // Pure text edits of a KubeletConfiguration file: set one field, keep everything else.
-//  * JSON: key order and every other field are kept, and the indentation style (compact, N
-//    spaces or tabs); the file is re-serialised.
+//  * JSON: a targeted edit too: the value's bytes are replaced, or a member is inserted after the
+//    last one of its object with the same separator and indentation; every other byte stays.
+//    When that does not verify, the file is re-serialised (key order and the indentation style
+//    kept) and the note says so.
 //  * YAML: a targeted line-level edit of block-style YAML keeps comments, ordering and every
 //    other byte: a scalar is replaced in place (its trailing comment stays), a missing key is
 //    inserted at the end of its parent mapping with the mapping's indentation, missing parent
@@ -12,11 +14,10 @@
 // Also how a --set value is typed by the field catalog and written as YAML or as a flag.
 // Pure functions (no I/O); thread-safe.
 
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
-
-#include <nlohmann/json.hpp>
 
 #include "policy/field_path.h"
 #include "policy/status.h"
@@ -32,10 +33,10 @@ ConfigFormat DetectConfigFormat(std::string_view content, std::string_view file_
 std::string NewConfigFileContent(ConfigFormat format);
 
 struct ConfigEdit {
-  std::string text;                   // the new content; equal to the input when !changed
+  std::string text;                    // the new content; equal to the input when !changed
   std::optional<nlohmann::json> from;  // the value found at the path (nullopt: absent)
   bool changed = false;
-  std::string note;                   // set when the file had to be re-emitted in full, ...
+  std::string note;  // set when the file had to be re-emitted in full, ...
 };
 
 // Sets `path` to `value` in a config file's content. Nothing changes when the present value

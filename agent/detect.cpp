@@ -11,7 +11,8 @@
 namespace kpc::agent {
 namespace {
 
-const char* const kUnitDirs[] = {"/etc/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system"};
+const char* const kUnitDirs[] = {"/etc/systemd/system", "/lib/systemd/system",
+                                 "/usr/lib/systemd/system"};
 const char* const kEnvFiles[] = {"/var/lib/kubelet/kubeadm-flags.env", "/etc/default/kubelet",
                                  "/etc/sysconfig/kubelet"};
 
@@ -53,7 +54,8 @@ std::vector<std::string> ListDir(HostFs& fs, const std::string& node_dir) {
 }
 
 bool EndsWith(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 // EnvironmentFile= paths of a unit ("-" prefix: optional).
@@ -73,7 +75,8 @@ std::vector<std::string> EnvironmentFiles(const std::string& content) {
   return out;
 }
 
-std::optional<std::string> LastValue(const std::vector<policy::KubeletFlag>& flags, const std::string& name) {
+std::optional<std::string> LastValue(const std::vector<policy::KubeletFlag>& flags,
+                                     const std::string& name) {
   std::optional<std::string> v;
   for (const auto& f : flags) {
     std::string n = f.name;
@@ -85,7 +88,8 @@ std::optional<std::string> LastValue(const std::vector<policy::KubeletFlag>& fla
 
 }  // namespace
 
-std::vector<policy::KubeletFlag> FlagsFromCmdline(const std::string& cmdline, const std::string& origin) {
+std::vector<policy::KubeletFlag> FlagsFromCmdline(const std::string& cmdline,
+                                                  const std::string& origin) {
   std::vector<std::string> argv;
   size_t start = 0;
   while (start < cmdline.size()) {
@@ -110,7 +114,9 @@ Detection DetectKubelet(HostFs& fs, const DetectOptions& opts) {
     std::vector<int> pids;
     while (struct dirent* e = ::readdir(proc)) {
       std::string n = e->d_name;
-      if (!n.empty() && n.size() < 10 && std::all_of(n.begin(), n.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); })) {
+      if (!n.empty() && n.size() < 10 && std::all_of(n.begin(), n.end(), [](char c) {
+            return std::isdigit(static_cast<unsigned char>(c));
+          })) {
         pids.push_back(std::stoi(n));
       }
     }
@@ -124,7 +130,8 @@ Detection DetectKubelet(HostFs& fs, const DetectOptions& opts) {
       if (comm != "kubelet") continue;
       if (!ReadSmallFile(dir + "/cmdline", cmdline)) continue;
       d.pid = pid;
-      d.process_flags = FlagsFromCmdline(cmdline, "kubelet process " + std::to_string(pid) + " command line");
+      d.process_flags =
+          FlagsFromCmdline(cmdline, "kubelet process " + std::to_string(pid) + " command line");
       break;
     }
   }
@@ -190,7 +197,14 @@ Detection DetectKubelet(HostFs& fs, const DetectOptions& opts) {
   if (d.pid && d.files.kubeconfig.empty()) {
     if (auto k = LastValue(all_file_flags, "kubeconfig")) d.files.kubeconfig = *k;
   }
+  if (auto dir = LastValue(source, "config-dir")) d.config_dir = *dir;
   if (!opts.config_file.empty()) d.files.config_file = opts.config_file;
+  if (!d.config_dir.empty() && ValidateNodePath(d.config_dir).ok()) {
+    for (const std::string& name : ListDir(fs, d.config_dir)) {
+      std::string p = d.config_dir + (d.config_dir.back() == '/' ? "" : "/") + name;
+      if (EndsWith(name, ".conf") && !fs.IsDirectory(p)) d.config_dropins.push_back(p);
+    }
+  }
   for (std::string* p : {&d.files.config_file, &d.files.kubeconfig}) {
     if (!p->empty() && !ValidateNodePath(*p).ok()) {
       d.warnings.push_back("ignoring the kubelet's file path \"" + *p + "\": not an absolute path");

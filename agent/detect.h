@@ -24,11 +24,15 @@
 namespace kpc::agent {
 
 struct Detection {
-  KubeletFiles files;  // node paths
-  std::optional<int> pid;  // the kubelet process, when found
+  KubeletFiles files;                              // node paths
+  std::optional<int> pid;                          // the kubelet process, when found
   std::vector<policy::KubeletFlag> process_flags;  // its command line
   // Flags per flags file (node path), in kubelet order; only files that set a flag.
   std::map<std::string, std::vector<policy::KubeletFlag>> file_flags;
+  // The kubelet's --config-dir (drop-in KubeletConfiguration files, *.conf in lexical order,
+  // applied over --config) and its drop-ins (node paths); empty when not used.
+  std::string config_dir;
+  std::vector<std::string> config_dropins;
   std::vector<std::string> warnings;  // files that could not be read or parsed
 };
 
@@ -43,6 +47,7 @@ struct DetectOptions {
 Detection DetectKubelet(HostFs& fs, const DetectOptions& opts);
 
 // The flags of a process command line (NUL-separated argv, argv[0] skipped).
-std::vector<policy::KubeletFlag> FlagsFromCmdline(const std::string& cmdline, const std::string& origin);
+std::vector<policy::KubeletFlag> FlagsFromCmdline(const std::string& cmdline,
+                                                  const std::string& origin);
 
 }  // namespace kpc::agent

@@ -36,7 +36,8 @@ bool IsSystemdStyle(std::string_view content, std::string_view file_name) {
   size_t pos = 0;
   while (pos < content.size()) {
     size_t nl = content.find('\n', pos);
-    std::string line = Trim(content.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos));
+    std::string line =
+        Trim(content.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos));
     for (const char* p : {"[Service]", "[Unit]", "[Install]", "ExecStart=", "Environment="}) {
       if (line.rfind(p, 0) == 0) return true;
     }
@@ -79,7 +80,8 @@ std::vector<Span> ScanFlags(std::string_view content, bool systemd) {
     size_t end = nl == std::string_view::npos ? content.size() : nl;
     std::string_view line = content.substr(pos, end - pos);
     size_t first = line.find_first_not_of(" \t");
-    bool comment = first != std::string_view::npos && (line[first] == '#' || (systemd && line[first] == ';'));
+    bool comment =
+        first != std::string_view::npos && (line[first] == '#' || (systemd && line[first] == ';'));
     size_t start = 0;
     bool active = false;
     if (!comment && first != std::string_view::npos) {
@@ -102,7 +104,8 @@ std::vector<Span> ScanFlags(std::string_view content, bool systemd) {
       }
     }
     if (active) {
-      const bool assignments = !systemd || line.substr(first).rfind("Environment=", 0) == 0 || continued;
+      const bool assignments =
+          !systemd || line.substr(first).rfind("Environment=", 0) == 0 || continued;
       for (size_t i = start; i < line.size(); ++i) {
         char prev = i == start ? ' ' : line[i - 1];
         bool boundary = prev == ' ' || prev == '\t' || prev == '"' || prev == '\'' || i == start;
@@ -118,7 +121,9 @@ std::vector<Span> ScanFlags(std::string_view content, bool systemd) {
         if (line[i] != '-' || i + 2 >= line.size() || line[i + 1] != '-') continue;
         if (!(boundary || prev == '=')) continue;
         size_t j = i + 2;
-        while (j < line.size() && (std::isalnum(static_cast<unsigned char>(line[j])) || line[j] == '-' || line[j] == '_')) ++j;
+        while (j < line.size() && (std::isalnum(static_cast<unsigned char>(line[j])) ||
+                                   line[j] == '-' || line[j] == '_'))
+          ++j;
         if (j == i + 2) continue;
         Span s;
         s.name = Normalize(line.substr(i + 2, j - i - 2));
@@ -147,7 +152,9 @@ std::vector<Span> ScanFlags(std::string_view content, bool systemd) {
         if (var_ok) out.push_back(std::move(s));
       }
     }
-    bool ends_with_backslash = !line.empty() && (line.back() == '\\' || (line.size() > 1 && line.back() == '\r' && line[line.size() - 2] == '\\'));
+    bool ends_with_backslash =
+        !line.empty() && (line.back() == '\\' || (line.size() > 1 && line.back() == '\r' &&
+                                                  line[line.size() - 2] == '\\'));
     if (!comment) continued = active && ends_with_backslash;
     if (nl == std::string_view::npos) break;
     pos = nl + 1;
@@ -199,7 +206,8 @@ std::optional<std::string> MapValue(const std::string& text, const std::string& 
   for (const std::string& item : SplitComma(text)) {
     size_t s = item.find(sep);
     if (s == std::string::npos) continue;
-    if (Trim(std::string_view(item).substr(0, s)) == key) found = Trim(std::string_view(item).substr(s + 1));
+    if (Trim(std::string_view(item).substr(0, s)) == key)
+      found = Trim(std::string_view(item).substr(s + 1));
   }
   return found;
 }
@@ -219,6 +227,20 @@ bool FlagsOverrideField(const std::vector<KubeletFlag>& flags, const FieldMatch&
   return false;
 }
 
+std::optional<json> FlagsValue(const std::vector<KubeletFlag>& flags, const FieldMatch& match) {
+  if (!FlagsOverrideField(flags, match)) return std::nullopt;
+  std::vector<KubeletFlag> mine;
+  for (const KubeletFlag& f : flags) {
+    if (Normalize(f.name) == match.field->flag) mine.push_back(f);
+  }
+  auto eff = policy::ComputeEffectiveConfig(json::object(), mine);
+  auto path = policy::FieldPath::Parse(match.field->path);
+  if (!eff.ok() || !path.ok()) return std::nullopt;
+  const json* v = (match.map_key ? path->Child(*match.map_key) : *path).Find(eff->config);
+  if (v == nullptr) return std::nullopt;
+  return *v;
+}
+
 std::string FlagValueText(const json& value, const FieldInfo& field) {
   if (value.is_array()) {
     std::vector<std::string> items;
@@ -227,7 +249,8 @@ std::string FlagValueText(const json& value, const FieldInfo& field) {
   }
   if (value.is_object()) {
     std::vector<std::string> items;
-    for (const auto& [k, e] : value.items()) items.push_back(k + field.map_separator + ScalarText(e));
+    for (const auto& [k, e] : value.items())
+      items.push_back(k + field.map_separator + ScalarText(e));
     return JoinComma(items);
   }
   return ScalarText(value);
@@ -260,9 +283,11 @@ StatusOr<FlagsEdit> SetFlagInFile(std::string_view content, std::string_view fil
   if (spans.size() != mine.size()) return refuse("its quoting or line continuations are not plain");
   for (size_t i = 0; i < spans.size(); ++i) {
     std::string raw = spans[i].has_value
-                          ? std::string(content.substr(spans[i].value_begin, spans[i].value_end - spans[i].value_begin))
+                          ? std::string(content.substr(spans[i].value_begin,
+                                                       spans[i].value_end - spans[i].value_begin))
                           : std::string();
-    if (spans[i].has_value != mine[i]->value.has_value() || (spans[i].has_value && raw != *mine[i]->value)) {
+    if (spans[i].has_value != mine[i]->value.has_value() ||
+        (spans[i].has_value && raw != *mine[i]->value)) {
       return refuse("its value is quoted or escaped");
     }
   }
@@ -294,7 +319,8 @@ StatusOr<FlagsEdit> SetFlagInFile(std::string_view content, std::string_view fil
             item = key + sep + want;
           }
         }
-        splices.push_back({spans[i].value_begin, spans[i].value_end - spans[i].value_begin, JoinComma(items)});
+        splices.push_back(
+            {spans[i].value_begin, spans[i].value_end - spans[i].value_begin, JoinComma(items)});
       }
     }
     if (!any && field.path != "featureGates") {
@@ -314,14 +340,16 @@ StatusOr<FlagsEdit> SetFlagInFile(std::string_view content, std::string_view fil
       }
     }
   }
-  std::sort(splices.begin(), splices.end(), [](const Splice& a, const Splice& b) { return a.at > b.at; });
+  std::sort(splices.begin(), splices.end(),
+            [](const Splice& a, const Splice& b) { return a.at > b.at; });
   std::string text(content);
   for (const Splice& s : splices) text.replace(s.at, s.len, s.text);
   if (text == content) return e;
 
   // Verify: the same flags in the same order, others untouched, the field now has the value.
   auto after = policy::ParseKubeletFlags(text, file_name);
-  if (!after.ok() || after->size() != parsed->size()) return refuse("the edited file parses differently");
+  if (!after.ok() || after->size() != parsed->size())
+    return refuse("the edited file parses differently");
   for (size_t i = 0; i < after->size(); ++i) {
     const KubeletFlag& a = (*after)[i];
     const KubeletFlag& b = (*parsed)[i];

@@ -7,12 +7,11 @@
 // same flags with only the target's value changed, or the edit is refused (edit by hand).
 // Pure functions (no I/O); thread-safe.
 
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "policy/catalog.h"
 #include "policy/effective_config.h"
@@ -22,17 +21,23 @@ namespace kpc::agent {
 
 // Whether `flags` (in kubelet order) override the field `match` names: the field's flag is
 // present; for a feature gate (featureGates.X) only when the flag names gate X.
-bool FlagsOverrideField(const std::vector<policy::KubeletFlag>& flags, const policy::FieldMatch& match);
+bool FlagsOverrideField(const std::vector<policy::KubeletFlag>& flags,
+                        const policy::FieldMatch& match);
+
+// The value `flags` give the field `match` names, when they override it (see above) and parse;
+// nullopt otherwise.
+std::optional<nlohmann::json> FlagsValue(const std::vector<policy::KubeletFlag>& flags,
+                                         const policy::FieldMatch& match);
 
 // The flag value text for a typed value: booleans true/false, durations as given, lists
 // comma-joined, maps key<sep>value comma-joined.
 std::string FlagValueText(const nlohmann::json& value, const policy::FieldInfo& field);
 
 struct FlagsEdit {
-  std::string text;                // new content (== input when !changed)
+  std::string text;  // new content (== input when !changed)
   bool changed = false;
   std::optional<std::string> from;  // the last value the file gave the flag (display)
-  std::string to;                  // the value the flag has now
+  std::string to;                   // the value the flag has now
 };
 
 // Sets the field `match` (whose catalog entry has a flag) to `value` in every occurrence of its

@@ -57,8 +57,9 @@ bool AllDigits(std::string_view s) {
 
 Status ErrnoStatus(int err, const std::string& what) {
   StatusCode code = err == ENOENT ? StatusCode::kNotFound
-                    : (err == EACCES || err == EPERM || err == EROFS) ? StatusCode::kPermissionDenied
-                                                                      : StatusCode::kInternal;
+                    : (err == EACCES || err == EPERM || err == EROFS)
+                        ? StatusCode::kPermissionDenied
+                        : StatusCode::kInternal;
   return Status(code, what + ": " + ErrnoText(err));
 }
 
@@ -94,7 +95,9 @@ Status ReplaceAtomic(const std::string& host_path, std::string_view content, mod
   std::vector<char> buf(tmpl.begin(), tmpl.end());
   buf.push_back('\0');
   int fd = ::mkstemp(buf.data());
-  if (fd < 0) return ErrnoStatus(errno, "cannot write " + display + " (creating a temporary file in its directory)");
+  if (fd < 0)
+    return ErrnoStatus(errno,
+                       "cannot write " + display + " (creating a temporary file in its directory)");
   const std::string tmp(buf.data());
   auto fail = [&](const std::string& what) {
     int err = errno;
@@ -129,11 +132,13 @@ std::string ErrnoText(int err) {
 
 Status ValidateNodePath(std::string_view path) {
   if (path.empty() || path[0] != '/') {
-    return InvalidArgument("path \"" + std::string(path) + "\" must be absolute (as seen on the node)");
+    return InvalidArgument("path \"" + std::string(path) +
+                           "\" must be absolute (as seen on the node)");
   }
   for (const auto& seg : SplitPath(path)) {
     if (seg == ".." || seg == ".") {
-      return InvalidArgument("path \"" + std::string(path) + "\" must not contain \".\" or \"..\" segments");
+      return InvalidArgument("path \"" + std::string(path) +
+                             "\" must not contain \".\" or \"..\" segments");
     }
   }
   if (path.find('\0') != std::string_view::npos) return InvalidArgument("path contains a NUL byte");
@@ -177,7 +182,8 @@ StatusOr<std::string> HostFs::Resolve(std::string_view node_path) const {
       return ErrnoStatus(err, std::string(node_path));
     }
     if (S_ISLNK(st.st_mode)) {
-      if (++links > kMaxSymlinks) return InvalidArgument(std::string(node_path) + ": too many levels of symbolic links");
+      if (++links > kMaxSymlinks)
+        return InvalidArgument(std::string(node_path) + ": too many levels of symbolic links");
       std::vector<char> target(4096);
       ssize_t n = ::readlink(candidate.c_str(), target.data(), target.size() - 1);
       if (n < 0) return ErrnoStatus(errno, std::string(node_path));
@@ -284,7 +290,8 @@ Status HostFs::WriteFileAtomic(std::string_view node_path, std::string_view cont
     if (::lstat(bak.c_str(), &bst) != 0) {
       auto original = ReadFile(node_path);
       if (!original.ok()) return original.status();
-      Status s = ReplaceAtomic(bak, *original, mode, uid, gid, display + std::string(kBackupSuffix));
+      Status s =
+          ReplaceAtomic(bak, *original, mode, uid, gid, display + std::string(kBackupSuffix));
       if (!s.ok()) return s;
     }
   }
@@ -294,14 +301,16 @@ Status HostFs::WriteFileAtomic(std::string_view node_path, std::string_view cont
 Status HostFs::Chmod(std::string_view node_path, uint32_t mode) {
   auto host = Resolve(node_path);
   if (!host.ok()) return host.status();
-  if (::chmod(host->c_str(), mode) != 0) return ErrnoStatus(errno, "chmod " + std::string(node_path));
+  if (::chmod(host->c_str(), mode) != 0)
+    return ErrnoStatus(errno, "chmod " + std::string(node_path));
   return Status::Ok();
 }
 
 Status HostFs::Chown(std::string_view node_path, uid_t uid, gid_t gid) {
   auto host = Resolve(node_path);
   if (!host.ok()) return host.status();
-  if (::chown(host->c_str(), uid, gid) != 0) return ErrnoStatus(errno, "chown " + std::string(node_path));
+  if (::chown(host->c_str(), uid, gid) != 0)
+    return ErrnoStatus(errno, "chown " + std::string(node_path));
   return Status::Ok();
 }
 
@@ -324,7 +333,8 @@ void HostFs::LoadTables() {
       size_t c3 = c2 == std::string::npos ? c2 : line.find(':', c2 + 1);
       if (c2 == std::string::npos) continue;
       std::string name = line.substr(0, c1);
-      std::string id = line.substr(c2 + 1, c3 == std::string::npos ? std::string::npos : c3 - c2 - 1);
+      std::string id =
+          line.substr(c2 + 1, c3 == std::string::npos ? std::string::npos : c3 - c2 - 1);
       if (name.empty() || !AllDigits(id)) continue;
       uint64_t v = std::stoull(id);
       if (v > 0xffffffffULL) continue;

@@ -57,7 +57,7 @@ class HostFs {
   // Host user/group names <-> ids; numeric strings are ids.
   std::optional<uid_t> LookupUser(std::string_view name_or_id);
   std::optional<gid_t> LookupGroup(std::string_view name_or_id);
-  std::string UserName(uid_t uid);   // "" when unknown
+  std::string UserName(uid_t uid);  // "" when unknown
   std::string GroupName(gid_t gid);
 
  private:

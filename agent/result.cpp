@@ -141,7 +141,9 @@ std::string Shorten(const std::string& s, size_t max) {
   return s.substr(0, cut) + "...";
 }
 
-size_t DumpSize(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace).size(); }
+size_t DumpSize(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace).size();
+}
 std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
 // Keeps the largest prefix of the array/object `container` (by erasing from the back) for which
@@ -196,7 +198,8 @@ int ExitCodeOf(const AgentResult& r) {
 
 json ToJson(const AgentResult& r) {
   json j{{"apiVersion", kApiVersion}, {"kind", kKind}, {"command", r.command}, {"ok", r.ok}};
-  if (r.blocked) j["blocked"] = json{{"reason", r.blocked->reason}, {"message", r.blocked->message}};
+  if (r.blocked)
+    j["blocked"] = json{{"reason", r.blocked->reason}, {"message", r.blocked->message}};
   json k = KubeletToJson(r.kubelet);
   if (!k.empty()) j["kubelet"] = std::move(k);
   j["changes"] = json::array();
@@ -216,7 +219,8 @@ StatusOr<AgentResult> AgentResultFromJson(const json& j) {
     return Bad("kind", std::string("\"") + kKind + "\"");
   }
   auto cmd = j.find("command");
-  if (cmd == j.end() || !cmd->is_string()) return Bad("command", "a string (remediate, audit-files)");
+  if (cmd == j.end() || !cmd->is_string())
+    return Bad("command", "a string (remediate, audit-files)");
   r.command = cmd->get<std::string>();
   KPC_RETURN_IF_ERROR(ReadBool(j, "ok", "", r.ok));
   if (auto it = j.find("blocked"); it != j.end() && !it->is_null()) {

@@ -2,14 +2,16 @@
 #include "agent/agent_command.h"
 
 #include <gtest/gtest.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
-#include <sstream>
-
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "agent/result.h"
 #include "policy/effective_config.h"
@@ -62,7 +64,8 @@ streamingConnectionIdleTimeout: 0s
 class AgentTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    t_.Write("/etc/passwd", "root:x:0:0:root:/root:/bin/bash\nkube:x:1001:1001::/home/kube:/bin/sh\n");
+    t_.Write("/etc/passwd",
+             "root:x:0:0:root:/root:/bin/bash\nkube:x:1001:1001::/home/kube:/bin/sh\n");
     t_.Write("/etc/group", "root:x:0:\nkube:x:1001:\n");
     t_.Write(kConfigPath, kConfigYaml, 0600);
     DropIn("--kubeconfig=/etc/kubernetes/kubelet.conf");
@@ -73,7 +76,8 @@ class AgentTest : public ::testing::Test {
     t_.Write(kDropInPath,
              "# kubelet arguments (simulated node, written by kpc-testenv)\n[Service]\n"
              "Environment=\"KUBELET_CONFIG_ARGS=--config=/var/lib/kubelet/config.yaml\"\n"
-             "Environment=\"KUBELET_ARGS=" + args + "\"\n");
+             "Environment=\"KUBELET_ARGS=" +
+                 args + "\"\n");
   }
   // A running kubelet in the fake proc root.
   void Process(int pid, const std::vector<std::string>& argv) {
@@ -83,7 +87,8 @@ class AgentTest : public ::testing::Test {
     t_.Write("/proc-fake/" + std::to_string(pid) + "/cmdline", cmdline);
   }
   std::vector<std::string> Remediate(std::vector<std::string> extra) {
-    std::vector<std::string> a = {"remediate", "--host-root", t_.path(), "--proc-root", t_.Host("/proc-fake")};
+    std::vector<std::string> a = {"remediate", "--host-root", t_.path(), "--proc-root",
+                                  t_.Host("/proc-fake")};
     a.insert(a.end(), extra.begin(), extra.end());
     return a;
   }
@@ -102,9 +107,9 @@ class AgentTest : public ::testing::Test {
 
 // The smoke test: a fake host root, `agent remediate --set ... --no-restart`, real file contents.
 TEST_F(AgentTest, SmokeRemediateYamlConfig) {
-  AgentRun r = Agent(Remediate({"--set", "streamingConnectionIdleTimeout=4h", "--set", "eventRecordQPS=5",
-                           "--set", "authorization.mode=Webhook", "--set",
-                           "authentication.anonymous.enabled=false", "--no-restart"}));
+  AgentRun r = Agent(Remediate({"--set", "streamingConnectionIdleTimeout=4h", "--set",
+                                "eventRecordQPS=5", "--set", "authorization.mode=Webhook", "--set",
+                                "authentication.anonymous.enabled=false", "--no-restart"}));
   ASSERT_EQ(r.code, kExitOk) << r.out << r.err;
   EXPECT_EQ(t_.Read(kConfigPath), R"(# written by kubeadm
 apiVersion: kubelet.config.k8s.io/v1beta1
@@ -125,8 +130,12 @@ streamingConnectionIdleTimeout: 4h0m0s
   EXPECT_EQ(r.j["kubelet"]["kubeconfig"], "/etc/kubernetes/kubelet.conf");
   EXPECT_EQ(r.j["kubelet"]["flagsFiles"], json::array({kDropInPath}));
   ASSERT_EQ(r.j["changes"].size(), 4u);
-  EXPECT_EQ(r.j["changes"][0], (json{{"kind", "config"}, {"field", "streamingConnectionIdleTimeout"},
-                                     {"file", kConfigPath}, {"from", "0s"}, {"to", "4h0m0s"}, {"changed", true}}));
+  EXPECT_EQ(r.j["changes"][0], (json{{"kind", "config"},
+                                     {"field", "streamingConnectionIdleTimeout"},
+                                     {"file", kConfigPath},
+                                     {"from", "0s"},
+                                     {"to", "4h0m0s"},
+                                     {"changed", true}}));
   EXPECT_EQ(r.j["changes"][1]["to"], "5");
   EXPECT_EQ(r.j["files"][kConfigPath]["mode"], "0600");
   json cfg = Config();
@@ -137,13 +146,17 @@ streamingConnectionIdleTimeout: 4h0m0s
 
 TEST_F(AgentTest, JsonConfigFileKeepsOrderAndIndentation) {
   const std::string path = "/etc/kubernetes/kubelet/kubelet-config.json";
-  t_.Write(path, "{\n  \"kind\": \"KubeletConfiguration\",\n  \"apiVersion\": \"kubelet.config.k8s.io/v1beta1\",\n"
-                 "  \"streamingConnectionIdleTimeout\": \"0s\"\n}\n");
-  AgentRun r = Agent(Remediate({"--config-file", path, "--set", "streamingConnectionIdleTimeout=4h", "--set",
-                           "featureGates.RotateKubeletServerCertificate=true", "--no-restart"}));
+  t_.Write(path,
+           "{\n  \"kind\": \"KubeletConfiguration\",\n  \"apiVersion\": "
+           "\"kubelet.config.k8s.io/v1beta1\",\n"
+           "  \"streamingConnectionIdleTimeout\": \"0s\"\n}\n");
+  AgentRun r =
+      Agent(Remediate({"--config-file", path, "--set", "streamingConnectionIdleTimeout=4h", "--set",
+                       "featureGates.RotateKubeletServerCertificate=true", "--no-restart"}));
   ASSERT_EQ(r.code, kExitOk) << r.out << r.err;
   EXPECT_EQ(t_.Read(path),
-            "{\n  \"kind\": \"KubeletConfiguration\",\n  \"apiVersion\": \"kubelet.config.k8s.io/v1beta1\",\n"
+            "{\n  \"kind\": \"KubeletConfiguration\",\n  \"apiVersion\": "
+            "\"kubelet.config.k8s.io/v1beta1\",\n"
             "  \"streamingConnectionIdleTimeout\": \"4h0m0s\",\n  \"featureGates\": {\n"
             "    \"RotateKubeletServerCertificate\": true\n  }\n}\n");
   EXPECT_EQ(r.j["kubelet"]["configFile"], path);
@@ -151,8 +164,8 @@ TEST_F(AgentTest, JsonConfigFileKeepsOrderAndIndentation) {
 
 TEST_F(AgentTest, SecondRunChangesNothingAndDoesNotRestart) {
   DropIn("--streaming-connection-idle-timeout=0 --kubeconfig=/etc/kubernetes/kubelet.conf");
-  auto args = Remediate({"--set", "streamingConnectionIdleTimeout=4h0m0s", "--set", "eventRecordQPS=5",
-                         "--file-mode", "/etc/kubernetes/kubelet.conf=0600"});
+  auto args = Remediate({"--set", "streamingConnectionIdleTimeout=4h0m0s", "--set",
+                         "eventRecordQPS=5", "--file-mode", "/etc/kubernetes/kubelet.conf=0600"});
   auto restart = CountingRestart();
   args.insert(args.end(), restart.begin(), restart.end());
   AgentRun first = Agent(args);
@@ -160,7 +173,8 @@ TEST_F(AgentTest, SecondRunChangesNothingAndDoesNotRestart) {
   EXPECT_TRUE(first.j["restarted"].get<bool>());
   EXPECT_EQ(Restarts(), "x\n");
   // The flag in the drop-in was rewritten in place, and the config file has the value too.
-  EXPECT_NE(t_.Read(kDropInPath).find("KUBELET_ARGS=--streaming-connection-idle-timeout=4h0m0s --kubeconfig"),
+  EXPECT_NE(t_.Read(kDropInPath)
+                .find("KUBELET_ARGS=--streaming-connection-idle-timeout=4h0m0s --kubeconfig"),
             std::string::npos);
   EXPECT_EQ(Config()["streamingConnectionIdleTimeout"], "4h0m0s");
   const std::string config_after = t_.Read(kConfigPath), dropin_after = t_.Read(kDropInPath);
@@ -176,8 +190,9 @@ TEST_F(AgentTest, SecondRunChangesNothingAndDoesNotRestart) {
 }
 
 TEST_F(AgentTest, FlagOnlyOnTheRunningKubeletIsBlocked) {
-  Process(4242, {"/usr/bin/kubelet", "--config=/var/lib/kubelet/config.yaml",
-                 "--streaming-connection-idle-timeout=0", "--kubeconfig=/etc/kubernetes/kubelet.conf"});
+  Process(4242,
+          {"/usr/bin/kubelet", "--config=/var/lib/kubelet/config.yaml",
+           "--streaming-connection-idle-timeout=0", "--kubeconfig=/etc/kubernetes/kubelet.conf"});
   auto args = Remediate({"--set", "streamingConnectionIdleTimeout=4h", "--set", "eventRecordQPS=5",
                          "--file-mode", "/etc/kubernetes/kubelet.conf=0600"});
   auto restart = CountingRestart();
@@ -185,7 +200,8 @@ TEST_F(AgentTest, FlagOnlyOnTheRunningKubeletIsBlocked) {
   AgentRun r = Agent(args);
   EXPECT_EQ(r.code, kExitBlocked) << r.out;
   EXPECT_EQ(r.j["blocked"]["reason"], "FlagOverride");
-  EXPECT_NE(r.j["blocked"]["message"].get<std::string>().find("streaming-connection-idle-timeout"), std::string::npos);
+  EXPECT_NE(r.j["blocked"]["message"].get<std::string>().find("streaming-connection-idle-timeout"),
+            std::string::npos);
   EXPECT_FALSE(r.j["ok"].get<bool>());
   // Nothing else was done.
   EXPECT_EQ(t_.Read(kConfigPath), kConfigYaml);
@@ -197,37 +213,112 @@ TEST_F(AgentTest, FlagOnlyOnTheRunningKubeletIsBlocked) {
   EXPECT_EQ(r.j["kubelet"]["configFile"], kConfigPath);
 }
 
+TEST_F(AgentTest, FlagOnlyOnTheRunningKubeletWithTheWantedValueDoesNotBlock) {
+  Process(4242, {"/usr/bin/kubelet", "--config=/var/lib/kubelet/config.yaml",
+                 "--streaming-connection-idle-timeout=4h", "--feature-gates=SeccompDefault=true"});
+  AgentRun r = Agent(Remediate({"--set", "streamingConnectionIdleTimeout=4h0m0s", "--set",
+                                "featureGates.SeccompDefault=true", "--no-restart"}));
+  EXPECT_EQ(r.code, kExitOk) << r.out;
+  EXPECT_EQ(Config()["streamingConnectionIdleTimeout"], "4h0m0s");
+  AgentRun b = Agent(Remediate({"--set", "featureGates.SeccompDefault=false", "--no-restart"}));
+  EXPECT_EQ(b.code, kExitBlocked) << b.out;
+}
+
 TEST_F(AgentTest, FlagOnTheRunningKubeletAndInADropInIsRewritten) {
   DropIn("--streaming-connection-idle-timeout=0 --kubeconfig=/etc/kubernetes/kubelet.conf");
-  Process(77, {"kubelet", "--config=/var/lib/kubelet/config.yaml", "--streaming-connection-idle-timeout=0"});
+  Process(77, {"kubelet", "--config=/var/lib/kubelet/config.yaml",
+               "--streaming-connection-idle-timeout=0"});
   AgentRun r = Agent(Remediate({"--set", "streamingConnectionIdleTimeout=4h", "--no-restart"}));
   ASSERT_EQ(r.code, kExitOk) << r.out << r.err;
   EXPECT_FALSE(r.j.contains("blocked"));
-  EXPECT_NE(t_.Read(kDropInPath).find("--streaming-connection-idle-timeout=4h0m0s"), std::string::npos);
+  EXPECT_NE(t_.Read(kDropInPath).find("--streaming-connection-idle-timeout=4h0m0s"),
+            std::string::npos);
   EXPECT_EQ(r.j["changes"][0]["kind"], "flag");
   EXPECT_EQ(r.j["changes"][0]["from"], "0");
   EXPECT_TRUE(t_.Exists(std::string(kDropInPath) + ".kpc-backup"));
 }
 
+TEST_F(AgentTest, FlagThatCannotBeRewrittenSafelyIsBlocked) {
+  t_.Write("/etc/default/kubelet",
+           "KUBELET_ARGS=\"--event-qps='0' --kubeconfig=/etc/kubernetes/kubelet.conf\"\n");
+  const std::string env_before = t_.Read("/etc/default/kubelet");
+  AgentRun r = Agent(Remediate(
+      {"--set", "eventRecordQPS=5", "--set", "streamingConnectionIdleTimeout=4h", "--no-restart"}));
+  EXPECT_EQ(r.code, kExitBlocked) << r.out;
+  EXPECT_EQ(r.j["blocked"]["reason"], "FlagOverride");
+  EXPECT_NE(r.j["blocked"]["message"].get<std::string>().find("--event-qps"), std::string::npos);
+  EXPECT_EQ(t_.Read("/etc/default/kubelet"), env_before);
+  EXPECT_EQ(t_.Read(kConfigPath), kConfigYaml);
+  for (const json& c : r.j["changes"]) EXPECT_FALSE(c["changed"].get<bool>());
+}
+
+TEST_F(AgentTest, ConfigDirDropInsThatSetTheFieldAreEditedToo) {
+  DropIn("--config-dir=/etc/kubernetes/kubelet.conf.d --kubeconfig=/etc/kubernetes/kubelet.conf");
+  t_.Write("/etc/kubernetes/kubelet.conf.d/10-timeouts.conf",
+           "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n"
+           "streamingConnectionIdleTimeout: 0s  # dev\n");
+  t_.Write("/etc/kubernetes/kubelet.conf.d/20-other.conf",
+           "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nport: 10250\n");
+  AgentRun r = Agent(Remediate({"--set", "streamingConnectionIdleTimeout=4h", "--no-restart"}));
+  ASSERT_EQ(r.code, kExitOk) << r.out << r.err;
+  EXPECT_EQ(t_.Read("/etc/kubernetes/kubelet.conf.d/10-timeouts.conf"),
+            "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n"
+            "streamingConnectionIdleTimeout: 4h0m0s  # dev\n");
+  EXPECT_FALSE(t_.Exists("/etc/kubernetes/kubelet.conf.d/20-other.conf.kpc-backup"));
+  EXPECT_EQ(Config()["streamingConnectionIdleTimeout"], "4h0m0s");
+  // The backup of a drop-in does not end in .conf, so the kubelet does not read it.
+  EXPECT_TRUE(t_.Exists("/etc/kubernetes/kubelet.conf.d/10-timeouts.conf.kpc-backup"));
+  ASSERT_EQ(r.j["changes"].size(), 2u);
+  EXPECT_EQ(r.j["changes"][0]["file"], "/etc/kubernetes/kubelet.conf.d/10-timeouts.conf");
+}
+
 TEST_F(AgentTest, EnvFilesNamedByTheUnitAndDefaultLocations) {
   std::filesystem::remove(t_.Host(kDropInPath));
   t_.Write("/lib/systemd/system/kubelet.service",
-           "[Service]\nEnvironmentFile=-/var/lib/kubelet/kubeadm-flags.env\nEnvironmentFile=-/etc/default/kubelet\n"
+           "[Service]\nEnvironmentFile=-/var/lib/kubelet/kubeadm-flags.env\nEnvironmentFile=-/etc/"
+           "default/kubelet\n"
            "ExecStart=/usr/bin/kubelet $KUBELET_KUBEADM_ARGS $KUBELET_ARGS\n");
   t_.Write("/var/lib/kubelet/kubeadm-flags.env",
-           "KUBELET_KUBEADM_ARGS=\"--config=/var/lib/kubelet/config.yaml --feature-gates=A=true,SeccompDefault=false\"\n");
-  t_.Write("/etc/default/kubelet", "KUBELET_ARGS=\"--event-qps=0 --kubeconfig=/etc/kubernetes/kubelet.conf\"\n");
-  AgentRun r = Agent(Remediate({"--set", "eventRecordQPS=5", "--set", "featureGates.SeccompDefault=true", "--no-restart"}));
+           "KUBELET_KUBEADM_ARGS=\"--config=/var/lib/kubelet/config.yaml "
+           "--feature-gates=A=true,SeccompDefault=false\"\n");
+  t_.Write("/etc/default/kubelet",
+           "KUBELET_ARGS=\"--event-qps=0 --kubeconfig=/etc/kubernetes/kubelet.conf\"\n");
+  AgentRun r = Agent(Remediate(
+      {"--set", "eventRecordQPS=5", "--set", "featureGates.SeccompDefault=true", "--no-restart"}));
   ASSERT_EQ(r.code, kExitOk) << r.out << r.err;
-  EXPECT_EQ(t_.Read("/etc/default/kubelet"), "KUBELET_ARGS=\"--event-qps=5 --kubeconfig=/etc/kubernetes/kubelet.conf\"\n");
+  EXPECT_EQ(t_.Read("/etc/default/kubelet"),
+            "KUBELET_ARGS=\"--event-qps=5 --kubeconfig=/etc/kubernetes/kubelet.conf\"\n");
   EXPECT_EQ(t_.Read("/var/lib/kubelet/kubeadm-flags.env"),
-            "KUBELET_KUBEADM_ARGS=\"--config=/var/lib/kubelet/config.yaml --feature-gates=A=true,SeccompDefault=true\"\n");
+            "KUBELET_KUBEADM_ARGS=\"--config=/var/lib/kubelet/config.yaml "
+            "--feature-gates=A=true,SeccompDefault=true\"\n");
   EXPECT_EQ(Config()["eventRecordQPS"], 5);
   EXPECT_EQ(Config()["featureGates"]["SeccompDefault"], true);
   EXPECT_EQ(r.j["kubelet"]["serviceFiles"], json::array({"/lib/systemd/system/kubelet.service"}));
   // The unit's ExecStart only references variables: not a flags file itself.
-  EXPECT_EQ(r.j["kubelet"]["flagsFiles"], json::array({"/var/lib/kubelet/kubeadm-flags.env", "/etc/default/kubelet"}));
+  EXPECT_EQ(r.j["kubelet"]["flagsFiles"],
+            json::array({"/var/lib/kubelet/kubeadm-flags.env", "/etc/default/kubelet"}));
   EXPECT_EQ(r.j["kubelet"]["kubeconfig"], "/etc/kubernetes/kubelet.conf");
+}
+
+TEST_F(AgentTest, GarbageFlagsFilesAndProcEntriesDoNotCrash) {
+  t_.Write(
+      kDropInPath,
+      std::string("[Service]\nEnvironment=\"KUBELET_ARGS=--event-qps=0 'unterminated\n\x00\xff\x01",
+                  60));
+  t_.Write("/etc/default/kubelet", "KUBELET_ARGS=\"--feature-gates=,,=,A\" '\n");
+  t_.Write("/proc-fake/1/comm", "kubelet\n");
+  t_.Write("/proc-fake/1/cmdline", "");
+  t_.Write("/proc-fake/2/comm", "kubelet");  // no cmdline
+  t_.Write("/proc-fake/3/cmdline", std::string("\0\0--x\0", 6));
+  AgentRun a =
+      Agent({"audit-files", "--host-root", t_.path(), "--proc-root", t_.Host("/proc-fake")});
+  EXPECT_EQ(a.code, kExitOk) << a.out;
+  EXPECT_TRUE(a.j["files"][kDropInPath]["exists"].get<bool>());
+  AgentRun r =
+      Agent(Remediate({"--config-file", kConfigPath, "--set", "eventRecordQPS=5", "--no-restart"}));
+  EXPECT_EQ(r.code, kExitOk) << r.out << r.err;
+  EXPECT_NE(r.err.find("warning"), std::string::npos);
+  EXPECT_EQ(Config()["eventRecordQPS"], 5);
 }
 
 TEST_F(AgentTest, MissingConfigFile) {
@@ -239,24 +330,30 @@ TEST_F(AgentTest, MissingConfigFile) {
   EXPECT_NE(r.j["errors"][0].get<std::string>().find("does not exist"), std::string::npos);
   EXPECT_FALSE(t_.Exists(kConfigPath));
   // Given explicitly: created.
-  AgentRun c = Agent(Remediate({"--config-file", kConfigPath, "--set", "eventRecordQPS=5", "--no-restart"}));
+  AgentRun c =
+      Agent(Remediate({"--config-file", kConfigPath, "--set", "eventRecordQPS=5", "--no-restart"}));
   ASSERT_EQ(c.code, kExitOk) << c.out;
-  EXPECT_EQ(t_.Read(kConfigPath), "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\neventRecordQPS: 5\n");
+  EXPECT_EQ(
+      t_.Read(kConfigPath),
+      "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\neventRecordQPS: 5\n");
   EXPECT_EQ(c.j["files"][kConfigPath]["mode"], "0600");
   EXPECT_EQ(c.j["changes"][0]["note"], "file created");
 }
 
 TEST_F(AgentTest, MalformedConfigIsAnErrorAndNothingChanges) {
-  for (const char* garbage : {"authentication: [unclosed\n", "\x01\x02\xff binary", "- a list\n", "{\"json\": "}) {
+  for (const char* garbage :
+       {"authentication: [unclosed\n", "\x01\x02\xff binary", "- a list\n", "{\"json\": "}) {
     t_.Write(kConfigPath, garbage);
-    auto args = Remediate({"--set", "eventRecordQPS=5", "--file-mode", "/etc/kubernetes/kubelet.conf=0600"});
+    auto args = Remediate(
+        {"--set", "eventRecordQPS=5", "--file-mode", "/etc/kubernetes/kubelet.conf=0600"});
     auto restart = CountingRestart();
     args.insert(args.end(), restart.begin(), restart.end());
     AgentRun r = Agent(args);
     EXPECT_EQ(r.code, kExitFailed) << garbage;
     EXPECT_FALSE(r.j["ok"].get<bool>());
     ASSERT_FALSE(r.j["errors"].empty());
-    EXPECT_NE(r.j["errors"][0].get<std::string>().find(kConfigPath), std::string::npos) << r.j["errors"][0];
+    EXPECT_NE(r.j["errors"][0].get<std::string>().find(kConfigPath), std::string::npos)
+        << r.j["errors"][0];
     EXPECT_EQ(t_.Read(kConfigPath), garbage);
     EXPECT_FALSE(t_.Exists("/restarts"));
     struct stat st {};
@@ -277,7 +374,9 @@ TEST_F(AgentTest, UnwritableDirectoryIsAnError) {
   if (pid == 0) {
     if (::setgid(65534) != 0 || ::setuid(65534) != 0) _exit(100);
     std::ostringstream out, err;
-    int code = RunAgent(Remediate({"--set", "eventRecordQPS=5", "--no-restart", "--result-file", result}), out, err);
+    int code =
+        RunAgent(Remediate({"--set", "eventRecordQPS=5", "--no-restart", "--result-file", result}),
+                 out, err);
     _exit(code);
   }
   int status = 0;
@@ -294,19 +393,60 @@ TEST_F(AgentTest, UnwritableDirectoryIsAnError) {
   EXPECT_FALSE(parsed->changes[0].changed);
 }
 
+TEST_F(AgentTest, ReadOnlyFilesystemIsAnError) {
+  // As a hostPath mounted readOnly: the config file's directory is a read-only bind mount, in a
+  // private mount namespace of a child process.
+  const std::string dir = t_.Host("/var/lib/kubelet");
+  const std::string result = t_.Host("/result.json");
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    if (::unshare(CLONE_NEWNS) != 0 ||
+        ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+        ::mount(dir.c_str(), dir.c_str(), nullptr, MS_BIND, nullptr) != 0 ||
+        ::mount(nullptr, dir.c_str(), nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY, nullptr) != 0) {
+      _exit(99);
+    }
+    std::ostringstream out, err;
+    _exit(RunAgent(
+        Remediate({"--set", "eventRecordQPS=5", "--file-mode", std::string(kConfigPath) + "=0644",
+                   "--no-restart", "--result-file", result}),
+        out, err));
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  if (WEXITSTATUS(status) == 99) GTEST_SKIP() << "no permission to create a read-only mount here";
+  EXPECT_EQ(WEXITSTATUS(status), kExitFailed);
+  EXPECT_EQ(t_.Read(kConfigPath), kConfigYaml);
+  auto parsed = ParseAgentResult(t_.Read("/result.json"));
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  ASSERT_FALSE(parsed->errors.empty());
+  EXPECT_NE(parsed->errors[0].find("read-only file system"), std::string::npos)
+      << parsed->errors[0];
+  EXPECT_FALSE(parsed->ok);
+}
+
 TEST_F(AgentTest, ChmodAndChown) {
   const std::string f = "/etc/kubernetes/kubelet.conf";
   ASSERT_EQ(::chown(t_.Host(f).c_str(), 1001, 1001), 0);
   ASSERT_EQ(::chmod(t_.Host(f).c_str(), 0664), 0);
-  AgentRun r = Agent(Remediate({"--file-mode", f + "=0600", "--file-owner", f + "=root:root", "--no-restart"}));
+  AgentRun r = Agent(
+      Remediate({"--file-mode", f + "=0600", "--file-owner", f + "=root:root", "--no-restart"}));
   ASSERT_EQ(r.code, kExitOk) << r.out << r.err;
   struct stat st {};
   ASSERT_EQ(::stat(t_.Host(f).c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0600u);
   EXPECT_EQ(st.st_uid, 0u);
   EXPECT_EQ(st.st_gid, 0u);
-  EXPECT_EQ(r.j["changes"][0], (json{{"kind", "mode"}, {"path", f}, {"from", "0664"}, {"to", "0600"}, {"changed", true}}));
-  EXPECT_EQ(r.j["changes"][1], (json{{"kind", "owner"}, {"path", f}, {"from", "kube:kube"}, {"to", "root:root"}, {"changed", true}}));
+  EXPECT_EQ(
+      r.j["changes"][0],
+      (json{{"kind", "mode"}, {"path", f}, {"from", "0664"}, {"to", "0600"}, {"changed", true}}));
+  EXPECT_EQ(r.j["changes"][1], (json{{"kind", "owner"},
+                                     {"path", f},
+                                     {"from", "kube:kube"},
+                                     {"to", "root:root"},
+                                     {"changed", true}}));
   EXPECT_EQ(r.j["files"][f]["owner"], "root");
   // By name and number, and a second run changes nothing.
   AgentRun k = Agent(Remediate({"--file-owner", f + "=kube:1001", "--no-restart"}));
@@ -314,7 +454,8 @@ TEST_F(AgentTest, ChmodAndChown) {
   ASSERT_EQ(::stat(t_.Host(f).c_str(), &st), 0);
   EXPECT_EQ(st.st_uid, 1001u);
   EXPECT_EQ(st.st_gid, 1001u);
-  AgentRun again = Agent(Remediate({"--file-owner", f + "=kube:kube", "--file-mode", f + "=0600", "--no-restart"}));
+  AgentRun again = Agent(
+      Remediate({"--file-owner", f + "=kube:kube", "--file-mode", f + "=0600", "--no-restart"}));
   ASSERT_EQ(again.code, kExitOk);
   for (const json& c : again.j["changes"]) EXPECT_FALSE(c["changed"].get<bool>());
   // Unknown names and missing files are errors.
@@ -327,8 +468,8 @@ TEST_F(AgentTest, ChmodAndChown) {
 
 TEST_F(AgentTest, ShellMetacharactersStayLiteral) {
   const std::string weird = "$(HOME)/ca.crt; rm -rf / `x` \"q\"";
-  auto args = Remediate({"--set", "authentication.x509.clientCAFile=" + weird, "--restart-command", "/bin/touch",
-                         t_.Host("/restarted $(HOME) ;x")});
+  auto args = Remediate({"--set", "authentication.x509.clientCAFile=" + weird, "--restart-command",
+                         "/bin/touch", t_.Host("/restarted $(HOME) ;x")});
   AgentRun r = Agent(args);
   ASSERT_EQ(r.code, kExitOk) << r.out << r.err;
   EXPECT_EQ(Config()["authentication"]["x509"]["clientCAFile"], weird);
@@ -336,13 +477,35 @@ TEST_F(AgentTest, ShellMetacharactersStayLiteral) {
   EXPECT_TRUE(r.j["restarted"].get<bool>());
 }
 
+TEST_F(AgentTest, DefaultRestartReloadsSystemdWhenADropInChanged) {
+  // A fake nsenter first on PATH records its argv.
+  const std::string bin = t_.Host("/fakebin");
+  t_.Write("/fakebin/nsenter", "#!/bin/sh\necho \"$*\" >> " + t_.Host("/nsenter.log") + "\n", 0755);
+  const char* old_path = std::getenv("PATH");
+  const std::string saved = old_path ? old_path : "/usr/bin:/bin";
+  ::setenv("PATH", (bin + ":" + saved).c_str(), 1);
+  DropIn("--streaming-connection-idle-timeout=0 --kubeconfig=/etc/kubernetes/kubelet.conf");
+  AgentRun r = Agent(Remediate({"--set", "streamingConnectionIdleTimeout=4h"}));
+  AgentRun config_only = Agent(Remediate({"--set", "eventRecordQPS=5"}));
+  ::setenv("PATH", saved.c_str(), 1);
+  ASSERT_EQ(r.code, kExitOk) << r.out << r.err;
+  EXPECT_TRUE(r.j["restarted"].get<bool>());
+  ASSERT_EQ(config_only.code, kExitOk) << config_only.out;
+  EXPECT_EQ(t_.Read("/nsenter.log"),
+            "--target 1 --mount --uts --ipc --net --pid -- systemctl daemon-reload\n"
+            "--target 1 --mount --uts --ipc --net --pid -- systemctl restart kubelet\n"
+            "--target 1 --mount --uts --ipc --net --pid -- systemctl restart kubelet\n");
+}
+
 TEST_F(AgentTest, FailingRestartCommandIsAnError) {
-  AgentRun r = Agent(Remediate({"--set", "eventRecordQPS=5", "--restart-command", "/bin/sh", "-c", "exit 7"}));
+  AgentRun r = Agent(
+      Remediate({"--set", "eventRecordQPS=5", "--restart-command", "/bin/sh", "-c", "exit 7"}));
   EXPECT_EQ(r.code, kExitFailed);
   EXPECT_FALSE(r.j["restarted"].get<bool>());
   EXPECT_NE(r.j["errors"][0].get<std::string>().find("exited with 7"), std::string::npos);
   EXPECT_EQ(Config()["eventRecordQPS"], 5);  // the edit itself happened
-  AgentRun n = Agent(Remediate({"--set", "eventRecordQPS=6", "--restart-command", "/no/such/program"}));
+  AgentRun n =
+      Agent(Remediate({"--set", "eventRecordQPS=6", "--restart-command", "/no/such/program"}));
   EXPECT_EQ(n.code, kExitFailed);
 }
 
@@ -358,12 +521,14 @@ TEST_F(AgentTest, UsageErrorsNameTheFlag) {
            {{"remediate", "--host-root", root, "--set", "eventRecordQPS"}, "--set"},
            {{"remediate", "--host-root", root, "--set", "eventRecordQPS=lots"}, "eventRecordQPS"},
            {{"remediate", "--host-root", root, "--set", "noSuchField=1"}, "noSuchField"},
-           {{"remediate", "--host-root", root, "--file-mode", "/etc/../etc/shadow=0600"}, "--file-mode"},
+           {{"remediate", "--host-root", root, "--file-mode", "/etc/../etc/shadow=0600"},
+            "--file-mode"},
            {{"remediate", "--host-root", root, "--file-mode", "/etc/x=rwx"}, "--file-mode"},
            {{"remediate", "--host-root", root, "--file-owner", "/etc/x"}, "--file-owner"},
            {{"remediate", "--host-root", root, "--config-file", "relative.yaml"}, "--config-file"},
            {{"remediate", "--host-root", root, "--restart-command"}, "--restart-command"},
-           {{"remediate", "--host-root", root, "--no-restart", "--restart-command", "x"}, "--no-restart"},
+           {{"remediate", "--host-root", root, "--no-restart", "--restart-command", "x"},
+            "--no-restart"},
            {{"remediate", "--host-root", root + "/nope"}, "--host-root"},
            {{"audit-files", "--host-root", root, "--set", "a=b"}, "--set"},
            {{"audit-files", "--host-root", root, "--file"}, "--file"},
@@ -384,12 +549,16 @@ TEST_F(AgentTest, AuditFiles) {
   std::filesystem::create_directories(t_.Host("/etc/kubernetes/pki"));
   t_.Write("/etc/kubernetes/pki/ca.crt", "x", 0644);
   ASSERT_EQ(::chown(t_.Host("/etc/kubernetes/pki/ca.crt").c_str(), 1001, 0), 0);
-  AgentRun r = Agent({"audit-files", "--host-root", t_.path(), "--proc-root", t_.Host("/proc-fake"), "--file",
-                 "/etc/kubernetes/pki/ca.crt", "--file", "/etc/kubernetes/missing"});
+  AgentRun r = Agent({"audit-files", "--host-root", t_.path(), "--proc-root", t_.Host("/proc-fake"),
+                      "--file", "/etc/kubernetes/pki/ca.crt", "--file", "/etc/kubernetes/missing"});
   ASSERT_EQ(r.code, kExitOk) << r.out << r.err;
   EXPECT_EQ(r.j["command"], "audit-files");
-  EXPECT_EQ(r.j["files"]["/etc/kubernetes/pki/ca.crt"],
-            (json{{"exists", true}, {"mode", "0644"}, {"uid", 1001}, {"gid", 0}, {"owner", "kube"}, {"group", "root"}}));
+  EXPECT_EQ(r.j["files"]["/etc/kubernetes/pki/ca.crt"], (json{{"exists", true},
+                                                              {"mode", "0644"},
+                                                              {"uid", 1001},
+                                                              {"gid", 0},
+                                                              {"owner", "kube"},
+                                                              {"group", "root"}}));
   EXPECT_EQ(r.j["files"]["/etc/kubernetes/missing"], (json{{"exists", false}}));
   EXPECT_EQ(r.j["files"][kConfigPath]["mode"], "0600");
   EXPECT_TRUE(r.j["files"]["/etc/kubernetes/kubelet.conf"]["exists"].get<bool>());
@@ -402,8 +571,14 @@ TEST_F(AgentTest, TerminationLogAndResultFile) {
   for (int i = 0; i < 300; ++i) {
     t_.Write("/etc/kubernetes/many/file-" + std::to_string(i), "x");
   }
-  std::vector<std::string> args = {"audit-files", "--host-root", t_.path(), "--proc-root", t_.Host("/proc-fake"),
-                                   "--termination-log", t_.Host("/termination-log"), "--result-file",
+  std::vector<std::string> args = {"audit-files",
+                                   "--host-root",
+                                   t_.path(),
+                                   "--proc-root",
+                                   t_.Host("/proc-fake"),
+                                   "--termination-log",
+                                   t_.Host("/termination-log"),
+                                   "--result-file",
                                    t_.Host("/result.json")};
   for (int i = 0; i < 300; ++i) {
     args.push_back("--file");

@@ -63,7 +63,8 @@ TEST(ConfigEditTest, YamlScalarReplacedInPlaceKeepingComments) {
 
 TEST(ConfigEditTest, YamlDurationAndNumberKeepEverythingElse) {
   ConfigEdit e = Set(kYaml, "streamingConnectionIdleTimeout", "4h0m0s");
-  std::string expect = Sub(kYaml, "streamingConnectionIdleTimeout: 0s", "streamingConnectionIdleTimeout: 4h0m0s");
+  std::string expect =
+      Sub(kYaml, "streamingConnectionIdleTimeout: 0s", "streamingConnectionIdleTimeout: 4h0m0s");
   EXPECT_EQ(e.text, expect);
   ConfigEdit q = Set(e.text, "eventRecordQPS", 5);
   EXPECT_EQ(q.text, Sub(expect, "eventRecordQPS: 0 # unlimited", "eventRecordQPS: 5 # unlimited"));
@@ -74,7 +75,8 @@ TEST(ConfigEditTest, YamlBracketedMapKey) {
   EXPECT_EQ(e.text, Sub(kYaml, R"(memory.available: "100Mi")", "memory.available: 200Mi"));
   EXPECT_EQ(e.from, json("100Mi"));
   ConfigEdit added = Set(kYaml, R"(evictionHard["imagefs.available"])", "15%");
-  EXPECT_EQ(added.text, Sub(kYaml, "  nodefs.available: 10%\n", "  nodefs.available: 10%\n  imagefs.available: 15%\n"));
+  EXPECT_EQ(added.text, Sub(kYaml, "  nodefs.available: 10%\n",
+                            "  nodefs.available: 10%\n  imagefs.available: 15%\n"));
 }
 
 TEST(ConfigEditTest, YamlInsertsUnderTheRightParent) {
@@ -84,11 +86,14 @@ TEST(ConfigEditTest, YamlInsertsUnderTheRightParent) {
   // A new top-level key goes after the last entry, at indentation 0.
   EXPECT_EQ(x.text, std::string(kYaml) + "authorization:\n  mode: Webhook\n");
   ConfigEdit n = Set(kYaml, "authentication.x509.clientCAFile", "/etc/ca.crt");
-  EXPECT_NE(n.text.find("  x509:\n    clientCAFile: /etc/ca.crt\n\n# the streaming"), std::string::npos) << n.text;
+  EXPECT_NE(n.text.find("  x509:\n    clientCAFile: /etc/ca.crt\n\n# the streaming"),
+            std::string::npos)
+      << n.text;
 }
 
 TEST(ConfigEditTest, YamlCreatesNestedParents) {
-  const std::string base = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n";
+  const std::string base =
+      "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n";
   ConfigEdit e = Set(base, "authentication.anonymous.enabled", false);
   EXPECT_EQ(e.text, base + "authentication:\n  anonymous:\n    enabled: false\n");
   ConfigEdit g = Set(base, "featureGates.RotateKubeletServerCertificate", true);
@@ -96,7 +101,9 @@ TEST(ConfigEditTest, YamlCreatesNestedParents) {
   // A file with four-space indentation gets four-space children.
   const std::string four = "authentication:\n    anonymous:\n        enabled: true\n";
   ConfigEdit f = Set(four, "authentication.webhook.enabled", true);
-  EXPECT_EQ(f.text, "authentication:\n    anonymous:\n        enabled: true\n    webhook:\n        enabled: true\n");
+  EXPECT_EQ(f.text,
+            "authentication:\n    anonymous:\n        enabled: true\n    webhook:\n        "
+            "enabled: true\n");
 }
 
 TEST(ConfigEditTest, YamlEmptyFlowMapBecomesABlock) {
@@ -107,9 +114,12 @@ TEST(ConfigEditTest, YamlEmptyFlowMapBecomesABlock) {
 }
 
 TEST(ConfigEditTest, YamlInlineFlowMappingOnTheWayIsRewrittenInBlockStyle) {
-  const std::string base = "# keep me\nauthentication: {anonymous: {enabled: true}}\nport: 10250  # keep me too\n";
+  const std::string base =
+      "# keep me\nauthentication: {anonymous: {enabled: true}}\nport: 10250  # keep me too\n";
   ConfigEdit e = Set(base, "authentication.anonymous.enabled", false);
-  EXPECT_EQ(e.text, "# keep me\nauthentication:\n  anonymous:\n    enabled: false\nport: 10250  # keep me too\n");
+  EXPECT_EQ(
+      e.text,
+      "# keep me\nauthentication:\n  anonymous:\n    enabled: false\nport: 10250  # keep me too\n");
   EXPECT_NE(e.note.find("authentication"), std::string::npos);
 }
 
@@ -133,7 +143,8 @@ TEST(ConfigEditTest, YamlStructuredValues) {
 TEST(ConfigEditTest, YamlQuotesStringsThatWouldChangeType) {
   const std::string base = "kind: KubeletConfiguration\n";
   ConfigEdit e = Set(base, "authentication.x509.clientCAFile", "$(HOME)/ca.crt;rm -rf /");
-  EXPECT_EQ(e.text, base + "authentication:\n  x509:\n    clientCAFile: \"$(HOME)/ca.crt;rm -rf /\"\n");
+  EXPECT_EQ(e.text,
+            base + "authentication:\n  x509:\n    clientCAFile: \"$(HOME)/ca.crt;rm -rf /\"\n");
   auto back = policy::ParseKubeletConfigFile(e.text, "c.yaml");
   ASSERT_TRUE(back.ok());
   EXPECT_EQ((*back)["authentication"]["x509"]["clientCAFile"], "$(HOME)/ca.crt;rm -rf /");
@@ -147,7 +158,8 @@ TEST(ConfigEditTest, YamlKeepsCrlfAndAMissingFinalNewline) {
 }
 
 TEST(ConfigEditTest, AlreadySetIsUnchanged) {
-  ConfigEdit e = Set("streamingConnectionIdleTimeout: 4h\n", "streamingConnectionIdleTimeout", "4h0m0s");
+  ConfigEdit e =
+      Set("streamingConnectionIdleTimeout: 4h\n", "streamingConnectionIdleTimeout", "4h0m0s");
   EXPECT_FALSE(e.changed);
   EXPECT_EQ(e.text, "streamingConnectionIdleTimeout: 4h\n");
   ConfigEdit q = Set(kYaml, "authentication.webhook.enabled", true);
@@ -157,14 +169,19 @@ TEST(ConfigEditTest, AlreadySetIsUnchanged) {
 
 TEST(ConfigEditTest, JsonKeepsKeyOrderAndIndentation) {
   const std::string base =
-      "{\n    \"kind\": \"KubeletConfiguration\",\n    \"apiVersion\": \"kubelet.config.k8s.io/v1beta1\",\n"
-      "    \"streamingConnectionIdleTimeout\": \"0s\",\n    \"authentication\": {\n        \"anonymous\": {\n"
+      "{\n    \"kind\": \"KubeletConfiguration\",\n    \"apiVersion\": "
+      "\"kubelet.config.k8s.io/v1beta1\",\n"
+      "    \"streamingConnectionIdleTimeout\": \"0s\",\n    \"authentication\": {\n        "
+      "\"anonymous\": {\n"
       "            \"enabled\": true\n        }\n    }\n}\n";
-  ConfigEdit e = Set(base, "streamingConnectionIdleTimeout", "4h0m0s", "/etc/kubernetes/kubelet/kubelet-config.json");
+  ConfigEdit e = Set(base, "streamingConnectionIdleTimeout", "4h0m0s",
+                     "/etc/kubernetes/kubelet/kubelet-config.json");
   EXPECT_EQ(e.text, Sub(base, "\"0s\"", "\"4h0m0s\""));
   ConfigEdit n = Set(base, "authorization.mode", "Webhook", "c.json");
-  EXPECT_EQ(n.text, base.substr(0, base.size() - 3) + ",\n    \"authorization\": {\n        \"mode\": \"Webhook\"\n    }\n}\n");
-  ConfigEdit t = Set("{\n\t\"eventRecordQPS\": 0,\n\t\"port\": 1\n}", "eventRecordQPS", 5, "c.json");
+  EXPECT_EQ(n.text, base.substr(0, base.size() - 3) +
+                        ",\n    \"authorization\": {\n        \"mode\": \"Webhook\"\n    }\n}\n");
+  ConfigEdit t =
+      Set("{\n\t\"eventRecordQPS\": 0,\n\t\"port\": 1\n}", "eventRecordQPS", 5, "c.json");
   EXPECT_EQ(t.text, "{\n\t\"eventRecordQPS\": 5,\n\t\"port\": 1\n}");
   ConfigEdit c = Set(R"({"port":1,"eventRecordQPS":0})", "eventRecordQPS", 5, "c.json");
   EXPECT_EQ(c.text, R"({"port":1,"eventRecordQPS":5})");
@@ -172,7 +189,8 @@ TEST(ConfigEditTest, JsonKeepsKeyOrderAndIndentation) {
 
 TEST(ConfigEditTest, MalformedFilesAreErrors) {
   auto fp = P("eventRecordQPS");
-  for (const char* bad : {"a: [1, 2\n", "{\"a\": ", "- a\n- b\n", "kind: Pod\n", "\t\tfoo: : :\n  - x"}) {
+  for (const char* bad :
+       {"a: [1, 2\n", "{\"a\": ", "- a\n- b\n", "kind: Pod\n", "\t\tfoo: : :\n  - x"}) {
     auto e = SetConfigField(bad, "/var/lib/kubelet/config.yaml", fp, 5, ValueType::kInt);
     EXPECT_FALSE(e.ok()) << bad;
     if (!e.ok()) {
@@ -203,8 +221,10 @@ TEST(ConfigEditTest, SetValuesAreTypedByTheCatalog) {
   EXPECT_EQ(t("tlsCipherSuites", "A,B"), json::array({"A", "B"}));
   EXPECT_EQ(t("featureGates", R"({"A": "true"})"), (json{{"A", true}}));
   for (auto [path, raw] : std::vector<std::pair<std::string, std::string>>{
-           {"streamingConnectionIdleTimeout", "forever"}, {"eventRecordQPS", "five"},
-           {"authentication.anonymous.enabled", "maybe"}, {"featureGates", "x"},
+           {"streamingConnectionIdleTimeout", "forever"},
+           {"eventRecordQPS", "five"},
+           {"authentication.anonymous.enabled", "maybe"},
+           {"featureGates", "x"},
            {"featureGates.SeccompDefault", "1x"}}) {
     auto v = TypeSetValue(P(path), raw);
     EXPECT_FALSE(v.ok()) << path << "=" << raw;
@@ -258,9 +278,16 @@ TEST(ConfigEditFuzzTest, MutatedDocumentsEditCorrectlyOrFail) {
     for (int m = 0; m < mutations; ++m) {
       size_t at = rnd(static_cast<uint32_t>(doc.size()));
       switch (rnd(3)) {
-        case 0: doc.insert(doc.begin() + static_cast<std::ptrdiff_t>(at), alphabet[rnd(static_cast<uint32_t>(alphabet.size()))]); break;
-        case 1: doc.erase(at, 1 + rnd(5)); break;
-        default: doc[at] = alphabet[rnd(static_cast<uint32_t>(alphabet.size()))]; break;
+        case 0:
+          doc.insert(doc.begin() + static_cast<std::ptrdiff_t>(at),
+                     alphabet[rnd(static_cast<uint32_t>(alphabet.size()))]);
+          break;
+        case 1:
+          doc.erase(at, 1 + rnd(5));
+          break;
+        default:
+          doc[at] = alphabet[rnd(static_cast<uint32_t>(alphabet.size()))];
+          break;
       }
     }
     const auto& [path, value] = sets[rnd(static_cast<uint32_t>(sets.size()))];
@@ -277,6 +304,124 @@ TEST(ConfigEditFuzzTest, MutatedDocumentsEditCorrectlyOrFail) {
     if (e->changed) ++edited;
   }
   EXPECT_GT(edited, 100);  // the fuzzing reached the editor, not only the parser
+}
+
+}  // namespace
+}  // namespace kpc::agent
+
+namespace kpc::agent {
+namespace {
+
+TEST(ConfigEditTest, KubeadmStyleCompactListsStayLineEdited) {
+  const std::string base = "a: 1\nclusterDNS:\n- 10.96.0.10\nstreamingConnectionIdleTimeout: 0s\n";
+  ConfigEdit e = Set(base, "streamingConnectionIdleTimeout", "4h0m0s");
+  EXPECT_EQ(e.text, "a: 1\nclusterDNS:\n- 10.96.0.10\nstreamingConnectionIdleTimeout: 4h0m0s\n");
+  EXPECT_EQ(e.note, "");
+}
+
+}  // namespace
+}  // namespace kpc::agent
+
+namespace kpc::agent {
+namespace {
+
+TEST(ConfigEditTest, JsonEditsAreTargeted) {
+  const std::string base =
+      "{\n  \"kind\": \"KubeletConfiguration\",\n  \"tlsCipherSuites\": [\"A\", \"B\"],\n"
+      "  \"authentication\": {\"anonymous\": {\"enabled\": true}},\n  \"featureGates\": {},\n"
+      "  \"eventRecordQPS\": 0\n}\n";
+  ConfigEdit a = Set(base, "authentication.anonymous.enabled", false, "c.json");
+  EXPECT_EQ(a.text, Sub(base, "{\"enabled\": true}", "{\"enabled\": false}"));
+  EXPECT_EQ(a.note, "");
+  ConfigEdit w = Set(base, "authentication.webhook.enabled", true, "c.json");
+  EXPECT_EQ(
+      w.text,
+      Sub(base, "{\"anonymous\": {\"enabled\": true}}",
+          "{\"anonymous\": {\"enabled\": true}, \"webhook\": {\n    \"enabled\": true\n  }}"));
+  ConfigEdit g = Set(base, "featureGates.SeccompDefault", true, "c.json");
+  EXPECT_EQ(g.text, Sub(base, "\"featureGates\": {}",
+                        "\"featureGates\": {\n    \"SeccompDefault\": true\n  }"));
+  ConfigEdit n = Set(base, "streamingConnectionIdleTimeout", "4h0m0s", "c.json");
+  EXPECT_EQ(n.text,
+            Sub(base, "\"eventRecordQPS\": 0\n",
+                "\"eventRecordQPS\": 0,\n  \"streamingConnectionIdleTimeout\": \"4h0m0s\"\n"));
+  ConfigEdit l = Set(base, "tlsCipherSuites", json::array({"C"}), "c.json");
+  EXPECT_EQ(l.text, Sub(base, "[\"A\", \"B\"]", "[\n    \"C\"\n  ]"));
+}
+
+}  // namespace
+}  // namespace kpc::agent
+
+namespace kpc::agent {
+namespace {
+
+TEST(ConfigEditFuzzTest, MutatedJsonEditsCorrectlyOrFails) {
+  const std::string base =
+      "{\n  \"kind\": \"KubeletConfiguration\",\n  \"tlsCipherSuites\": [\"A\", \"B\"],\n"
+      "  \"authentication\": {\"anonymous\": {\"enabled\": true}},\n  \"featureGates\": {},\n"
+      "  \"evictionHard\": {\"memory.available\": \"100Mi\"},\n  \"eventRecordQPS\": 0\n}\n";
+  const std::string alphabet = " :,{}[]\"\\\n\t0a";
+  const std::vector<std::pair<std::string, json>> sets = {
+      {"eventRecordQPS", 5},
+      {"authentication.anonymous.enabled", false},
+      {R"(evictionHard["memory.available"])", "1Gi"},
+      {"featureGates.SeccompDefault", true},
+      {"authentication.webhook.enabled", true}};
+  uint32_t seed = 99;
+  auto rnd = [&seed](uint32_t n) {
+    seed = seed * 1103515245u + 12345u;
+    return (seed >> 8) % n;
+  };
+  int edited = 0;
+  for (int iter = 0; iter < 1500; ++iter) {
+    std::string doc = base;
+    for (int m = 0, n = static_cast<int>(rnd(3)); m < n; ++m) {
+      size_t at = rnd(static_cast<uint32_t>(doc.size()));
+      if (rnd(2) == 0) {
+        doc.insert(doc.begin() + static_cast<std::ptrdiff_t>(at),
+                   alphabet[rnd(static_cast<uint32_t>(alphabet.size()))]);
+      } else {
+        doc.erase(at, 1 + rnd(3));
+      }
+    }
+    const auto& [path, value] = sets[rnd(static_cast<uint32_t>(sets.size()))];
+    auto fp = *FieldPath::Parse(path);
+    auto e = SetConfigField(doc, "c.json", fp, value, TypeOfPath(fp));
+    if (!e.ok() || !e->changed) continue;
+    ++edited;
+    auto before = policy::ParseKubeletConfigFile(doc, "c.json");
+    auto after = policy::ParseKubeletConfigFile(e->text, "c.json");
+    ASSERT_TRUE(before.ok() && after.ok()) << doc << "\n" << e->text;
+    json expect = *before;
+    fp.Set(expect, value);
+    EXPECT_EQ(*after, expect) << doc << "\n" << e->text;
+  }
+  EXPECT_GT(edited, 100);
+}
+
+}  // namespace
+}  // namespace kpc::agent
+
+namespace kpc::agent {
+namespace {
+
+TEST(ConfigEditTest, YamlDocumentMarkerQuotedKeysNullParentsAndComments) {
+  ConfigEdit d = Set("# top\n---\nport: 1\n", "eventRecordQPS", 5);
+  EXPECT_EQ(d.text, "# top\n---\nport: 1\neventRecordQPS: 5\n");
+  ConfigEdit q = Set("evictionHard:\n  \"memory.available\": \"100Mi\"  # q\n",
+                     R"(evictionHard["memory.available"])", "1Gi");
+  EXPECT_EQ(q.text, "evictionHard:\n  \"memory.available\": 1Gi  # q\n");
+  ConfigEdit n = Set("featureGates:\nport: 1\n", "featureGates.SeccompDefault", true);
+  EXPECT_EQ(n.text, "featureGates:\n  SeccompDefault: true\nport: 1\n");
+  ConfigEdit c = Set("authentication:\n  anonymous:\n    enabled: true\n  # about x509\nport: 1\n",
+                     "authentication.webhook.enabled", true);
+  EXPECT_EQ(
+      c.text,
+      "authentication:\n  anonymous:\n    enabled: true\n  webhook:\n    enabled: true\n  # about "
+      "x509\nport: 1\n");
+  // A block scalar's lines are not keys, and replacing it removes them.
+  ConfigEdit b = Set("staticPodPath: |\n  /etc/a\n  port: 9\nport: 1\n", "staticPodPath", "/etc/b");
+  EXPECT_EQ(b.text, "staticPodPath: /etc/b\nport: 1\n");
 }
 
 }  // namespace

@@ -15,7 +15,8 @@ policy::FieldMatch M(const std::string& path) {
   return *m;
 }
 
-FlagsEdit Edit(const std::string& content, const std::string& file, const std::string& path, const json& v) {
+FlagsEdit Edit(const std::string& content, const std::string& file, const std::string& path,
+               const json& v) {
   auto e = SetFlagInFile(content, file, M(path), v);
   EXPECT_TRUE(e.ok()) << e.status().message();
   return e.ok() ? *e : FlagsEdit{};
@@ -25,7 +26,8 @@ const char* kDropIn =
     "# kubelet arguments (simulated node, written by kpc-testenv)\n"
     "[Service]\n"
     "Environment=\"KUBELET_CONFIG_ARGS=--config=/var/lib/kubelet/config.yaml\"\n"
-    "Environment=\"KUBELET_ARGS=--streaming-connection-idle-timeout=0 --kubeconfig=/etc/kubernetes/kubelet.conf\"\n";
+    "Environment=\"KUBELET_ARGS=--streaming-connection-idle-timeout=0 "
+    "--kubeconfig=/etc/kubernetes/kubelet.conf\"\n";
 
 TEST(FlagsEditTest, DropInValueRewrittenInPlace) {
   FlagsEdit e = Edit(kDropIn, "/etc/systemd/system/kubelet.service.d/10-kubelet-args.conf",
@@ -44,27 +46,33 @@ TEST(FlagsEditTest, DropInValueRewrittenInPlace) {
 }
 
 TEST(FlagsEditTest, FileWithoutTheFlagIsUnchanged) {
-  FlagsEdit e = Edit(kDropIn, "/etc/systemd/system/kubelet.service.d/10-kubelet-args.conf", "eventRecordQPS", 5);
+  FlagsEdit e = Edit(kDropIn, "/etc/systemd/system/kubelet.service.d/10-kubelet-args.conf",
+                     "eventRecordQPS", 5);
   EXPECT_FALSE(e.changed);
   EXPECT_EQ(e.text, kDropIn);
 }
 
 TEST(FlagsEditTest, EnvFileQuotedValue) {
-  const std::string env = "# kubelet arguments\nKUBELET_CONFIG_ARGS=--config=/var/lib/kubelet/config.yaml\n"
-                          "KUBELET_ARGS=\"--event-qps=0 --make-iptables-util-chains=false\"\n";
+  const std::string env =
+      "# kubelet arguments\nKUBELET_CONFIG_ARGS=--config=/var/lib/kubelet/config.yaml\n"
+      "KUBELET_ARGS=\"--event-qps=0 --make-iptables-util-chains=false\"\n";
   FlagsEdit e = Edit(env, "/etc/default/kubelet", "eventRecordQPS", 5);
-  EXPECT_EQ(e.text, "# kubelet arguments\nKUBELET_CONFIG_ARGS=--config=/var/lib/kubelet/config.yaml\n"
-                    "KUBELET_ARGS=\"--event-qps=5 --make-iptables-util-chains=false\"\n");
+  EXPECT_EQ(e.text,
+            "# kubelet arguments\nKUBELET_CONFIG_ARGS=--config=/var/lib/kubelet/config.yaml\n"
+            "KUBELET_ARGS=\"--event-qps=5 --make-iptables-util-chains=false\"\n");
   FlagsEdit b = Edit(e.text, "/etc/default/kubelet", "makeIPTablesUtilChains", true);
-  EXPECT_EQ(b.text, "# kubelet arguments\nKUBELET_CONFIG_ARGS=--config=/var/lib/kubelet/config.yaml\n"
-                    "KUBELET_ARGS=\"--event-qps=5 --make-iptables-util-chains=true\"\n");
+  EXPECT_EQ(b.text,
+            "# kubelet arguments\nKUBELET_CONFIG_ARGS=--config=/var/lib/kubelet/config.yaml\n"
+            "KUBELET_ARGS=\"--event-qps=5 --make-iptables-util-chains=true\"\n");
 }
 
 TEST(FlagsEditTest, KubeadmFlagsEnvWithSeparateValueWord) {
   const std::string env =
       "KUBELET_KUBEADM_ARGS=\"--container-runtime-endpoint=unix:///run/containerd/containerd.sock "
-      "--streaming-connection-idle-timeout 0 --pod-infra-container-image=registry.k8s.io/pause:3.9\"\n";
-  FlagsEdit e = Edit(env, "/var/lib/kubelet/kubeadm-flags.env", "streamingConnectionIdleTimeout", "5m0s");
+      "--streaming-connection-idle-timeout 0 "
+      "--pod-infra-container-image=registry.k8s.io/pause:3.9\"\n";
+  FlagsEdit e =
+      Edit(env, "/var/lib/kubelet/kubeadm-flags.env", "streamingConnectionIdleTimeout", "5m0s");
   std::string expect = env;
   expect.replace(expect.find("timeout 0 "), 10, "timeout 5m0s ");
   EXPECT_EQ(e.text, expect);
@@ -78,19 +86,30 @@ TEST(FlagsEditTest, BareBooleanFlagGetsAValue) {
 }
 
 TEST(FlagsEditTest, EveryOccurrenceIsRewritten) {
-  const std::string unit = "[Service]\nEnvironment=\"A=--event-qps=0\"\nExecStart=/usr/bin/kubelet $A --event-qps=1\n";
+  const std::string unit =
+      "[Service]\nEnvironment=\"A=--event-qps=0\"\nExecStart=/usr/bin/kubelet $A --event-qps=1\n";
   FlagsEdit e = Edit(unit, "/lib/systemd/system/kubelet.service", "eventRecordQPS", 5);
-  EXPECT_EQ(e.text, "[Service]\nEnvironment=\"A=--event-qps=0\"\nExecStart=/usr/bin/kubelet $A --event-qps=5\n");
+  EXPECT_EQ(
+      e.text,
+      "[Service]\nEnvironment=\"A=--event-qps=0\"\nExecStart=/usr/bin/kubelet $A --event-qps=5\n");
   // A is not a KUBELET_ variable, so its flag is not the kubelet's: only ExecStart's changes.
-  const std::string two = "[Service]\nEnvironment=\"KUBELET_A=--event-qps=0\"\nExecStart=/usr/bin/kubelet $KUBELET_A --event-qps=1\n";
+  const std::string two =
+      "[Service]\nEnvironment=\"KUBELET_A=--event-qps=0\"\nExecStart=/usr/bin/kubelet $KUBELET_A "
+      "--event-qps=1\n";
   FlagsEdit t = Edit(two, "/lib/systemd/system/kubelet.service", "eventRecordQPS", 5);
-  EXPECT_EQ(t.text, "[Service]\nEnvironment=\"KUBELET_A=--event-qps=5\"\nExecStart=/usr/bin/kubelet $KUBELET_A --event-qps=5\n");
+  EXPECT_EQ(t.text,
+            "[Service]\nEnvironment=\"KUBELET_A=--event-qps=5\"\nExecStart=/usr/bin/kubelet "
+            "$KUBELET_A --event-qps=5\n");
 }
 
 TEST(FlagsEditTest, FeatureGatesMapFlag) {
-  const std::string env = "KUBELET_ARGS=\"--feature-gates=A=true,RotateKubeletServerCertificate=false,B=false\"\n";
-  FlagsEdit e = Edit(env, "/etc/default/kubelet", "featureGates.RotateKubeletServerCertificate", true);
-  EXPECT_EQ(e.text, "KUBELET_ARGS=\"--feature-gates=A=true,RotateKubeletServerCertificate=true,B=false\"\n");
+  const std::string env =
+      "KUBELET_ARGS=\"--feature-gates=A=true,RotateKubeletServerCertificate=false,B=false\"\n";
+  FlagsEdit e =
+      Edit(env, "/etc/default/kubelet", "featureGates.RotateKubeletServerCertificate", true);
+  EXPECT_EQ(
+      e.text,
+      "KUBELET_ARGS=\"--feature-gates=A=true,RotateKubeletServerCertificate=true,B=false\"\n");
   EXPECT_EQ(e.from, std::optional<std::string>("false"));
   EXPECT_EQ(e.to, "true");
   // A gate the flag does not name: the config file's gate is merged back, the flag stays.
@@ -105,18 +124,22 @@ TEST(FlagsEditTest, EvictionHardMapFlagGetsAMissingKey) {
   // The flag replaces the whole map, so a key it lacks is added to it.
   FlagsEdit add = Edit(env, "/etc/default/kubelet", R"(evictionHard["nodefs.available"])", "10%");
   EXPECT_TRUE(add.changed);
-  EXPECT_EQ(add.text, "KUBELET_ARGS=\"--eviction-hard=memory.available<100Mi,nodefs.available<10%\"\n");
+  EXPECT_EQ(add.text,
+            "KUBELET_ARGS=\"--eviction-hard=memory.available<100Mi,nodefs.available<10%\"\n");
 }
 
 TEST(FlagsEditTest, PercentIsRefusedInUnitFilesOnly) {
-  const std::string unit = "[Service]\nEnvironment=\"KUBELET_ARGS=--eviction-hard=memory.available<100Mi\"\n";
-  auto e = SetFlagInFile(unit, "/etc/systemd/system/kubelet.service.d/20.conf", M(R"(evictionHard["nodefs.available"])"), "10%");
+  const std::string unit =
+      "[Service]\nEnvironment=\"KUBELET_ARGS=--eviction-hard=memory.available<100Mi\"\n";
+  auto e = SetFlagInFile(unit, "/etc/systemd/system/kubelet.service.d/20.conf",
+                         M(R"(evictionHard["nodefs.available"])"), "10%");
   EXPECT_FALSE(e.ok());
 }
 
 TEST(FlagsEditTest, ValuesThatNeedQuotingAreRefused) {
   const std::string env = "KUBELET_ARGS=\"--client-ca-file=/a\"\n";
-  auto e = SetFlagInFile(env, "/etc/default/kubelet", M("authentication.x509.clientCAFile"), "$(HOME)/ca");
+  auto e = SetFlagInFile(env, "/etc/default/kubelet", M("authentication.x509.clientCAFile"),
+                         "$(HOME)/ca");
   ASSERT_FALSE(e.ok());
   EXPECT_NE(e.status().message().find("client-ca-file"), std::string::npos);
   auto s = SetFlagInFile(env, "/etc/default/kubelet", M("authentication.x509.clientCAFile"), "a b");
@@ -147,7 +170,8 @@ TEST(FlagsEditTest, OverrideDetection) {
 TEST(FlagsEditTest, FlagValueText) {
   EXPECT_EQ(FlagValueText(true, *M("authentication.anonymous.enabled").field), "true");
   EXPECT_EQ(FlagValueText(json::array({"A", "B"}), *M("tlsCipherSuites").field), "A,B");
-  EXPECT_EQ(FlagValueText(json{{"memory.available", "1Gi"}}, *M("evictionHard").field), "memory.available<1Gi");
+  EXPECT_EQ(FlagValueText(json{{"memory.available", "1Gi"}}, *M("evictionHard").field),
+            "memory.available<1Gi");
   EXPECT_EQ(FlagValueText(json{{"A", true}}, *M("featureGates").field), "A=true");
 }
 
@@ -173,7 +197,8 @@ TEST(FlagsEditFuzzTest, MutatedFilesEditCorrectlyOrFail) {
     for (int m = 0, n = 1 + static_cast<int>(rnd(3)); m < n; ++m) {
       size_t at = rnd(static_cast<uint32_t>(doc.size()));
       if (rnd(2) == 0) {
-        doc.insert(doc.begin() + static_cast<std::ptrdiff_t>(at), alphabet[rnd(static_cast<uint32_t>(alphabet.size()))]);
+        doc.insert(doc.begin() + static_cast<std::ptrdiff_t>(at),
+                   alphabet[rnd(static_cast<uint32_t>(alphabet.size()))]);
       } else {
         doc.erase(at, 1 + rnd(3));
       }
@@ -181,7 +206,8 @@ TEST(FlagsEditFuzzTest, MutatedFilesEditCorrectlyOrFail) {
     const char* paths[] = {"eventRecordQPS", "featureGates.B", "authentication.anonymous.enabled"};
     const json values[] = {5, true, false};
     size_t k = rnd(3);
-    auto e = SetFlagInFile(doc, "/etc/systemd/system/kubelet.service.d/10.conf", M(paths[k]), values[k]);
+    auto e =
+        SetFlagInFile(doc, "/etc/systemd/system/kubelet.service.d/10.conf", M(paths[k]), values[k]);
     if (!e.ok() || !e->changed) continue;
     ++edited;
     auto before = policy::ParseKubeletFlags(doc, "10.conf");

@@ -31,10 +31,12 @@ TEST(HostFsTest, SymlinksStayUnderTheHostRoot) {
   // An absolute link target is a node path: it resolves under the host root, not on this machine.
   std::filesystem::create_symlink("/etc/kubernetes/real.conf", t.Host("/var/lib/kubelet/abs.conf"));
   // ".." never climbs above the host root.
-  std::filesystem::create_symlink("../../../../../../../etc/kubernetes/real.conf", t.Host("/var/lib/kubelet/rel.conf"));
+  std::filesystem::create_symlink("../../../../../../../etc/kubernetes/real.conf",
+                                  t.Host("/var/lib/kubelet/rel.conf"));
   std::filesystem::create_symlink("/etc", t.Host("/var/lib/kubelet/etcdir"));
   HostFs fs(t.path());
-  for (const char* p : {"/var/lib/kubelet/abs.conf", "/var/lib/kubelet/rel.conf", "/var/lib/kubelet/etcdir/kubernetes/real.conf"}) {
+  for (const char* p : {"/var/lib/kubelet/abs.conf", "/var/lib/kubelet/rel.conf",
+                        "/var/lib/kubelet/etcdir/kubernetes/real.conf"}) {
     auto r = fs.Resolve(p);
     ASSERT_TRUE(r.ok()) << p << ": " << r.status().message();
     EXPECT_EQ(*r, t.Host("/etc/kubernetes/real.conf")) << p;
@@ -99,7 +101,9 @@ TEST(HostFsTest, NewFilesAreRootOwnedWithTheCreateMode) {
 
 TEST(HostFsTest, FactsUseTheHostsUserAndGroupNames) {
   TempDir t;
-  t.Write("/etc/passwd", "root:x:0:0:root:/root:/bin/bash\n# comment\nkube:x:1001:1002::/home/kube:/bin/sh\nbad line\n");
+  t.Write("/etc/passwd",
+          "root:x:0:0:root:/root:/bin/bash\n# comment\nkube:x:1001:1002::/home/kube:/bin/sh\nbad "
+          "line\n");
   t.Write("/etc/group", "root:x:0:\nkube:x:1002:\n");
   std::string host = t.Write("/etc/kubernetes/kubelet.conf", "x", 0644);
   ASSERT_EQ(::chown(host.c_str(), 1001, 1002), 0);

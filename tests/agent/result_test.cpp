@@ -16,14 +16,16 @@ AgentResult Sample() {
   r.kubelet.flags_files = {"/etc/systemd/system/kubelet.service.d/10-kubeadm.conf"};
   r.kubelet.service_files = {"/lib/systemd/system/kubelet.service",
                              "/etc/systemd/system/kubelet.service.d/10-kubeadm.conf"};
-  r.changes.push_back({"config", "streamingConnectionIdleTimeout", "", "/var/lib/kubelet/config.yaml", "",
-                       std::string("0s"), "4h0m0s", true, ""});
-  r.changes.push_back({"flag", "eventRecordQPS", "event-qps", "/etc/default/kubelet", "", std::nullopt, "5",
-                       false, "a note"});
-  r.changes.push_back({"mode", "", "", "", "/etc/kubernetes/kubelet.conf", std::string("0644"), "0600", true, ""});
+  r.changes.push_back({"config", "streamingConnectionIdleTimeout", "",
+                       "/var/lib/kubelet/config.yaml", "", std::string("0s"), "4h0m0s", true, ""});
+  r.changes.push_back({"flag", "eventRecordQPS", "event-qps", "/etc/default/kubelet", "",
+                       std::nullopt, "5", false, "a note"});
+  r.changes.push_back(
+      {"mode", "", "", "", "/etc/kubernetes/kubelet.conf", std::string("0644"), "0600", true, ""});
   r.files["/etc/kubernetes/kubelet.conf"] = policy::FileFacts{true, 0600, 0, 0, "root", "root", ""};
   r.files["/etc/kubernetes/missing"] = policy::FileFacts{};
-  r.files["/etc/kubernetes/unreadable"] = policy::FileFacts{false, 0, 0, 0, "", "", "permission denied"};
+  r.files["/etc/kubernetes/unreadable"] =
+      policy::FileFacts{false, 0, 0, 0, "", "", "permission denied"};
   r.restarted = true;
   return r;
 }
@@ -51,7 +53,8 @@ TEST(AgentResultTest, JsonShapeMatchesTheContract) {
   EXPECT_EQ(j["files"]["/etc/kubernetes/kubelet.conf"]["mode"], "0600");
   EXPECT_EQ(j["files"]["/etc/kubernetes/kubelet.conf"]["owner"], "root");
   EXPECT_EQ(j["files"]["/etc/kubernetes/missing"], (nlohmann::json{{"exists", false}}));
-  EXPECT_EQ(j["files"]["/etc/kubernetes/unreadable"], (nlohmann::json{{"error", "permission denied"}}));
+  EXPECT_EQ(j["files"]["/etc/kubernetes/unreadable"],
+            (nlohmann::json{{"error", "permission denied"}}));
   EXPECT_FALSE(j.contains("blocked"));
 }
 
@@ -78,20 +81,21 @@ TEST(AgentResultTest, LenientAboutMissingKeys) {
 }
 
 TEST(AgentResultTest, RejectsGarbage) {
-  for (const char* text : {
-           "", "not json", "[1,2]", "{}", R"({"command": 5})", R"({"command": "x", "ok": "yes"})",
-           R"({"command": "x", "changes": {}})", R"({"command": "x", "changes": [5]})",
-           R"({"command": "x", "changes": [{"changed": "true"}]})",
-           R"({"command": "x", "files": {"/a": {"mode": "rwx"}}})",
-           R"({"command": "x", "files": {"/a": {"uid": -1}}})",
-           R"({"command": "x", "files": []})", R"({"command": "x", "errors": [1]})",
-           R"({"command": "x", "blocked": "yes"})", R"({"command": "x", "kind": "Pod"})",
-           R"({"command": "x", "kubelet": {"flagsFiles": "a"}})"}) {
+  for (const char* text :
+       {"", "not json", "[1,2]", "{}", R"({"command": 5})", R"({"command": "x", "ok": "yes"})",
+        R"({"command": "x", "changes": {}})", R"({"command": "x", "changes": [5]})",
+        R"({"command": "x", "changes": [{"changed": "true"}]})",
+        R"({"command": "x", "files": {"/a": {"mode": "rwx"}}})",
+        R"({"command": "x", "files": {"/a": {"uid": -1}}})", R"({"command": "x", "files": []})",
+        R"({"command": "x", "errors": [1]})", R"({"command": "x", "blocked": "yes"})",
+        R"({"command": "x", "kind": "Pod"})",
+        R"({"command": "x", "kubelet": {"flagsFiles": "a"}})"}) {
     auto r = ParseAgentResult(text);
     EXPECT_FALSE(r.ok()) << text;
     if (!r.ok()) {
       EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << text;
-      EXPECT_NE(r.status().message().find("AgentResult"), std::string::npos) << r.status().message();
+      EXPECT_NE(r.status().message().find("AgentResult"), std::string::npos)
+          << r.status().message();
     }
   }
 }
@@ -165,10 +169,12 @@ TEST(AgentResultTest, FitToLimitPrefersFilesNamedByChanges) {
   AgentResult r;
   r.command = "remediate";
   r.ok = true;
-  r.changes.push_back({"mode", "", "", "", "/etc/kubernetes/kubelet.conf", std::string("0644"), "0600", true, ""});
+  r.changes.push_back(
+      {"mode", "", "", "", "/etc/kubernetes/kubelet.conf", std::string("0644"), "0600", true, ""});
   r.files["/etc/kubernetes/kubelet.conf"] = policy::FileFacts{true, 0600, 0, 0, "root", "root", ""};
   for (int i = 0; i < 200; ++i) {
-    r.files["/etc/a/" + std::to_string(i)] = policy::FileFacts{true, 0644, 0, 0, "root", "root", ""};
+    r.files["/etc/a/" + std::to_string(i)] =
+        policy::FileFacts{true, 0644, 0, 0, "root", "root", ""};
   }
   auto back = ParseAgentResult(FitToLimit(r, 2048));
   ASSERT_TRUE(back.ok());
