@@ -178,7 +178,9 @@ void CertReloader::Start() {
         if (!err.empty()) spdlog::warn("webhook serving certificate: {}", err);
         last_error_ = err;
       }
-      cv_.wait_for(lock, period_, [this] { return stop_; });
+      // Until the first pair arrives (the leader may be creating it), look again every second.
+      auto wait = server_.Serving() ? period_ : std::min<std::chrono::milliseconds>(period_, std::chrono::seconds(1));
+      cv_.wait_for(lock, wait, [this] { return stop_; });
     }
   });
 }

@@ -48,6 +48,8 @@ const (
 	serviceAccount  = "kubelet-policy-controller"
 	leaseName       = "kubelet-policy-controller"
 	policyLabel     = "kpc-e2e=controllertests"
+	// Both the ValidatingWebhookConfiguration and the MutatingWebhookConfiguration.
+	webhookConfigurationName = "kubelet-policy-controller"
 )
 
 func TestMain(m *testing.M) {
@@ -164,8 +166,24 @@ func resolveBinary() (string, error) {
 // setUp installs the CRD and RBAC from deploy/, writes the ServiceAccount kubeconfig and
 // checks that the environment has this package's nodes.
 func setUp() error {
+	// deploy/ includes the admission webhook configurations, which call the in-cluster Service:
+	// nothing serves it here (the controller runs out of cluster), so they are removed, before
+	// the apply too (a run that was interrupted may have left them pointing at a dead local
+	// port, or rewritten by --local-webhooks). The webhook tests install them for themselves.
+	deleteWebhooks := func() error {
+		if out, err := kubectlRaw(nil, "delete", "validatingwebhookconfiguration,mutatingwebhookconfiguration", webhookConfigurationName, "--ignore-not-found"); err != nil {
+			return fmt.Errorf("%v\n%s", err, out)
+		}
+		return nil
+	}
+	if err := deleteWebhooks(); err != nil {
+		return err
+	}
 	if out, err := kubectlRaw(nil, "apply", "--server-side", "-k", filepath.Join(repoRoot, "deploy")); err != nil {
 		return fmt.Errorf("%v\n%s", err, out)
+	}
+	if err := deleteWebhooks(); err != nil {
+		return err
 	}
 	if out, err := kubectlRaw(nil, "wait", "--for=condition=Established", "crd/kubeletpolicies.kubeletpolicy.io", "--timeout=60s"); err != nil {
 		return fmt.Errorf("%v\n%s", err, out)
