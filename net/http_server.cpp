@@ -477,6 +477,10 @@ class PosixHttpServer final : public HttpServer {
         return;
       }
       HttpResponse resp = Dispatch(req);
+      // The last answer on a connection (request cap reached, or Stop) says so: a client that
+      // sent its next request on a connection closed without "Connection: close" sees it fail,
+      // and clients do not retry a POST (the API server calling a webhook would fail the call).
+      if (n + 1 >= kMaxRequestsPerConnection || stopping_) keep_alive = false;
       if (!conn.WriteAll(Render(resp, keep_alive)) || !keep_alive) return;
     }
   }

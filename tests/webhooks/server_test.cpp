@@ -205,6 +205,23 @@ TEST_F(WebhookServerTest, MalformedAndOversizedRequestsGetClearErrors) {
   EXPECT_NE(resp.find("HTTP/1.1 200"), std::string::npos) << resp;
 }
 
+TEST_F(WebhookServerTest, LastAnswerOnAConnectionSaysClose) {
+  // The server serves 1000 requests per connection; the 1000th answer must announce the close,
+  // or a keep-alive client (the API server) would send a POST into a closing connection.
+  TlsConn c(port_, pki_.ca.cert_pem);
+  ASSERT_TRUE(c.ok());
+  const std::string review = Review("u", "DELETE", json::object());
+  std::string resp;
+  for (int i = 1; i <= 1000; ++i) {
+    resp = c.RoundTrip("POST", "/mutate-kubeletpolicy", review);
+    ASSERT_NE(resp.find("HTTP/1.1 200"), std::string::npos) << "request " << i << ": " << resp;
+    if (i < 1000) {
+      ASSERT_NE(resp.find("Connection: keep-alive"), std::string::npos) << i;
+    }
+  }
+  EXPECT_NE(resp.find("Connection: close"), std::string::npos) << resp;
+}
+
 TEST_F(WebhookServerTest, RefusesTls11) {
   TlsConn old(port_, pki_.ca.cert_pem, TLS1_1_VERSION);
   EXPECT_FALSE(old.ok());
