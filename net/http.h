@@ -89,11 +89,14 @@ class HttpServer {
   virtual Status UpdateTls(const TlsConfig& tls) = 0;
 };
 
-// Limits of a server. A request body over max_body_bytes is answered 413 with a plain-text
-// message naming the limit, before the body is read; connections over max_connections are
+// Limits of a server. A request body over max_body_bytes is answered (413 by default) with a
+// plain-text message naming the limit, before the body is read; connections over max_connections are
 // closed at once (plain HTTP: after a 503).
 struct ServerOptions {
   size_t max_body_bytes = 32u << 20;
+  // The status for a body over max_body_bytes: 413 (Payload Too Large) unless a protocol on
+  // top asks for its own (the admission webhooks answer every unreadable request with 400).
+  int body_too_large_status = 413;
   int max_connections = 256;
 };
 

@@ -469,6 +469,7 @@ class PosixHttpServer final : public HttpServer {
         std::string message = std::string(ReasonPhrase(error)) + "\n";
         if (error == 413) {
           message = "request body too large: the limit is " + std::to_string(options_.max_body_bytes) + " bytes\n";
+          error = options_.body_too_large_status;
         } else if (error == 400) {
           message = "malformed HTTP request\n";
         }

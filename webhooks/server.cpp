@@ -69,6 +69,7 @@ Status WebhookServer::SetServingPair(const KeyPairPem& pair) {
   if (!server_) {
     net::ServerOptions so;
     so.max_body_bytes = options_.max_body_bytes;
+    so.body_too_large_status = 400;  // like every other unreadable AdmissionReview
     so.max_connections = options_.max_connections;
     auto server = net::NewHttpServer(options_.address, tls, so);
     for (const char* path : {kValidatingWebhookPath, kMutatingWebhookPath}) {

@@ -30,8 +30,8 @@ namespace kpc::webhooks {
 
 struct WebhookServerOptions {
   std::string address = ":9443";
-  // Above AdmissionReview's own limit (kMaxRequestBytes, answered 400 by the handler) the
-  // server refuses the body with 413 before reading it.
+  // A body over this is refused with 400 ("request body too large: the limit is N bytes")
+  // before it is read. The API server never sends more than 3 MiB (kMaxRequestBytes).
   size_t max_body_bytes = kMaxRequestBytes;
   int max_connections = 1024;
 };

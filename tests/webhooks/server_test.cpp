@@ -190,9 +190,9 @@ TEST_F(WebhookServerTest, MalformedAndOversizedRequestsGetClearErrors) {
   TlsConn big(port_, pki_.ca.cert_pem);
   ASSERT_TRUE(big.ok());
   resp = big.RoundTrip("POST", "/validate-kubeletpolicy", std::string(100 * 1024, ' '));
-  EXPECT_NE(resp.find("HTTP/1.1 413"), std::string::npos) << resp;
+  EXPECT_NE(resp.find("HTTP/1.1 400"), std::string::npos) << resp;
   EXPECT_NE(resp.find("the limit is 65536 bytes"), std::string::npos) << resp;
-  // The bad JSON and the GET; the 413 is refused before any handler runs.
+  // The bad JSON and the GET; the oversized body is refused before any handler runs.
   EXPECT_NE(metrics_.Render().find(
                 R"(kubeletpolicy_admission_requests_total{webhook="validate",operation="unknown",result="bad_request"} 2)"),
             std::string::npos)
