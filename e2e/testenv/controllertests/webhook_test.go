@@ -380,15 +380,7 @@ func TestWebhookApplyTwiceShowsNoDiff(t *testing.T) {
 // short-lived serving certificate — and not one apply fails.
 func TestWebhookCertificateRotation(t *testing.T) {
 	w := startWebhooks(t, "--webhook-cert-validity=40s")
-	served := func() (string, error) {
-		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 2 * time.Second}, "tcp", fmt.Sprintf("127.0.0.1:%d", w.port), &tls.Config{InsecureSkipVerify: true})
-		if err != nil {
-			return "", err
-		}
-		defer conn.Close()
-		sum := sha256.Sum256(conn.ConnectionState().PeerCertificates[0].Raw)
-		return hex.EncodeToString(sum[:8]), nil
-	}
+	served := func() (string, error) { return servedFingerprint(w.port) }
 	bundleCAs := func() int {
 		out, err := kubectl(t, "get", "validatingwebhookconfiguration", webhookConfigurationName, "-o", "jsonpath={.webhooks[0].clientConfig.caBundle}")
 		if err != nil {
@@ -493,5 +485,59 @@ func TestWebhookCertificateRotation(t *testing.T) {
 	}
 	if !strings.Contains(w.logs(), "serving certificate reloaded") {
 		t.Errorf("the controller never logged a reload")
+	}
+}
+
+// servedFingerprint returns the start of the SHA-256 of the certificate served on 127.0.0.1:port.
+func servedFingerprint(port int) (string, error) {
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 2 * time.Second}, "tcp", fmt.Sprintf("127.0.0.1:%d", port), &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	sum := sha256.Sum256(conn.ConnectionState().PeerCertificates[0].Raw)
+	return hex.EncodeToString(sum[:8]), nil
+}
+
+// TestWebhookEveryReplicaReloads: a second replica (not the leader) serves the pair from the
+// Secret too, and switches to the new one after a forced rotation, without a restart.
+func TestWebhookEveryReplicaReloads(t *testing.T) {
+	leader := startWebhooks(t)
+	waitLeader(t, leader.controller, 60*time.Second)
+	followerPort := freePort(t)
+	follower := startController(t, "follower", "--local-webhooks", fmt.Sprintf("--webhook-addr=:%d", followerPort), "--webhook-cert-sync-period=1s")
+	same := func() error {
+		if follower.exited() {
+			t.Fatalf("follower exited: %v", follower.waitErr)
+		}
+		a, err := servedFingerprint(leader.port)
+		if err != nil {
+			return err
+		}
+		b, err := servedFingerprint(followerPort)
+		if err != nil {
+			return err
+		}
+		if a != b {
+			return fmt.Errorf("leader serves %s, follower %s", a, b)
+		}
+		return nil
+	}
+	eventually(t, 30*time.Second, "the follower serves the leader's certificate", same)
+	before, _ := servedFingerprint(followerPort)
+	mustKubectl(t, "delete", "secret", "-n", systemNamespace, secretName)
+	eventually(t, 60*time.Second, "both replicas serve a new certificate", func() error {
+		if err := same(); err != nil {
+			return err
+		}
+		if now, _ := servedFingerprint(followerPort); now == before {
+			return errors.New("still the old certificate")
+		}
+		return nil
+	})
+	// The follower never wrote the configurations: they still point at the leader.
+	url := mustKubectl(t, "get", "validatingwebhookconfiguration", webhookConfigurationName, "-o", "jsonpath={.webhooks[0].clientConfig.url}")
+	if want := fmt.Sprintf("https://127.0.0.1:%d/validate-kubeletpolicy", leader.port); url != want {
+		t.Errorf("clientConfig.url = %q, want %q", url, want)
 	}
 }
