@@ -3,13 +3,19 @@ package controllertests
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -65,8 +71,14 @@ func startWebhooks(t *testing.T, extra ...string) *webhookController {
 			t.Logf("cleanup: %v", err)
 		}
 	})
-	w := &webhookController{controller: c, port: port}
-	// Ready when the API server sends a policy only the webhook can refuse to the webhook.
+	waitWebhookCalled(t, c)
+	return &webhookController{controller: c, port: port}
+}
+
+// waitWebhookCalled waits until the API server sends a policy only the webhook can refuse to
+// the webhook.
+func waitWebhookCalled(t *testing.T, c *controller) {
+	t.Helper()
 	probe := fmt.Sprintf(invalidTemplate, "ctl-wh-probe", `  rules:
     - id: a
       config: {path: rotateCertificates, operator: GreaterThan, value: true}`)
@@ -83,7 +95,6 @@ func startWebhooks(t *testing.T, extra ...string) *webhookController {
 		}
 		return nil
 	})
-	return w
 }
 
 // kubectlStdin runs kubectl as admin and returns stdout and stderr separately (kubectl prints
@@ -400,51 +411,8 @@ func TestWebhookCertificateRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var applies, failures atomic.Int64
-	var failMu sync.Mutex
-	var failed []string
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	name := uniqueName("ctl-wh-rotate")
-	t.Cleanup(func() { _, _ = kubectl(t, "delete", "kp", name, "--ignore-not-found") })
-	for worker := 0; worker < 2; worker++ {
-		wg.Add(1)
-		go func(worker int) {
-			defer wg.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				// Alternate the value so every apply is a real UPDATE through both webhooks.
-				manifest := fmt.Sprintf(invalidTemplate, fmt.Sprintf("%s-%d", name, worker), fmt.Sprintf(`  rules:
-    - {id: a, config: {path: eventRecordQPS, operator: GreaterThanOrEqual, value: %d}}`, i%7))
-				_, stderr, err := kubectlStdin(t, []byte(manifest), "apply", "-f", "-")
-				applies.Add(1)
-				if err != nil {
-					failures.Add(1)
-					failMu.Lock()
-					failed = append(failed, strings.TrimSpace(stderr))
-					failMu.Unlock()
-				}
-			}
-		}(worker)
-	}
-	t.Cleanup(func() {
-		for worker := 0; worker < 2; worker++ {
-			_, _ = kubectl(t, "delete", "kp", fmt.Sprintf("%s-%d", name, worker), "--ignore-not-found")
-		}
-	})
-	finish := func() {
-		select {
-		case <-stop:
-		default:
-			close(stop)
-		}
-		wg.Wait()
-	}
-	defer finish()
+	loop := startApplyLoop(t, uniqueName("ctl-wh-rotate"))
+	defer loop.finish()
 
 	time.Sleep(3 * time.Second)
 	mustKubectl(t, "delete", "secret", "-n", systemNamespace, secretName)
@@ -475,14 +443,8 @@ func TestWebhookCertificateRotation(t *testing.T) {
 		return nil
 	})
 	time.Sleep(3 * time.Second)
-	finish()
-	t.Logf("%d applies during two certificate rotations, %d failed", applies.Load(), failures.Load())
-	if applies.Load() < 20 {
-		t.Errorf("only %d applies ran", applies.Load())
-	}
-	if failures.Load() != 0 {
-		t.Errorf("%d of %d applies failed during rotation; first: %s", failures.Load(), applies.Load(), failed[0])
-	}
+	loop.finish()
+	loop.check(t, "two certificate rotations")
 	if !strings.Contains(w.logs(), "serving certificate reloaded") {
 		t.Errorf("the controller never logged a reload")
 	}
@@ -539,5 +501,186 @@ func TestWebhookEveryReplicaReloads(t *testing.T) {
 	url := mustKubectl(t, "get", "validatingwebhookconfiguration", webhookConfigurationName, "-o", "jsonpath={.webhooks[0].clientConfig.url}")
 	if want := fmt.Sprintf("https://127.0.0.1:%d/validate-kubeletpolicy", leader.port); url != want {
 		t.Errorf("clientConfig.url = %q, want %q", url, want)
+	}
+}
+
+// applyLoop applies policies from two goroutines, back to back, until finish.
+type applyLoop struct {
+	stop            chan struct{}
+	wg              sync.WaitGroup
+	applies, failed atomic.Int64
+	mu              sync.Mutex
+	firstFailure    string
+	once            sync.Once
+}
+
+func startApplyLoop(t *testing.T, name string) *applyLoop {
+	t.Helper()
+	l := &applyLoop{stop: make(chan struct{})}
+	for worker := 0; worker < 2; worker++ {
+		policy := fmt.Sprintf("%s-%d", name, worker)
+		t.Cleanup(func() { _, _ = kubectl(t, "delete", "kp", policy, "--ignore-not-found") })
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				// Alternate the value so every apply is a real UPDATE through both webhooks.
+				manifest := fmt.Sprintf(invalidTemplate, policy, fmt.Sprintf(`  rules:
+    - {id: a, config: {path: eventRecordQPS, operator: GreaterThanOrEqual, value: %d}}`, i%7))
+				_, stderr, err := kubectlStdin(t, []byte(manifest), "apply", "-f", "-")
+				l.applies.Add(1)
+				if err != nil {
+					l.failed.Add(1)
+					l.mu.Lock()
+					if l.firstFailure == "" {
+						l.firstFailure = strings.TrimSpace(stderr)
+					}
+					l.mu.Unlock()
+				}
+			}
+		}()
+	}
+	return l
+}
+
+func (l *applyLoop) finish() {
+	l.once.Do(func() { close(l.stop) })
+	l.wg.Wait()
+}
+
+func (l *applyLoop) check(t *testing.T, during string) {
+	t.Helper()
+	t.Logf("%d applies during %s, %d failed", l.applies.Load(), during, l.failed.Load())
+	if l.applies.Load() < 20 {
+		t.Errorf("only %d applies ran", l.applies.Load())
+	}
+	if l.failed.Load() != 0 {
+		t.Errorf("%d of %d applies failed during %s; first: %s", l.failed.Load(), l.applies.Load(), during, l.firstFailure)
+	}
+}
+
+// writeServingPair writes tls.crt, tls.key and ca.crt into dir the way the kubelet updates a
+// mounted Secret: into a new directory, then an atomic rename of the ..data symlink.
+func writeServingPair(t *testing.T, dir string, ca *x509.Certificate, caKey *ecdsa.PrivateKey, caPEM []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, _ := x509.MarshalECPrivateKey(key)
+	version := filepath.Join(dir, fmt.Sprintf("..%d", time.Now().UnixNano()))
+	if err := os.Mkdir(version, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string][]byte{
+		"tls.crt": pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		"tls.key": pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}),
+		"ca.crt":  caPEM,
+	} {
+		if err := os.WriteFile(filepath.Join(version, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		link := filepath.Join(dir, name)
+		if _, err := os.Lstat(link); os.IsNotExist(err) {
+			if err := os.Symlink(filepath.Join("..data", name), link); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	tmpLink := filepath.Join(dir, "..data_tmp")
+	_ = os.Remove(tmpLink)
+	if err := os.Symlink(filepath.Base(version), tmpLink); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmpLink, filepath.Join(dir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestWebhookCertManagerMode: with --webhook-cert-mode=cert-manager the controller only serves
+// what is in --webhook-cert-dir (laid out like a mounted Secret) and hot-reloads a renewed pair
+// while policies are applied continuously; it never touches the Secret or the caBundle.
+func TestWebhookCertManagerMode(t *testing.T) {
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "e2e cert-manager stand-in"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
+	dir := t.TempDir()
+	writeServingPair(t, dir, ca, caKey, caPEM)
+
+	// What cainjector and a URL would give the configurations.
+	mustKubectl(t, "apply", "-f", filepath.Join(repoRoot, "deploy", "base", "webhooks.yaml"))
+	t.Cleanup(func() {
+		_, _ = kubectl(t, "delete", "validatingwebhookconfiguration,mutatingwebhookconfiguration", webhookConfigurationName, "--ignore-not-found")
+	})
+	port := freePort(t)
+	bundle := base64.StdEncoding.EncodeToString(caPEM)
+	for kind, path := range map[string]string{"validatingwebhookconfiguration": "validate", "mutatingwebhookconfiguration": "mutate"} {
+		patch := fmt.Sprintf(`[{"op":"replace","path":"/webhooks/0/clientConfig","value":{"url":"https://127.0.0.1:%d/%s-kubeletpolicy","caBundle":"%s"}}]`, port, path, bundle)
+		mustKubectl(t, "patch", kind, webhookConfigurationName, "--type=json", "-p", patch)
+	}
+	secretBefore, _ := kubectl(t, "get", "secret", "-n", systemNamespace, secretName, "--ignore-not-found", "-o", "jsonpath={.metadata.resourceVersion}")
+
+	c := startController(t, "cert-manager-mode", "--webhook-cert-mode=cert-manager", "--webhook-cert-dir="+dir,
+		fmt.Sprintf("--webhook-addr=127.0.0.1:%d", port), "--webhook-cert-sync-period=1s")
+	waitWebhookCalled(t, c)
+	first, err := servedFingerprint(port)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	loop := startApplyLoop(t, uniqueName("ctl-wh-cm"))
+	defer loop.finish()
+	time.Sleep(3 * time.Second)
+	writeServingPair(t, dir, ca, caKey, caPEM) // cert-manager renewed the certificate
+	eventually(t, 30*time.Second, "the renewed certificate served", func() error {
+		fp, err := servedFingerprint(port)
+		if err != nil {
+			return err
+		}
+		if fp == first {
+			return errors.New("still the first certificate")
+		}
+		return nil
+	})
+	time.Sleep(3 * time.Second)
+	loop.finish()
+	loop.check(t, "a certificate renewal from the directory")
+
+	if got := mustKubectl(t, "get", "validatingwebhookconfiguration", webhookConfigurationName, "-o", "jsonpath={.webhooks[0].clientConfig.caBundle}"); got != bundle {
+		t.Errorf("the controller changed caBundle in cert-manager mode")
+	}
+	if after, _ := kubectl(t, "get", "secret", "-n", systemNamespace, secretName, "--ignore-not-found", "-o", "jsonpath={.metadata.resourceVersion}"); after != secretBefore {
+		t.Errorf("the controller wrote the Secret in cert-manager mode (resourceVersion %q -> %q)", secretBefore, after)
 	}
 }
