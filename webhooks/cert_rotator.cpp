@@ -1,19 +1,21 @@
 #include "webhooks/cert_rotator.h"
 
+#include <openssl/evp.h>
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <ctime>
 #include <set>
-
-#include <openssl/evp.h>
-#include <spdlog/spdlog.h>
 
 namespace kpc::webhooks {
 namespace {
 
 using nlohmann::json;
 
-constexpr const char* kValidatingPath = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/";
-constexpr const char* kMutatingPath = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/";
+constexpr const char* kValidatingPath =
+    "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/";
+constexpr const char* kMutatingPath =
+    "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/";
 // More than two CAs in a bundle only happens when rotations are forced in quick succession.
 constexpr size_t kMaxBundleCas = 5;
 
@@ -23,12 +25,14 @@ std::vector<CertInfo> ParseOrEmpty(const std::string& pem) {
   return certs.ok() ? *certs : std::vector<CertInfo>{};
 }
 
-bool ValidCa(const CertInfo& c, int64_t now) { return c.is_ca && now >= c.not_before && now < c.not_after; }
+bool ValidCa(const CertInfo& c, int64_t now) {
+  return c.is_ca && now >= c.not_before && now < c.not_after;
+}
 
 // The serving pair is usable as is: matching key, signed by `signing_ca_pem`, valid for every
 // host now, and not due for renewal.
-bool ServingOk(const WebhookCerts& cur, const std::string& signing_ca_pem, const CertSettings& s, int64_t now,
-               std::string* why) {
+bool ServingOk(const WebhookCerts& cur, const std::string& signing_ca_pem, const CertSettings& s,
+               int64_t now, std::string* why) {
   if (cur.tls_cert.empty() || cur.tls_key.empty()) {
     *why = "no serving certificate";
     return false;
@@ -56,7 +60,8 @@ bool ServingOk(const WebhookCerts& cur, const std::string& signing_ca_pem, const
 std::string Base64Encode(const std::string& in) {
   std::string out(4 * ((in.size() + 2) / 3), '\0');
   int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
+                          reinterpret_cast<const unsigned char*>(in.data()),
+                          static_cast<int>(in.size()));
   out.resize(static_cast<size_t>(std::max(n, 0)));
   return out;
 }
@@ -70,9 +75,11 @@ std::optional<std::string> Base64Decode(const std::string& in) {
   if (clean.empty()) return std::string();
   std::string out(clean.size() / 4 * 3, '\0');
   int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(clean.data()), static_cast<int>(clean.size()));
+                          reinterpret_cast<const unsigned char*>(clean.data()),
+                          static_cast<int>(clean.size()));
   if (n < 0) return std::nullopt;
-  size_t pad = clean.size() >= 2 && clean[clean.size() - 2] == '=' ? 2 : (clean.back() == '=' ? 1 : 0);
+  size_t pad =
+      clean.size() >= 2 && clean[clean.size() - 2] == '=' ? 2 : (clean.back() == '=' ? 1 : 0);
   out.resize(static_cast<size_t>(n) - pad);
   return out;
 }
@@ -99,7 +106,8 @@ StatusOr<Plan> PlanCertificates(const PlanInput& in, const CertSettings& s) {
     } else if (!CheckKeyPair(first.pem, in.current.ca_key).ok()) {
       plan.reasons.push_back("ca.key does not match the CA");
     } else if (NeedsRenewal(first, now, s.renew_fraction)) {
-      plan.reasons.push_back("the CA is due for renewal (expires " + std::to_string(first.not_after) + ")");
+      plan.reasons.push_back("the CA is due for renewal (expires " +
+                             std::to_string(first.not_after) + ")");
     } else {
       signing = first;
     }
@@ -139,10 +147,12 @@ StatusOr<Plan> PlanCertificates(const PlanInput& in, const CertSettings& s) {
     // there is nothing to break. Otherwise the new CA must reach the API servers first.
     bool configured_valid = std::any_of(configured_cas.begin(), configured_cas.end(),
                                         [&](const CertInfo& c) { return ValidCa(c, now); });
-    bool served_is_broken = !in.current.tls_cert.empty() &&
-                            !VerifyServingCert(in.current.tls_cert, in.configured_bundle, s.hosts.front(), now).ok();
+    bool served_is_broken =
+        !in.current.tls_cert.empty() &&
+        !VerifyServingCert(in.current.tls_cert, in.configured_bundle, s.hosts.front(), now).ok();
     if (!configured_valid || served_is_broken || in.signing_ca_propagated) {
-      auto pair = GenerateServingCert({signing->pem, signing_key}, s.hosts, now, s.cert_validity_seconds);
+      auto pair =
+          GenerateServingCert({signing->pem, signing_key}, s.hosts, now, s.cert_validity_seconds);
       if (!pair.ok()) return pair.status();
       plan.next.tls_cert = pair->cert_pem;
       plan.next.tls_key = pair->key_pem;
@@ -151,26 +161,29 @@ StatusOr<Plan> PlanCertificates(const PlanInput& in, const CertSettings& s) {
       plan.next.tls_cert = in.current.tls_cert;
       plan.next.tls_key = in.current.tls_key;
       plan.waiting_for_propagation = true;
-      plan.reasons.push_back(why + ": a new serving certificate waits until the webhook configurations trust the CA");
+      plan.reasons.push_back(
+          why + ": a new serving certificate waits until the webhook configurations trust the CA");
     }
   }
   if (plan.next == in.current) plan.reasons.clear();
   return plan;
 }
 
-CertRotator::CertRotator(kube::Client& client, CertRotatorOptions options, std::function<int64_t()> now_unix)
+CertRotator::CertRotator(kube::Client& client, CertRotatorOptions options,
+                         std::function<int64_t()> now_unix)
     : client_(client), options_(std::move(options)), now_(std::move(now_unix)) {
   if (!now_) now_ = [] { return static_cast<int64_t>(std::time(nullptr)); };
 }
 
 StatusOr<WebhookCerts> CertRotator::ReadSecret(bool* exists, std::string* resource_version) {
-  kube::Result r = client_.Get("/api/v1/namespaces/" + options_.ns + "/secrets/" + options_.secret_name);
+  kube::Result r =
+      client_.Get("/api/v1/namespaces/" + options_.ns + "/secrets/" + options_.secret_name);
   WebhookCerts out;
   *exists = false;
   if (!r.ok()) {
     if (r.status.code() == StatusCode::kNotFound) return out;
-    return Status(r.status.code(), "reading Secret " + options_.ns + "/" + options_.secret_name + ": " +
-                                       r.status.message());
+    return Status(r.status.code(), "reading Secret " + options_.ns + "/" + options_.secret_name +
+                                       ": " + r.status.message());
   }
   *exists = true;
   *resource_version = r.body["metadata"].value("resourceVersion", "");
@@ -187,21 +200,22 @@ StatusOr<WebhookCerts> CertRotator::ReadSecret(bool* exists, std::string* resour
   return out;
 }
 
-Status CertRotator::WriteSecret(const WebhookCerts& c, bool exists, const std::string& resource_version) {
-  json secret = {
-      {"apiVersion", "v1"},
-      {"kind", "Secret"},
-      {"metadata",
-       {{"name", options_.secret_name},
-        {"namespace", options_.ns},
-        {"labels", {{"app.kubernetes.io/name", "kubelet-policy-controller"},
-                    {"app.kubernetes.io/component", "webhook"}}}}},
-      {"type", "Opaque"},
-      {"data",
-       {{"ca.crt", Base64Encode(c.ca_bundle)},
-        {"ca.key", Base64Encode(c.ca_key)},
-        {"tls.crt", Base64Encode(c.tls_cert)},
-        {"tls.key", Base64Encode(c.tls_key)}}}};
+Status CertRotator::WriteSecret(const WebhookCerts& c, bool exists,
+                                const std::string& resource_version) {
+  json secret = {{"apiVersion", "v1"},
+                 {"kind", "Secret"},
+                 {"metadata",
+                  {{"name", options_.secret_name},
+                   {"namespace", options_.ns},
+                   {"labels",
+                    {{"app.kubernetes.io/name", "kubelet-policy-controller"},
+                     {"app.kubernetes.io/component", "webhook"}}}}},
+                 {"type", "Opaque"},
+                 {"data",
+                  {{"ca.crt", Base64Encode(c.ca_bundle)},
+                   {"ca.key", Base64Encode(c.ca_key)},
+                   {"tls.crt", Base64Encode(c.tls_cert)},
+                   {"tls.key", Base64Encode(c.tls_key)}}}};
   const std::string dir = "/api/v1/namespaces/" + options_.ns + "/secrets";
   kube::Result r;
   if (exists) {
@@ -211,14 +225,15 @@ Status CertRotator::WriteSecret(const WebhookCerts& c, bool exists, const std::s
     r = client_.Create(dir, secret);
   }
   if (!r.ok()) {
-    return Status(r.status.code(), std::string(exists ? "updating" : "creating") + " Secret " + options_.ns + "/" +
-                                       options_.secret_name + ": " + r.status.message());
+    return Status(r.status.code(), std::string(exists ? "updating" : "creating") + " Secret " +
+                                       options_.ns + "/" + options_.secret_name + ": " +
+                                       r.status.message());
   }
   return Status::Ok();
 }
 
-Status CertRotator::InjectBundle(const std::string& kind_path, const std::string& bundle, bool* present,
-                                 std::string* configured_bundle) {
+Status CertRotator::InjectBundle(const std::string& kind_path, const std::string& bundle,
+                                 bool* present, std::string* configured_bundle) {
   const std::string path = kind_path + options_.configuration_name;
   kube::Result r = client_.Get(path);
   *present = false;
@@ -263,7 +278,8 @@ Status CertRotator::InjectBundle(const std::string& kind_path, const std::string
   if (!changed) return Status::Ok();
   kube::Result u = client_.Update(path, obj);  // carries the resourceVersion just read
   if (!u.ok()) return Status(u.status.code(), "updating " + path + ": " + u.status.message());
-  spdlog::info("webhook configuration {}: caBundle{} updated", path, options_.url_base.empty() ? "" : " and URL");
+  spdlog::info("webhook configuration {}: caBundle{} updated", path,
+               options_.url_base.empty() ? "" : " and URL");
   *configured_bundle = bundle;
   return Status::Ok();
 }
@@ -301,11 +317,13 @@ Status CertRotator::SyncOnce() {
   if (!plan.ok()) return plan.status();
   if (!(plan->next == *current)) {
     for (const auto& why : plan->reasons) {
-      spdlog::info("webhook certificates in Secret {}/{}: {}", options_.ns, options_.secret_name, why);
+      spdlog::info("webhook certificates in Secret {}/{}: {}", options_.ns, options_.secret_name,
+                   why);
     }
     if (Status s = WriteSecret(plan->next, exists, rv); !s.ok()) return s;
   } else if (plan->waiting_for_propagation) {
-    spdlog::debug("webhook certificates: waiting for the CA to propagate to the webhook configurations");
+    spdlog::debug(
+        "webhook certificates: waiting for the CA to propagate to the webhook configurations");
   }
   const std::string next_fp = FirstFingerprint(plan->next.ca_bundle);
   for (const char* kind : {kValidatingPath, kMutatingPath}) {
@@ -326,9 +344,11 @@ StatusOr<std::optional<KeyPairPem>> CertRotator::ReadServingPair() {
   std::string rv;
   auto current = ReadSecret(&exists, &rv);
   if (!current.ok()) return current.status();
-  if (!exists || current->tls_cert.empty() || current->tls_key.empty()) return std::optional<KeyPairPem>();
+  if (!exists || current->tls_cert.empty() || current->tls_key.empty())
+    return std::optional<KeyPairPem>();
   if (Status s = CheckKeyPair(current->tls_cert, current->tls_key); !s.ok()) {
-    return InvalidArgument("Secret " + options_.ns + "/" + options_.secret_name + ": " + s.message());
+    return InvalidArgument("Secret " + options_.ns + "/" + options_.secret_name + ": " +
+                           s.message());
   }
   return std::optional<KeyPairPem>(KeyPairPem{current->tls_cert, current->tls_key});
 }

@@ -65,7 +65,7 @@ struct PlanInput {
 
 struct Plan {
   WebhookCerts next;
-  std::vector<std::string> reasons;  // human-readable, empty when nothing changes
+  std::vector<std::string> reasons;      // human-readable, empty when nothing changes
   bool waiting_for_propagation = false;  // a new serving certificate is due but must wait
 };
 

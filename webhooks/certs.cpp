@@ -1,10 +1,6 @@
 #include "webhooks/certs.h"
 
 #include <arpa/inet.h>
-
-#include <algorithm>
-#include <memory>
-
 #include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -12,6 +8,9 @@
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+
+#include <algorithm>
+#include <memory>
 
 namespace kpc::webhooks {
 namespace {
@@ -38,7 +37,9 @@ std::string SslError(const std::string& what) {
 // NotBefore is backdated to tolerate clock skew: an hour, or a tenth of a short validity.
 int64_t Backdate(int64_t validity) { return std::min<int64_t>(3600, validity / 10); }
 
-BioPtr MemBio(std::string_view s) { return BioPtr(BIO_new_mem_buf(s.data(), static_cast<int>(s.size()))); }
+BioPtr MemBio(std::string_view s) {
+  return BioPtr(BIO_new_mem_buf(s.data(), static_cast<int>(s.size())));
+}
 
 std::string ToPem(X509* x) {
   BioPtr b(BIO_new(BIO_s_mem()));
@@ -89,7 +90,8 @@ bool IsIp(const std::string& h) {
 }
 
 // A fresh certificate with a random 127-bit serial, `cn` as subject, the given validity.
-StatusOr<X509Ptr> NewCert(const std::string& cn, EVP_PKEY* key, int64_t not_before, int64_t not_after) {
+StatusOr<X509Ptr> NewCert(const std::string& cn, EVP_PKEY* key, int64_t not_before,
+                          int64_t not_after) {
   X509Ptr x(X509_new());
   if (!x) return Internal(SslError("X509_new"));
   X509_set_version(x.get(), 2);
@@ -103,9 +105,10 @@ StatusOr<X509Ptr> NewCert(const std::string& cn, EVP_PKEY* key, int64_t not_befo
   ASN1_TIME_set(X509_getm_notAfter(x.get()), static_cast<time_t>(not_after));
   X509_NAME* name = X509_get_subject_name(x.get());
   X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC,
-                             reinterpret_cast<const unsigned char*>("kubelet-policy-controller"), -1, -1, 0);
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(cn.c_str()), -1,
-                             -1, 0);
+                             reinterpret_cast<const unsigned char*>("kubelet-policy-controller"),
+                             -1, -1, 0);
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                             reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1, 0);
   X509_set_pubkey(x.get(), key);
   return x;
 }
@@ -133,7 +136,8 @@ CertInfo Inspect(X509* x) {
   c.not_before = AsnTimeToUnix(X509_get0_notBefore(x));
   c.not_after = AsnTimeToUnix(X509_get0_notAfter(x));
   c.is_ca = X509_check_ca(x) > 0;
-  if (auto* sans = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(x, NID_subject_alt_name, nullptr, nullptr))) {
+  if (auto* sans = static_cast<GENERAL_NAMES*>(
+          X509_get_ext_d2i(x, NID_subject_alt_name, nullptr, nullptr))) {
     for (int i = 0; i < sk_GENERAL_NAME_num(sans); ++i) {
       const GENERAL_NAME* g = sk_GENERAL_NAME_value(sans, i);
       if (g->type == GEN_DNS) {
@@ -160,11 +164,13 @@ CertInfo Inspect(X509* x) {
 
 }  // namespace
 
-StatusOr<KeyPairPem> GenerateCa(const std::string& common_name, int64_t now, int64_t validity_seconds) {
+StatusOr<KeyPairPem> GenerateCa(const std::string& common_name, int64_t now,
+                                int64_t validity_seconds) {
   if (validity_seconds <= 0) return InvalidArgument("CA validity must be positive");
   KeyPtr key(EVP_EC_gen("P-256"));
   if (!key) return Internal(SslError("generating the CA key"));
-  auto x = NewCert(common_name, key.get(), now - Backdate(validity_seconds), now + validity_seconds);
+  auto x =
+      NewCert(common_name, key.get(), now - Backdate(validity_seconds), now + validity_seconds);
   if (!x.ok()) return x.status();
   X509* cert = x->get();
   X509_set_issuer_name(cert, X509_get_subject_name(cert));
@@ -178,10 +184,13 @@ StatusOr<KeyPairPem> GenerateCa(const std::string& common_name, int64_t now, int
   return KeyPairPem{ToPem(cert), ToPem(key.get())};
 }
 
-StatusOr<KeyPairPem> GenerateServingCert(const KeyPairPem& ca, const std::vector<std::string>& hosts, int64_t now,
+StatusOr<KeyPairPem> GenerateServingCert(const KeyPairPem& ca,
+                                         const std::vector<std::string>& hosts, int64_t now,
                                          int64_t validity_seconds) {
-  if (hosts.empty()) return InvalidArgument("a serving certificate needs at least one host name or IP");
-  if (validity_seconds <= 0) return InvalidArgument("serving certificate validity must be positive");
+  if (hosts.empty())
+    return InvalidArgument("a serving certificate needs at least one host name or IP");
+  if (validity_seconds <= 0)
+    return InvalidArgument("serving certificate validity must be positive");
   X509Ptr ca_cert = ReadCert(ca.cert_pem);
   KeyPtr ca_key = ReadKey(ca.key_pem);
   ERR_clear_error();
@@ -192,7 +201,8 @@ StatusOr<KeyPairPem> GenerateServingCert(const KeyPairPem& ca, const std::vector
   }
   KeyPtr key(EVP_EC_gen("P-256"));
   if (!key) return Internal(SslError("generating the serving key"));
-  int64_t not_after = std::min(now + validity_seconds, AsnTimeToUnix(X509_get0_notAfter(ca_cert.get())));
+  int64_t not_after =
+      std::min(now + validity_seconds, AsnTimeToUnix(X509_get0_notAfter(ca_cert.get())));
   auto x = NewCert(hosts.front(), key.get(), now - Backdate(validity_seconds), not_after);
   if (!x.ok()) return x.status();
   X509* cert = x->get();
@@ -209,7 +219,8 @@ StatusOr<KeyPairPem> GenerateServingCert(const KeyPairPem& ca, const std::vector
       !AddExt(cert, ca_cert.get(), NID_subject_alt_name, sans)) {
     return Internal(SslError("serving certificate extensions"));
   }
-  if (X509_sign(cert, ca_key.get(), EVP_sha256()) <= 0) return Internal(SslError("signing the serving certificate"));
+  if (X509_sign(cert, ca_key.get(), EVP_sha256()) <= 0)
+    return Internal(SslError("signing the serving certificate"));
   return KeyPairPem{ToPem(cert), ToPem(key.get())};
 }
 
@@ -221,7 +232,8 @@ StatusOr<std::vector<CertInfo>> ParseCertificates(std::string_view pem) {
        pos = pem.find("-----BEGIN CERTIFICATE-----", pos + 1)) {
     ++begins;
   }
-  while (X509Ptr x = X509Ptr(PEM_read_bio_X509(b.get(), nullptr, nullptr, nullptr))) out.push_back(Inspect(x.get()));
+  while (X509Ptr x = X509Ptr(PEM_read_bio_X509(b.get(), nullptr, nullptr, nullptr)))
+    out.push_back(Inspect(x.get()));
   ERR_clear_error();
   if (out.empty()) return InvalidArgument("no PEM certificate found");
   if (out.size() != begins) return InvalidArgument("a PEM certificate in the bundle is malformed");
@@ -241,8 +253,8 @@ Status CheckKeyPair(std::string_view cert_pem, std::string_view key_pem) {
   return Status::Ok();
 }
 
-Status VerifyServingCert(std::string_view cert_pem, std::string_view ca_bundle_pem, const std::string& host,
-                         int64_t at) {
+Status VerifyServingCert(std::string_view cert_pem, std::string_view ca_bundle_pem,
+                         const std::string& host, int64_t at) {
   X509Ptr cert = ReadCert(cert_pem);
   if (!cert) return InvalidArgument("the serving certificate is not valid PEM");
   StorePtr store(X509_STORE_new());
@@ -266,13 +278,15 @@ Status VerifyServingCert(std::string_view cert_pem, std::string_view ca_bundle_p
   if (X509_verify_cert(ctx.get()) != 1) {
     int err = X509_STORE_CTX_get_error(ctx.get());
     ERR_clear_error();
-    return InvalidArgument(std::string("certificate verification failed: ") + X509_verify_cert_error_string(err));
+    return InvalidArgument(std::string("certificate verification failed: ") +
+                           X509_verify_cert_error_string(err));
   }
   return Status::Ok();
 }
 
 std::vector<std::string> ServiceHostNames(const std::string& service, const std::string& ns) {
-  return {service + "." + ns + ".svc", service, service + "." + ns, service + "." + ns + ".svc.cluster.local"};
+  return {service + "." + ns + ".svc", service, service + "." + ns,
+          service + "." + ns + ".svc.cluster.local"};
 }
 
 bool NeedsRenewal(const CertInfo& cert, int64_t now, double renew_fraction) {

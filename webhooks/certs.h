@@ -35,12 +35,14 @@ struct CertInfo {
 
 // A self-signed CA (basicConstraints CA:TRUE, keyUsage keyCertSign). NotBefore is backdated by
 // an hour (a tenth of a shorter validity) to tolerate clock skew with the API servers.
-StatusOr<KeyPairPem> GenerateCa(const std::string& common_name, int64_t now, int64_t validity_seconds);
+StatusOr<KeyPairPem> GenerateCa(const std::string& common_name, int64_t now,
+                                int64_t validity_seconds);
 
 // A serving certificate (serverAuth) for `hosts` (DNS names or IP addresses; the first is also
 // the subject CN) signed by `ca`. NotAfter never exceeds the CA's NotAfter.
-StatusOr<KeyPairPem> GenerateServingCert(const KeyPairPem& ca, const std::vector<std::string>& hosts,
-                                         int64_t now, int64_t validity_seconds);
+StatusOr<KeyPairPem> GenerateServingCert(const KeyPairPem& ca,
+                                         const std::vector<std::string>& hosts, int64_t now,
+                                         int64_t validity_seconds);
 
 // Every certificate in a PEM text, in order. An error when there is none or one is malformed.
 StatusOr<std::vector<CertInfo>> ParseCertificates(std::string_view pem);
@@ -50,8 +52,8 @@ Status CheckKeyPair(std::string_view cert_pem, std::string_view key_pem);
 
 // OK when the first certificate of `cert_pem` chains to one of the CAs in `ca_bundle_pem` and
 // is valid for `host` at time `at`.
-Status VerifyServingCert(std::string_view cert_pem, std::string_view ca_bundle_pem, const std::string& host,
-                         int64_t at);
+Status VerifyServingCert(std::string_view cert_pem, std::string_view ca_bundle_pem,
+                         const std::string& host, int64_t at);
 
 // The names a Service-backed webhook is called by: svc, svc.ns, svc.ns.svc,
 // svc.ns.svc.cluster.local (the API server uses svc.ns.svc).

@@ -1,9 +1,9 @@
 #include "webhooks/server.h"
 
+#include <spdlog/spdlog.h>
+
 #include <fstream>
 #include <sstream>
-
-#include <spdlog/spdlog.h>
 
 #include "policy/model.h"
 #include "webhooks/cert_rotator.h"
@@ -13,7 +13,8 @@ namespace {
 
 // Admission latencies are sub-millisecond to a few milliseconds; the API server's timeout is 5s.
 std::vector<double> LatencyBuckets() {
-  return {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5};
+  return {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+          0.05,   0.1,     0.25,   0.5,   1,      2.5,   5};
 }
 
 net::HttpResponse PlainText(int status, std::string body) {
@@ -44,12 +45,14 @@ WebhookServer::WebhookServer(WebhookServerOptions options, controller::Registry&
           "AdmissionReview requests by webhook (validate, mutate), operation (CREATE, UPDATE, ...; "
           "\"unknown\" when unreadable) and result (allowed, denied, bad_request, error).",
           {"webhook", "operation", "result"})),
-      latency_(metrics.AddHistogram("kubeletpolicy_admission_duration_seconds",
-                                    "Time to answer an AdmissionReview, by webhook (request body read to "
-                                    "response ready).",
-                                    {"webhook"}, LatencyBuckets())),
+      latency_(metrics.AddHistogram(
+          "kubeletpolicy_admission_duration_seconds",
+          "Time to answer an AdmissionReview, by webhook (request body read to "
+          "response ready).",
+          {"webhook"}, LatencyBuckets())),
       reloads_(metrics.AddCounter("kubeletpolicy_webhook_certificate_reloads_total",
-                                  "Serving certificates loaded by the webhook server, by result.", {"result"})) {}
+                                  "Serving certificates loaded by the webhook server, by result.",
+                                  {"result"})) {}
 
 WebhookServer::~WebhookServer() { Stop(); }
 
@@ -82,15 +85,15 @@ Status WebhookServer::SetServingPair(const KeyPairPem& pair) {
     }
     server_ = std::move(server);
     serving_ = true;
-    spdlog::info("webhook server listening on port {} (https; certificate {} expires {})", server_->port(),
-                 fp.substr(0, 16), certs->front().not_after);
+    spdlog::info("webhook server listening on port {} (https; certificate {} expires {})",
+                 server_->port(), fp.substr(0, 16), certs->front().not_after);
   } else {
     if (Status s = server_->UpdateTls(tls); !s.ok()) {
       reloads_.WithLabels({"error"}).Inc();
       return s;
     }
-    spdlog::info("webhook server: serving certificate reloaded (certificate {} expires {})", fp.substr(0, 16),
-                 certs->front().not_after);
+    spdlog::info("webhook server: serving certificate reloaded (certificate {} expires {})",
+                 fp.substr(0, 16), certs->front().not_after);
   }
   reloads_.WithLabels({"success"}).Inc();
   current_fingerprint_ = fp;
@@ -119,18 +122,19 @@ net::HttpResponse WebhookServer::Serve(const std::string& path, const net::Serve
   const std::string webhook = validate ? "validate" : "mutate";
   if (req.method != "POST") {
     requests_.WithLabels({webhook, "unknown", "bad_request"}).Inc();
-    auto r = PlainText(405, "only POST of an admission.k8s.io/v1 AdmissionReview is accepted here\n");
+    auto r =
+        PlainText(405, "only POST of an admission.k8s.io/v1 AdmissionReview is accepted here\n");
     r.headers["allow"] = "POST";
     return r;
   }
   AdmissionResult result = validate ? HandleValidate(req.body, conflicts_) : HandleMutate(req.body);
-  std::string outcome = result.http_status == 200 ? (result.allowed ? "allowed" : "denied")
+  std::string outcome = result.http_status == 200  ? (result.allowed ? "allowed" : "denied")
                         : result.http_status < 500 ? "bad_request"
                                                    : "error";
   const std::string operation = result.operation.empty() ? "unknown" : result.operation;
   requests_.WithLabels({webhook, operation, outcome}).Inc();
-  latency_.WithLabels({webhook})
-      .Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  latency_.WithLabels({webhook}).Observe(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   if (outcome != "allowed") {
     spdlog::info("admission {} {}: {} (HTTP {})", webhook, operation, outcome, result.http_status);
   }
@@ -144,7 +148,8 @@ net::HttpResponse WebhookServer::Serve(const std::string& path, const net::Serve
 PairSource DirPairSource(const std::string& dir) {
   return [dir]() -> StatusOr<std::optional<KeyPairPem>> {
     bool cert_exists = false, key_exists = false;
-    KeyPairPem pair{ReadFile(dir + "/tls.crt", &cert_exists), ReadFile(dir + "/tls.key", &key_exists)};
+    KeyPairPem pair{ReadFile(dir + "/tls.crt", &cert_exists),
+                    ReadFile(dir + "/tls.key", &key_exists)};
     if (!cert_exists || !key_exists) return std::optional<KeyPairPem>();
     // A mounted Secret is swapped atomically, but two reads may straddle a swap: a mismatch is
     // reported and the next poll reads a consistent pair.
@@ -155,7 +160,8 @@ PairSource DirPairSource(const std::string& dir) {
   };
 }
 
-CertReloader::CertReloader(PairSource source, WebhookServer& server, std::chrono::milliseconds period)
+CertReloader::CertReloader(PairSource source, WebhookServer& server,
+                           std::chrono::milliseconds period)
     : source_(std::move(source)), server_(server), period_(period) {}
 
 CertReloader::~CertReloader() { Stop(); }
@@ -180,7 +186,9 @@ void CertReloader::Start() {
         last_error_ = err;
       }
       // Until the first pair arrives (the leader may be creating it), look again every second.
-      auto wait = server_.Serving() ? period_ : std::min<std::chrono::milliseconds>(period_, std::chrono::seconds(1));
+      auto wait = server_.Serving()
+                      ? period_
+                      : std::min<std::chrono::milliseconds>(period_, std::chrono::seconds(1));
       cv_.wait_for(lock, wait, [this] { return stop_; });
     }
   });
@@ -198,7 +206,8 @@ void CertReloader::Stop() {
 CachedConflictChecker::CachedConflictChecker(std::function<std::vector<nlohmann::json>()> list)
     : list_(std::move(list)) {}
 
-std::vector<std::string> CachedConflictChecker::Conflicts(const kpc::policy::KubeletPolicy& p) const {
+std::vector<std::string> CachedConflictChecker::Conflicts(
+    const kpc::policy::KubeletPolicy& p) const {
   std::vector<nlohmann::json> objects = list_();
   std::vector<kpc::policy::KubeletPolicy> others;
   std::lock_guard<std::mutex> lock(mu_);

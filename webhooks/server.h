@@ -13,12 +13,11 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "controller/metrics.h"
 #include "net/http.h"
@@ -39,7 +38,8 @@ struct WebhookServerOptions {
 class WebhookServer {
  public:
   // `conflicts` may be null; it must outlive the server.
-  WebhookServer(WebhookServerOptions options, controller::Registry& metrics, const ConflictChecker* conflicts);
+  WebhookServer(WebhookServerOptions options, controller::Registry& metrics,
+                const ConflictChecker* conflicts);
   ~WebhookServer();
 
   // Starts serving with `pair` on the first call; later calls hot-reload the certificate when

@@ -14,9 +14,8 @@
 #include <ctime>
 #include <fstream>
 #include <iostream>
-#include <thread>
-
 #include <sstream>
+#include <thread>
 
 #include "controller/metrics.h"
 #include "net/http.h"
@@ -62,7 +61,9 @@ int main(int argc, char** argv) {
     const int n = 2000;
     auto t0 = std::chrono::steady_clock::now();
     for (int i = 0; i < n; ++i) fn();
-    return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() / n;
+    return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0)
+               .count() /
+           n;
   };
   double validate_us = per_call_us([&] { (void)kpc::webhooks::HandleValidate(body); });
   double mutate_us = per_call_us([&] { (void)kpc::webhooks::HandleMutate(body); });
@@ -79,7 +80,8 @@ int main(int argc, char** argv) {
   answer.status = 200;
   answer.headers["content-type"] = "application/json";
   answer.body = kpc::webhooks::HandleValidate(body).body;
-  canned->Handle("/validate-kubeletpolicy", [&answer](const kpc::net::ServerRequest&) { return answer; });
+  canned->Handle("/validate-kubeletpolicy",
+                 [&answer](const kpc::net::ServerRequest&) { return answer; });
   if (auto s = canned->Start(); !s.ok()) {
     std::cerr << "start: " << s.message() << "\n";
     return 1;

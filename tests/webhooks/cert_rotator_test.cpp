@@ -14,9 +14,13 @@ using nlohmann::json;
 
 constexpr int64_t kNow = 1'800'000'000;
 constexpr int64_t kDay = 86400;
-const char* kSecret = "/api/v1/namespaces/kubelet-policy-system/secrets/kubelet-policy-controller-webhook-tls";
-const char* kVwc = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/kubelet-policy-controller";
-const char* kMwc = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/kubelet-policy-controller";
+const char* kSecret =
+    "/api/v1/namespaces/kubelet-policy-system/secrets/kubelet-policy-controller-webhook-tls";
+const char* kVwc =
+    "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/"
+    "kubelet-policy-controller";
+const char* kMwc =
+    "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/kubelet-policy-controller";
 
 CertSettings Settings() {
   CertSettings s;
@@ -43,14 +47,16 @@ TEST(PlanCertificatesTest, BootstrapIssuesCaAndServingCertAtOnce) {
   EXPECT_EQ(Fingerprints(plan->next.ca_bundle).size(), 1u);
   EXPECT_TRUE(CheckKeyPair(plan->next.ca_bundle, plan->next.ca_key).ok());
   EXPECT_TRUE(CheckKeyPair(plan->next.tls_cert, plan->next.tls_key).ok());
-  EXPECT_TRUE(VerifyServingCert(plan->next.tls_cert, plan->next.ca_bundle, "svc.ns.svc", kNow).ok());
+  EXPECT_TRUE(
+      VerifyServingCert(plan->next.tls_cert, plan->next.ca_bundle, "svc.ns.svc", kNow).ok());
   EXPECT_TRUE(VerifyServingCert(plan->next.tls_cert, plan->next.ca_bundle, "127.0.0.1", kNow).ok());
 }
 
 TEST(PlanCertificatesTest, ValidStateIsLeftAlone) {
   auto first = PlanCertificates({{}, "", false, kNow}, Settings());
   ASSERT_TRUE(first.ok());
-  auto again = PlanCertificates({first->next, first->next.ca_bundle, false, kNow + kDay}, Settings());
+  auto again =
+      PlanCertificates({first->next, first->next.ca_bundle, false, kNow + kDay}, Settings());
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->next, first->next);
   EXPECT_TRUE(again->reasons.empty());
@@ -76,7 +82,8 @@ TEST(PlanCertificatesTest, CaRotationAddsNewCaFirstAndWaitsBeforeSwitchingTheSer
   const int64_t t = kNow + 201 * kDay;
   WebhookCerts cur = first->next;
   // Keep the serving certificate valid at t (re-issued under the old CA near t).
-  auto leaf = GenerateServingCert({first->next.ca_bundle, first->next.ca_key}, Settings().hosts, t - kDay, 30 * kDay);
+  auto leaf = GenerateServingCert({first->next.ca_bundle, first->next.ca_key}, Settings().hosts,
+                                  t - kDay, 30 * kDay);
   ASSERT_TRUE(leaf.ok());
   cur.tls_cert = leaf->cert_pem;
   cur.tls_key = leaf->key_pem;
@@ -108,10 +115,12 @@ TEST(PlanCertificatesTest, CaRotationAddsNewCaFirstAndWaitsBeforeSwitchingTheSer
   EXPECT_TRUE(VerifyServingCert(step2->next.tls_cert, new_ca_pem, "svc.ns.svc", t + 10).ok());
 
   // The old CA leaves the bundle only once it expired.
-  auto before = PlanCertificates({step2->next, step2->next.ca_bundle, true, kNow + 299 * kDay}, Settings());
+  auto before =
+      PlanCertificates({step2->next, step2->next.ca_bundle, true, kNow + 299 * kDay}, Settings());
   ASSERT_TRUE(before.ok());
   EXPECT_EQ(Fingerprints(before->next.ca_bundle).size(), 2u);
-  auto after = PlanCertificates({step2->next, step2->next.ca_bundle, true, kNow + 300 * kDay + 1}, Settings());
+  auto after = PlanCertificates({step2->next, step2->next.ca_bundle, true, kNow + 300 * kDay + 1},
+                                Settings());
   ASSERT_TRUE(after.ok());
   EXPECT_EQ(Fingerprints(after->next.ca_bundle), std::vector<std::string>{fps[0]});
 }
@@ -140,7 +149,8 @@ TEST(PlanCertificatesTest, BrokenServingCertIsReplacedAtOnce) {
   auto plan = PlanCertificates({cur, cur.ca_bundle, false, kNow + 60}, Settings());
   ASSERT_TRUE(plan.ok());
   EXPECT_FALSE(plan->waiting_for_propagation);
-  EXPECT_TRUE(VerifyServingCert(plan->next.tls_cert, plan->next.ca_bundle, "svc.ns.svc", kNow + 60).ok());
+  EXPECT_TRUE(
+      VerifyServingCert(plan->next.tls_cert, plan->next.ca_bundle, "svc.ns.svc", kNow + 60).ok());
 }
 
 TEST(PlanCertificatesTest, NewHostsGetANewServingCert) {
@@ -152,7 +162,8 @@ TEST(PlanCertificatesTest, NewHostsGetANewServingCert) {
   ASSERT_TRUE(plan.ok());
   EXPECT_NE(plan->next.tls_cert, first->next.tls_cert);
   EXPECT_EQ(plan->next.ca_bundle, first->next.ca_bundle);
-  EXPECT_TRUE(VerifyServingCert(plan->next.tls_cert, plan->next.ca_bundle, "localhost", kNow + 1).ok());
+  EXPECT_TRUE(
+      VerifyServingCert(plan->next.tls_cert, plan->next.ca_bundle, "localhost", kNow + 1).ok());
 }
 
 json Configuration(const char* kind, const char* name) {
@@ -165,7 +176,8 @@ json Configuration(const char* kind, const char* name) {
               {{"service",
                 {{"name", "kubelet-policy-controller-webhook"},
                  {"namespace", "kubelet-policy-system"},
-                 {"path", std::string("/") + (kind[0] == 'V' ? "validate" : "mutate") + "-kubeletpolicy"}}}}}}}}};
+                 {"path", std::string("/") + (kind[0] == 'V' ? "validate" : "mutate") +
+                              "-kubeletpolicy"}}}}}}}}};
 }
 
 std::string Decode(const json& v) { return Base64Decode(v.get<std::string>()).value_or("?"); }
@@ -250,14 +262,15 @@ TEST_F(CertRotatorTest, ForcedRotationByDeletingTheSecretNeverServesAnUntrustedC
   ASSERT_FALSE(new_tls.empty());
   EXPECT_NE(new_tls, old_tls);
   // Both the old and the new serving certificates are trusted by what the API server has.
-  const std::string configured = Decode(kube_.Object(kMwc).value()["webhooks"][0]["clientConfig"]["caBundle"]);
+  const std::string configured =
+      Decode(kube_.Object(kMwc).value()["webhooks"][0]["clientConfig"]["caBundle"]);
   EXPECT_TRUE(VerifyServingCert(new_tls, configured, "svc.ns.svc", now_).ok());
   EXPECT_TRUE(VerifyServingCert(old_tls, configured, "svc.ns.svc", now_).ok());
 }
 
 TEST_F(CertRotatorTest, ApiErrorsAreReturned) {
-  kube_.SetHook([](const std::string& verb, const std::string& path, const std::string&, const json&)
-                    -> std::optional<kube::Result> {
+  kube_.SetHook([](const std::string& verb, const std::string& path, const std::string&,
+                   const json&) -> std::optional<kube::Result> {
     if (verb == "GET" && path.find("/secrets/") != std::string::npos) {
       return kube::testing::ErrorResult(403, "Forbidden", "secrets is forbidden");
     }
@@ -266,7 +279,8 @@ TEST_F(CertRotatorTest, ApiErrorsAreReturned) {
   CertRotator r(kube_, Options(), [this] { return now_; });
   Status s = r.SyncOnce();
   EXPECT_EQ(s.code(), StatusCode::kPermissionDenied);
-  EXPECT_NE(s.message().find("kubelet-policy-controller-webhook-tls"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("kubelet-policy-controller-webhook-tls"), std::string::npos)
+      << s.message();
 }
 
 TEST(Base64Test, RoundTrip) {

@@ -2,9 +2,9 @@
 
 #include "webhooks/certs.h"
 
-#include <algorithm>
-
 #include <gtest/gtest.h>
+
+#include <algorithm>
 
 namespace kpc::webhooks {
 namespace {
@@ -12,7 +12,9 @@ namespace {
 constexpr int64_t kNow = 1'800'000'000;  // 2027-01-15
 constexpr int64_t kDay = 86400;
 
-bool Has(const std::vector<std::string>& v, const std::string& s) { return std::find(v.begin(), v.end(), s) != v.end(); }
+bool Has(const std::vector<std::string>& v, const std::string& s) {
+  return std::find(v.begin(), v.end(), s) != v.end();
+}
 
 TEST(CertsTest, CaIsSelfSignedCaWithRequestedValidity) {
   auto ca = GenerateCa("test-ca", kNow, 365 * kDay);
@@ -43,7 +45,8 @@ TEST(CertsTest, ServingCertHasSansAndChainsToItsCa) {
   EXPECT_FALSE(c.is_ca);
   EXPECT_EQ(c.subject_cn, "kubelet-policy-controller-webhook.kubelet-policy-system.svc");
   EXPECT_TRUE(Has(c.dns_names, "kubelet-policy-controller-webhook.kubelet-policy-system.svc"));
-  EXPECT_TRUE(Has(c.dns_names, "kubelet-policy-controller-webhook.kubelet-policy-system.svc.cluster.local"));
+  EXPECT_TRUE(Has(c.dns_names,
+                  "kubelet-policy-controller-webhook.kubelet-policy-system.svc.cluster.local"));
   EXPECT_TRUE(Has(c.ip_addresses, "127.0.0.1"));
   EXPECT_FALSE(Has(c.dns_names, "127.0.0.1"));
   EXPECT_EQ(c.not_after, kNow + 30 * kDay);
@@ -82,9 +85,12 @@ TEST(CertsTest, BadInputsAreErrorsNotCrashes) {
   auto other = GenerateCa("other", kNow, kDay);
   EXPECT_FALSE(GenerateServingCert({ca->cert_pem, other->key_pem}, {"a"}, kNow, kDay).ok());
   EXPECT_FALSE(ParseCertificates("").ok());
-  EXPECT_FALSE(ParseCertificates("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").ok());
+  EXPECT_FALSE(
+      ParseCertificates("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").ok());
   // One good certificate followed by a broken one is an error, not a silent truncation.
-  EXPECT_FALSE(ParseCertificates(ca->cert_pem + "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").ok());
+  EXPECT_FALSE(ParseCertificates(ca->cert_pem +
+                                 "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+                   .ok());
   EXPECT_FALSE(CheckKeyPair("nope", ca->key_pem).ok());
   EXPECT_FALSE(CheckKeyPair(ca->cert_pem, "nope").ok());
   EXPECT_FALSE(VerifyServingCert("nope", ca->cert_pem, "a", kNow).ok());

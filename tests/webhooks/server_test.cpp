@@ -5,7 +5,12 @@
 #include "webhooks/server.h"
 
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -13,12 +18,6 @@
 #include <filesystem>
 #include <fstream>
 #include <thread>
-
-#include <gtest/gtest.h>
-#include <openssl/err.h>
-#include <openssl/pem.h>
-#include <openssl/ssl.h>
-#include <openssl/x509.h>
 
 #include "webhooks/cert_rotator.h"
 
@@ -90,8 +89,9 @@ class TlsConn {
   // Sends one request and reads one response (Content-Length framed); "" on failure.
   std::string RoundTrip(const std::string& method, const std::string& path, const std::string& body,
                         const std::string& extra_headers = "") {
-    std::string req = method + " " + path + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" +
-                      extra_headers + "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+    std::string req = method + " " + path +
+                      " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" + extra_headers +
+                      "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
     if (SSL_write(ssl_, req.data(), static_cast<int>(req.size())) <= 0) return "";
     std::string resp;
     char buf[16384];
@@ -122,7 +122,8 @@ std::string Review(const std::string& uid, const std::string& op, const json& ob
             {"kind", "AdmissionReview"},
             {"request",
              {{"uid", uid},
-              {"kind", {{"group", "kubeletpolicy.io"}, {"version", "v1alpha1"}, {"kind", "KubeletPolicy"}}},
+              {"kind",
+               {{"group", "kubeletpolicy.io"}, {"version", "v1alpha1"}, {"kind", "KubeletPolicy"}}},
               {"operation", op},
               {"dryRun", true},
               {"object", object}}}};
@@ -157,13 +158,18 @@ class WebhookServerTest : public ::testing::Test {
 TEST_F(WebhookServerTest, ValidatesOverTlsAndEchoesUid) {
   TlsConn c(port_, pki_.ca.cert_pem);
   ASSERT_TRUE(c.ok());
-  json bad = Policy("p", {{{"id", "a"}, {"config", {{"path", "rotateCertificates"}, {"operator", "GreaterThan"}, {"value", true}}}}});
-  std::string resp = c.RoundTrip("POST", "/validate-kubeletpolicy", Review("uid-123", "CREATE", bad));
+  json bad = Policy(
+      "p", {{{"id", "a"},
+             {"config",
+              {{"path", "rotateCertificates"}, {"operator", "GreaterThan"}, {"value", true}}}}});
+  std::string resp =
+      c.RoundTrip("POST", "/validate-kubeletpolicy", Review("uid-123", "CREATE", bad));
   ASSERT_NE(resp.find("HTTP/1.1 200"), std::string::npos) << resp;
   json body = json::parse(resp.substr(resp.find("\r\n\r\n") + 4));
   EXPECT_EQ(body["response"]["uid"], "uid-123");
   EXPECT_EQ(body["response"]["allowed"], false);
-  EXPECT_NE(body["response"]["status"]["message"].get<std::string>().find("spec.rules[0].config.operator"),
+  EXPECT_NE(body["response"]["status"]["message"].get<std::string>().find(
+                "spec.rules[0].config.operator"),
             std::string::npos);
   // The same connection serves the mutating webhook too (keep-alive).
   resp = c.RoundTrip("POST", "/mutate-kubeletpolicy", Review("uid-124", "CREATE", bad));
@@ -171,11 +177,19 @@ TEST_F(WebhookServerTest, ValidatesOverTlsAndEchoesUid) {
   EXPECT_NE(resp.find("\"uid\":\"uid-124\""), std::string::npos);
 
   const std::string m = metrics_.Render();
-  EXPECT_NE(m.find(R"(kubeletpolicy_admission_requests_total{webhook="validate",operation="CREATE",result="denied"} 1)"),
-            std::string::npos) << m;
-  EXPECT_NE(m.find(R"(kubeletpolicy_admission_requests_total{webhook="mutate",operation="CREATE",result="allowed"} 1)"),
-            std::string::npos) << m;
-  EXPECT_NE(m.find(R"(kubeletpolicy_admission_duration_seconds_count{webhook="validate"} 1)"), std::string::npos) << m;
+  EXPECT_NE(
+      m.find(
+          R"(kubeletpolicy_admission_requests_total{webhook="validate",operation="CREATE",result="denied"} 1)"),
+      std::string::npos)
+      << m;
+  EXPECT_NE(
+      m.find(
+          R"(kubeletpolicy_admission_requests_total{webhook="mutate",operation="CREATE",result="allowed"} 1)"),
+      std::string::npos)
+      << m;
+  EXPECT_NE(m.find(R"(kubeletpolicy_admission_duration_seconds_count{webhook="validate"} 1)"),
+            std::string::npos)
+      << m;
 }
 
 TEST_F(WebhookServerTest, MalformedAndOversizedRequestsGetClearErrors) {
@@ -195,15 +209,17 @@ TEST_F(WebhookServerTest, MalformedAndOversizedRequestsGetClearErrors) {
   EXPECT_NE(resp.find("HTTP/1.1 400"), std::string::npos) << resp;
   EXPECT_NE(resp.find("the limit is 65536 bytes"), std::string::npos) << resp;
   // The bad JSON and the GET; the oversized body is refused before any handler runs.
-  EXPECT_NE(metrics_.Render().find(
-                R"(kubeletpolicy_admission_requests_total{webhook="validate",operation="unknown",result="bad_request"} 2)"),
-            std::string::npos)
+  EXPECT_NE(
+      metrics_.Render().find(
+          R"(kubeletpolicy_admission_requests_total{webhook="validate",operation="unknown",result="bad_request"} 2)"),
+      std::string::npos)
       << metrics_.Render();
 
   // The server is still fine.
   TlsConn again(port_, pki_.ca.cert_pem);
   ASSERT_TRUE(again.ok());
-  resp = again.RoundTrip("POST", "/mutate-kubeletpolicy", Review("u", "CREATE", Policy("p", json::array())));
+  resp = again.RoundTrip("POST", "/mutate-kubeletpolicy",
+                         Review("u", "CREATE", Policy("p", json::array())));
   EXPECT_NE(resp.find("HTTP/1.1 200"), std::string::npos) << resp;
 }
 
@@ -235,7 +251,9 @@ TEST_F(WebhookServerTest, HotReloadKeepsOpenConnectionsAndNewOnesGetTheNewCert) 
   TlsConn before(port_, pki_.ca.cert_pem);
   ASSERT_TRUE(before.ok());
   const std::string old_fp = before.PeerFingerprint();
-  ASSERT_NE(before.RoundTrip("POST", "/mutate-kubeletpolicy", Review("1", "CREATE", Policy("p", json::array())))
+  ASSERT_NE(before
+                .RoundTrip("POST", "/mutate-kubeletpolicy",
+                           Review("1", "CREATE", Policy("p", json::array())))
                 .find("HTTP/1.1 200"),
             std::string::npos);
 
@@ -244,7 +262,9 @@ TEST_F(WebhookServerTest, HotReloadKeepsOpenConnectionsAndNewOnesGetTheNewCert) 
   EXPECT_EQ(server_->port(), port_);
 
   // The connection opened before the reload keeps working.
-  EXPECT_NE(before.RoundTrip("POST", "/mutate-kubeletpolicy", Review("2", "CREATE", Policy("p", json::array())))
+  EXPECT_NE(before
+                .RoundTrip("POST", "/mutate-kubeletpolicy",
+                           Review("2", "CREATE", Policy("p", json::array())))
                 .find("HTTP/1.1 200"),
             std::string::npos);
   // New connections get the new certificate: trusted by the new CA, not by the old one alone.
@@ -261,7 +281,8 @@ TEST_F(WebhookServerTest, HotReloadKeepsOpenConnectionsAndNewOnesGetTheNewCert) 
   EXPECT_FALSE(server_->SetServingPair(mismatched).ok());
   TlsConn still(port_, next.ca.cert_pem);
   EXPECT_TRUE(still.ok());
-  EXPECT_NE(metrics_.Render().find(R"(kubeletpolicy_webhook_certificate_reloads_total{result="success"} 2)"),
+  EXPECT_NE(metrics_.Render().find(
+                R"(kubeletpolicy_webhook_certificate_reloads_total{result="success"} 2)"),
             std::string::npos);
 }
 
@@ -295,9 +316,10 @@ TEST_F(WebhookServerTest, ReloaderPicksUpANewPairFromTheDirectory) {
 }
 
 TEST(CachedConflictCheckerTest, FindsConflictsWithCachedPoliciesAndSkipsInvalidOnes) {
-  json rule = {{"id", "ro"},
-               {"config", {{"path", "readOnlyPort"}, {"operator", "LessThanOrEqual"}, {"value", 10255}}},
-               {"remediation", {{"value", 0}}}};
+  json rule = {
+      {"id", "ro"},
+      {"config", {{"path", "readOnlyPort"}, {"operator", "LessThanOrEqual"}, {"value", 10255}}},
+      {"remediation", {{"value", 0}}}};
   json other_rule = rule;
   other_rule["remediation"]["value"] = 10255;
   json other = Policy("other", json::array({other_rule}));
@@ -309,7 +331,9 @@ TEST(CachedConflictCheckerTest, FindsConflictsWithCachedPoliciesAndSkipsInvalidO
     return std::vector<json>{other, invalid};
   });
   auto candidate = kpc::policy::ParsePolicy(Policy("mine", json::array({rule})));
-  ASSERT_TRUE(candidate.policy) << (candidate.errors.empty() ? "" : candidate.errors[0].field + ": " + candidate.errors[0].message);
+  ASSERT_TRUE(candidate.policy) << (candidate.errors.empty() ? ""
+                                                             : candidate.errors[0].field + ": " +
+                                                                   candidate.errors[0].message);
   auto conflicts = checker.Conflicts(*candidate.policy);
   ASSERT_EQ(conflicts.size(), 1u);
   EXPECT_NE(conflicts[0].find("KubeletPolicy \"other\""), std::string::npos) << conflicts[0];
