@@ -296,8 +296,11 @@ class PosixHttpServer final : public HttpServer {
     std::list<Connection> conns;
     {
       std::lock_guard<std::mutex> lock(mu_);
+      // Graceful: connections waiting for a request are woken and closed; a request being
+      // served is answered first (with "Connection: close"), so a client never sees an
+      // admission call it already sent fail because a replica is shutting down.
       for (auto& c : conns_) {
-        if (c.fd >= 0) ::shutdown(c.fd, SHUT_RDWR);
+        if (c.fd >= 0 && !c.busy) ::shutdown(c.fd, SHUT_RDWR);
       }
       conns.splice(conns.end(), conns_);
     }
@@ -317,6 +320,7 @@ class PosixHttpServer final : public HttpServer {
     int fd;
     std::thread thread;
     std::atomic<bool> done{false};
+    bool busy = false;  // guarded by mu_: a request is being read or answered
   };
 
   static Status SplitAddress(const std::string& addr, std::string* host, std::string* port) {
@@ -411,7 +415,7 @@ class PosixHttpServer final : public HttpServer {
       Connection& c = conns_.back();
       c.fd = fd;
       c.thread = std::thread([this, &c] {
-        Serve(c.fd);
+        Serve(c);
         // Closed under the lock so that Stop() never shuts down a reused descriptor number.
         std::lock_guard<std::mutex> lock(mu_);
         ::close(c.fd);
@@ -434,7 +438,12 @@ class PosixHttpServer final : public HttpServer {
     for (auto& c : finished) c.thread.join();
   }
 
-  void Serve(int fd) {
+  void Serve(Connection& c) {
+    const int fd = c.fd;
+    auto set_busy = [&](bool busy) {
+      std::lock_guard<std::mutex> lock(mu_);
+      c.busy = busy;
+    };
     SSL* ssl = nullptr;
     if (tls_) {
       SetTimeouts(fd, 10);
@@ -460,6 +469,7 @@ class PosixHttpServer final : public HttpServer {
         if (too_big) conn.WriteAll(Render(Simple(431, "request head too large\n"), false));
         return;
       }
+      set_busy(true);
       SetTimeouts(fd, 10);
       ServerRequest req;
       bool keep_alive = true;
@@ -483,6 +493,7 @@ class PosixHttpServer final : public HttpServer {
       // and clients do not retry a POST (the API server calling a webhook would fail the call).
       if (n + 1 >= kMaxRequestsPerConnection || stopping_) keep_alive = false;
       if (!conn.WriteAll(Render(resp, keep_alive)) || !keep_alive) return;
+      set_busy(false);
     }
   }
 

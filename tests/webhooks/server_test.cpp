@@ -315,6 +315,46 @@ TEST_F(WebhookServerTest, ReloaderPicksUpANewPairFromTheDirectory) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(GracefulStopTest, RequestInFlightIsAnsweredIdleConnectionsAreClosed) {
+  // A replica shutting down must not fail an admission call it has already received.
+  auto server = net::NewHttpServer("127.0.0.1:0");
+  std::atomic<bool> entered{false};
+  server->Handle("/slow", [&](const net::ServerRequest&) {
+    entered = true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    net::HttpResponse r;
+    r.status = 200;
+    r.body = "done";
+    return r;
+  });
+  ASSERT_TRUE(server->Start().ok());
+  auto connect = [&] {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(server->port()));
+    inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+    EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    return fd;
+  };
+  int idle = connect();
+  int busy = connect();
+  const std::string req = "POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n";
+  ASSERT_EQ(::send(busy, req.data(), req.size(), 0), static_cast<ssize_t>(req.size()));
+  while (!entered) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  std::thread stopper([&] { server->Stop(); });
+  std::string resp;
+  char buf[4096];
+  for (ssize_t n; (n = ::recv(busy, buf, sizeof buf, 0)) > 0;) resp.append(buf, static_cast<size_t>(n));
+  stopper.join();
+  EXPECT_NE(resp.find("HTTP/1.1 200"), std::string::npos) << resp;
+  EXPECT_NE(resp.find("Connection: close"), std::string::npos) << resp;
+  EXPECT_NE(resp.find("done"), std::string::npos) << resp;
+  EXPECT_EQ(::recv(idle, buf, sizeof buf, 0), 0);  // closed without an answer
+  ::close(idle);
+  ::close(busy);
+}
+
 TEST(CachedConflictCheckerTest, FindsConflictsWithCachedPoliciesAndSkipsInvalidOnes) {
   json rule = {
       {"id", "ro"},
