@@ -331,6 +331,10 @@ Status CertRotator::SyncOnce() {
     std::string b;
     if (Status s = InjectBundle(kind, plan->next.ca_bundle, &present, &b); !s.ok()) return s;
     if (present) seen_in_configurations_.emplace(next_fp, now);
+    if (!present && warned_missing_.insert(kind).second) {
+      spdlog::warn("{}{} not found: nothing calls the webhooks until it exists (kubectl apply -k deploy/)", kind,
+                   options_.configuration_name);
+    }
   }
   // Forget CAs that are no longer signing (the map stays small).
   for (auto it = seen_in_configurations_.begin(); it != seen_in_configurations_.end();) {

@@ -26,6 +26,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -109,6 +110,7 @@ class CertRotator {
   std::function<int64_t()> now_;
   // When each CA fingerprint was first seen in every configuration (for propagation_delay).
   std::map<std::string, int64_t> seen_in_configurations_;
+  std::set<std::string> warned_missing_;  // configurations already reported missing
 };
 
 // Standard base64 (the Secret's data).
