@@ -20,6 +20,8 @@
 #include "kube/leader_election.h"
 #include "net/http.h"
 #include "policy/units.h"
+#include "webhooks/cert_rotator.h"
+#include "webhooks/server.h"
 
 namespace kpc::controller {
 namespace {
@@ -56,6 +58,19 @@ struct RunFlags {
   std::vector<std::string> extra_host_paths;
   int64_t file_audit_interval_ns = 3600LL * 1'000'000'000;
   int64_t job_ttl_ns = 24LL * 3600 * 1'000'000'000;
+  // ---- admission webhooks ----
+  std::string webhook_addr = ":9443";
+  std::string webhook_cert_dir = "/var/run/kubelet-policy-controller/webhook-certs";
+  std::string webhook_cert_mode = "self-managed";
+  bool local_webhooks = false;
+  std::string webhook_namespace;
+  std::string webhook_service = "kubelet-policy-controller-webhook";
+  std::string webhook_secret = "kubelet-policy-controller-webhook-tls";
+  std::string webhook_configuration = "kubelet-policy-controller";
+  int64_t webhook_ca_validity_ns = 87600LL * 3600 * 1'000'000'000;
+  int64_t webhook_cert_validity_ns = 8760LL * 3600 * 1'000'000'000;
+  int64_t webhook_sync_period_ns = 10'000'000'000;
+  // ---- end admission webhooks ----
 };
 
 StatusOr<RunFlags> ParseRunFlags(const std::vector<std::string>& args) {
@@ -65,6 +80,7 @@ StatusOr<RunFlags> ParseRunFlags(const std::vector<std::string>& args) {
   // The API server only accepts Events about cluster-scoped objects (Nodes, KubeletPolicies)
   // in the "default" namespace.
   f.events_namespace = "default";
+  f.webhook_namespace = env_ns ? env_ns : "kubelet-policy-system";
   for (size_t i = 0; i < args.size(); ++i) {
     std::string a = args[i], v;
     bool inline_value = false;
@@ -156,6 +172,19 @@ StatusOr<RunFlags> ParseRunFlags(const std::vector<std::string>& args) {
     }
     else if (a == "--file-audit-interval") st = duration(f.file_audit_interval_ns);
     else if (a == "--remediation-job-ttl") st = duration(f.job_ttl_ns);
+    // ---- admission webhooks ----
+    else if (a == "--webhook-addr") st = text(f.webhook_addr);
+    else if (a == "--webhook-cert-dir") st = text(f.webhook_cert_dir);
+    else if (a == "--webhook-cert-mode") st = text(f.webhook_cert_mode);
+    else if (a == "--local-webhooks") st = boolean(f.local_webhooks);
+    else if (a == "--webhook-namespace") st = text(f.webhook_namespace);
+    else if (a == "--webhook-service-name") st = text(f.webhook_service);
+    else if (a == "--webhook-secret-name") st = text(f.webhook_secret);
+    else if (a == "--webhook-configuration-name") st = text(f.webhook_configuration);
+    else if (a == "--webhook-ca-validity") st = duration(f.webhook_ca_validity_ns);
+    else if (a == "--webhook-cert-validity") st = duration(f.webhook_cert_validity_ns);
+    else if (a == "--webhook-cert-sync-period") st = duration(f.webhook_sync_period_ns);
+    // ---- end admission webhooks ----
     else if (a == "-h" || a == "--help") return Status(StatusCode::kNotFound, "help");
     else return InvalidArgument("unknown flag \"" + args[i] + "\"");
     if (!st.ok()) return st;
@@ -165,6 +194,16 @@ StatusOr<RunFlags> ParseRunFlags(const std::vector<std::string>& args) {
     msg << "--configz-qps (" << f.configz_qps << ") must not exceed --kube-api-qps (" << f.qps
         << "): every /configz fetch is an API server request";
     return InvalidArgument(msg.str());
+  }
+  if (f.webhook_cert_mode != "self-managed" && f.webhook_cert_mode != "cert-manager") {
+    return InvalidArgument("--webhook-cert-mode must be self-managed or cert-manager, got \"" + f.webhook_cert_mode +
+                           "\"");
+  }
+  if (f.local_webhooks && f.webhook_cert_mode != "self-managed") {
+    return InvalidArgument("--local-webhooks makes its own certificates: it needs --webhook-cert-mode=self-managed");
+  }
+  if (f.local_webhooks && f.webhook_addr.empty()) {
+    return InvalidArgument("--local-webhooks needs --webhook-addr (the port to serve on 127.0.0.1)");
   }
   if (f.renew_deadline_ns >= f.lease_duration_ns) {
     return InvalidArgument("--leader-elect-renew-deadline must be shorter than --leader-elect-lease-duration");
@@ -222,6 +261,28 @@ Leader election (only the leader reconciles):
 Serving:
   --health-addr ADDR                /healthz and /readyz (default :8081)
   --metrics-addr ADDR               /metrics in Prometheus text format (default :8080)
+Admission webhooks (HTTPS, every replica; /validate-kubeletpolicy and /mutate-kubeletpolicy):
+  --webhook-addr ADDR               listen address (default :9443; empty disables the webhook server)
+  --webhook-cert-mode MODE          self-managed (default): the leader keeps a CA and serving certificate
+                                    in the Secret --webhook-secret-name, injects the CA bundle into the
+                                    webhook configurations and renews before expiry; every replica
+                                    serves the pair from the Secret.
+                                    cert-manager: serve tls.crt/tls.key from --webhook-cert-dir only
+  --webhook-cert-dir DIR            cert-manager mode: directory with tls.crt, tls.key (and ca.crt),
+                                    re-read every --webhook-cert-sync-period
+                                    (default /var/run/kubelet-policy-controller/webhook-certs)
+  --local-webhooks                  development: serve on 127.0.0.1 (port of --webhook-addr) and point
+                                    both webhook configurations at https://127.0.0.1:PORT with this
+                                    process's own CA bundle (the configurations must already exist:
+                                    kubectl apply -f deploy/base/webhooks.yaml)
+  --webhook-namespace NS            namespace of the Secret and Service (default $POD_NAMESPACE or
+                                    kubelet-policy-system)
+  --webhook-service-name NAME       Service the certificate is for (default kubelet-policy-controller-webhook)
+  --webhook-secret-name NAME        default kubelet-policy-controller-webhook-tls
+  --webhook-configuration-name NAME Validating- and MutatingWebhookConfiguration (default kubelet-policy-controller)
+  --webhook-ca-validity DURATION    self-managed CA lifetime (default 87600h); renewed with a third left
+  --webhook-cert-validity DURATION  serving certificate lifetime (default 8760h); renewed with a third left
+  --webhook-cert-sync-period D      how often replicas reload the pair and the leader checks renewal (default 10s)
 Logging:
   --remediation-namespace NS        namespace of remediation and file-audit Jobs (default
                                     kubelet-policy-remediation; Pod Security level privileged)
@@ -311,10 +372,67 @@ int RunOperator(const std::vector<std::string>& args) {
   metrics.AddCallbackGauge("kubeletpolicy_leader", "1 when this replica is the leader.",
                            [&] { return is_leader ? 1.0 : 0.0; });
 
+  // ---- admission webhooks ----
+  std::unique_ptr<webhooks::CachedConflictChecker> conflicts;
+  std::unique_ptr<webhooks::WebhookServer> webhook_server;
+  std::unique_ptr<webhooks::CertRotator> cert_rotator;
+  std::unique_ptr<webhooks::CertReloader> cert_reloader;
+  const auto sync_period = std::chrono::milliseconds(f.webhook_sync_period_ns / 1'000'000);
+  if (!f.webhook_addr.empty()) {
+    webhooks::WebhookServerOptions wo;
+    wo.address = f.webhook_addr;
+    webhooks::CertRotatorOptions ro;
+    ro.ns = f.webhook_namespace;
+    ro.secret_name = f.webhook_secret;
+    ro.configuration_name = f.webhook_configuration;
+    ro.settings.ca_validity_seconds = f.webhook_ca_validity_ns / 1'000'000'000;
+    ro.settings.cert_validity_seconds = f.webhook_cert_validity_ns / 1'000'000'000;
+    ro.settings.hosts = webhooks::ServiceHostNames(f.webhook_service, f.webhook_namespace);
+    if (f.local_webhooks) {
+      const std::string port = f.webhook_addr.substr(f.webhook_addr.rfind(':') + 1);
+      if (port.empty() || port == "0" || port.find_first_not_of("0123456789") != std::string::npos) {
+        spdlog::error("--local-webhooks needs a fixed port in --webhook-addr, got \"{}\"", f.webhook_addr);
+        return 2;
+      }
+      wo.address = "127.0.0.1:" + port;
+      ro.url_base = "https://127.0.0.1:" + port;
+      ro.settings.hosts = {"127.0.0.1", "localhost"};
+    }
+    conflicts = std::make_unique<webhooks::CachedConflictChecker>([&op] { return op.CachedPolicies(); });
+    webhook_server = std::make_unique<webhooks::WebhookServer>(wo, metrics, conflicts.get());
+    webhooks::PairSource source;
+    if (f.webhook_cert_mode == "cert-manager") {
+      source = webhooks::DirPairSource(f.webhook_cert_dir);
+      spdlog::info("webhook certificates: cert-manager mode, serving from {}", f.webhook_cert_dir);
+    } else {
+      cert_rotator = std::make_unique<webhooks::CertRotator>(*client, ro);
+      source = [r = cert_rotator.get()] { return r->ReadServingPair(); };
+      spdlog::info("webhook certificates: self-managed in Secret {}/{}{}", ro.ns, ro.secret_name,
+                   f.local_webhooks ? "; local webhooks at " + ro.url_base : "");
+    }
+    cert_reloader = std::make_unique<webhooks::CertReloader>(source, *webhook_server, sync_period);
+    cert_reloader->Start();
+  }
+  // The leader's certificate loop (self-managed mode), next to the reconcilers.
+  auto rotate_certificates = [&](const std::function<bool()>& stop) {
+    while (!stop()) {
+      if (Status s = cert_rotator->SyncOnce(); !s.ok()) {
+        spdlog::warn("webhook certificates: {} (retrying in {}s)", s.message(), sync_period.count() / 1000.0);
+      }
+      for (auto waited = std::chrono::milliseconds(0); waited < sync_period && !stop();
+           waited += std::chrono::milliseconds(100)) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+    }
+  };
+  // ---- end admission webhooks ----
+
   auto health = net::NewHttpServer(f.health_addr);
   health->Handle("/healthz", [](const net::ServerRequest&) { return Text(200, "ok\n"); });
   health->Handle("/readyz", [&](const net::ServerRequest&) {
-    return op.HasSynced() ? Text(200, "ok\n") : Text(503, "informer caches not synced yet\n");
+    if (!op.HasSynced()) return Text(503, "informer caches not synced yet\n");
+    if (webhook_server && !webhook_server->Serving()) return Text(503, "webhook server has no serving certificate yet\n");
+    return Text(200, "ok\n");
   });
   std::unique_ptr<net::HttpServer> metrics_server;
   auto metrics_handler = [&](const net::ServerRequest&) {
@@ -344,7 +462,11 @@ int RunOperator(const std::vector<std::string>& args) {
   std::unique_ptr<kube::LeaderElector> elector;
   auto lead = [&] {
     is_leader = true;
-    op.RunLeader([&] { return shutting_down.load() || (elector && !elector->IsLeader()); });
+    auto stop = [&] { return shutting_down.load() || (elector && !elector->IsLeader()); };
+    std::thread certs;
+    if (cert_rotator) certs = std::thread([&] { rotate_certificates(stop); });
+    op.RunLeader(stop);
+    if (certs.joinable()) certs.join();
   };
   if (f.leader_elect) {
     kube::LeaderElectionConfig le;
@@ -371,6 +493,8 @@ int RunOperator(const std::vector<std::string>& args) {
   if (elector) elector->Stop();  // releases the Lease so a successor takes over at once
   if (leader_thread.joinable()) leader_thread.join();
   op.Stop();
+  if (cert_reloader) cert_reloader->Stop();
+  if (webhook_server) webhook_server->Stop();
   health->Stop();
   if (metrics_server) metrics_server->Stop();
   spdlog::info("stopped");

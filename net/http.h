@@ -82,10 +82,29 @@ class HttpServer {
   virtual Status Start() = 0;  // binds; returns an error when the address is in use
   virtual void Stop() = 0;
   virtual int port() const = 0;  // the bound port (useful with port 0)
+  // Hot reload of the serving certificate (TLS servers only): new handshakes use `tls`
+  // (client_cert_pem / client_key_pem / ca_pem as for NewHttpServer) at once; connections
+  // already established keep the certificate they were opened with, so no request is dropped.
+  // An invalid pair is refused with an error and the current one stays in use.
+  virtual Status UpdateTls(const TlsConfig& tls) = 0;
+};
+
+// Limits of a server. A request body over max_body_bytes is answered (413 by default) with a
+// plain-text message naming the limit, before the body is read; connections over max_connections are
+// closed at once (plain HTTP: after a 503).
+struct ServerOptions {
+  size_t max_body_bytes = 32u << 20;
+  // The status for a body over max_body_bytes: 413 (Payload Too Large) unless a protocol on
+  // top asks for its own (the admission webhooks answer every unreadable request with 400).
+  int body_too_large_status = 413;
+  int max_connections = 256;
 };
 
 // `address` like "127.0.0.1:8080" or ":8080" or "0.0.0.0:0"; plain HTTP unless tls given.
+// For TLS, `tls.client_cert_pem` / `tls.client_key_pem` are the server's own chain and key;
+// a non-empty `tls.ca_pem` requires client certificates signed by it. TLS 1.2 and later only.
 std::unique_ptr<HttpServer> NewHttpServer(const std::string& address,
-                                          std::optional<TlsConfig> tls = std::nullopt);
+                                          std::optional<TlsConfig> tls = std::nullopt,
+                                          ServerOptions options = {});
 
 }  // namespace kpc::net

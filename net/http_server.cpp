@@ -7,8 +7,13 @@
 // a thread-per-connection HTTP/1.1 server with keep-alive, hard size limits and prompt Stop()
 // is simpler to make robust than adapting the listener.
 //
-// Limits: request head 64 KiB, body 32 MiB, 256 concurrent connections (more are refused with
-// 503), 60 s idle per connection, 10 s to send a request once it started, TLS 1.2+.
+// Limits: request head 64 KiB, body (ServerOptions, default 32 MiB), concurrent connections
+// (ServerOptions, default 256; more are refused), 60 s idle per connection, 10 s to send a
+// request once it started, TLS 1.2+.
+//
+// TLS hot reload: the SSL_CTX is swapped under a lock by UpdateTls(); SSL_new() takes its own
+// reference on the context, so connections opened before a reload keep the old certificate
+// until they close and new handshakes get the new one — no connection is dropped.
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -21,6 +26,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cerrno>
 #include <cstring>
 #include <list>
@@ -38,8 +44,6 @@ namespace kpc::net {
 namespace {
 
 constexpr size_t kMaxHeadBytes = 64 * 1024;
-constexpr size_t kMaxBodyBytes = 32u << 20;
-constexpr int kMaxConnections = 256;
 constexpr int kMaxRequestsPerConnection = 1000;
 constexpr int kIdleTimeoutSeconds = 60;
 
@@ -201,11 +205,25 @@ class Reader {
 
 class PosixHttpServer final : public HttpServer {
  public:
-  PosixHttpServer(std::string address, std::optional<TlsConfig> tls)
-      : address_(std::move(address)), tls_(std::move(tls)) {}
+  PosixHttpServer(std::string address, std::optional<TlsConfig> tls, ServerOptions options)
+      : address_(std::move(address)), tls_(std::move(tls)), options_(options) {}
   ~PosixHttpServer() override {
     Stop();
     if (ctx_) SSL_CTX_free(ctx_);
+  }
+
+  Status UpdateTls(const TlsConfig& tls) override {
+    if (!tls_) return Status(StatusCode::kInvalidArgument, "UpdateTls on a plain HTTP server");
+    SSL_CTX* fresh = nullptr;
+    if (Status s = BuildTlsContext(tls, &fresh); !s.ok()) return s;
+    SSL_CTX* old = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(ctx_mu_);
+      old = ctx_;
+      ctx_ = fresh;
+    }
+    if (old) SSL_CTX_free(old);  // live SSL objects hold their own references
+    return Status::Ok();
   }
 
   void Handle(const std::string& path, Handler handler) override {
@@ -218,8 +236,8 @@ class PosixHttpServer final : public HttpServer {
     if (listen_fd_ >= 0) return Status(StatusCode::kInternal, "server already started");
     // A peer closing mid-write must not kill the process (SSL_write uses write(2)).
     signal(SIGPIPE, SIG_IGN);
-    if (tls_) {
-      if (auto s = InitTls(); !s.ok()) return s;
+    if (tls_ && !ctx_) {
+      if (auto s = BuildTlsContext(*tls_, &ctx_); !s.ok()) return s;
     }
     std::string host, port;
     if (auto s = SplitAddress(address_, &host, &port); !s.ok()) return s;
@@ -241,7 +259,7 @@ class PosixHttpServer final : public HttpServer {
       }
       int one = 1;
       setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-      if (::bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || ::listen(fd, 128) != 0) {
+      if (::bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || ::listen(fd, SOMAXCONN) != 0) {
         last_error = std::strerror(errno);
         ::close(fd);
         continue;
@@ -278,8 +296,11 @@ class PosixHttpServer final : public HttpServer {
     std::list<Connection> conns;
     {
       std::lock_guard<std::mutex> lock(mu_);
+      // Graceful: connections waiting for a request are woken and closed; a request being
+      // served is answered first (with "Connection: close"), so a client never sees an
+      // admission call it already sent fail because a replica is shutting down.
       for (auto& c : conns_) {
-        if (c.fd >= 0) ::shutdown(c.fd, SHUT_RDWR);
+        if (c.fd >= 0 && !c.busy) ::shutdown(c.fd, SHUT_RDWR);
       }
       conns.splice(conns.end(), conns_);
     }
@@ -299,6 +320,7 @@ class PosixHttpServer final : public HttpServer {
     int fd;
     std::thread thread;
     std::atomic<bool> done{false};
+    bool busy = false;  // guarded by mu_: a request is being read or answered
   };
 
   static Status SplitAddress(const std::string& addr, std::string* host, std::string* port) {
@@ -312,13 +334,26 @@ class PosixHttpServer final : public HttpServer {
     return Status::Ok();
   }
 
-  Status InitTls() {
-    ctx_ = SSL_CTX_new(TLS_server_method());
-    if (!ctx_) return Internal("SSL_CTX_new: " + OpenSslError());
+  // A new server context for `tls`; *out is set only on success.
+  static Status BuildTlsContext(const TlsConfig& tls, SSL_CTX** out) {
+    SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
+    if (!ctx) return Internal("SSL_CTX_new: " + OpenSslError());
+    Status s = ConfigureTls(tls, ctx);
+    if (!s.ok()) {
+      SSL_CTX_free(ctx);
+      return s;
+    }
+    *out = ctx;
+    return Status::Ok();
+  }
+
+  static Status ConfigureTls(const TlsConfig& tls, SSL_CTX* ctx_) {
     SSL_CTX_set_min_proto_version(ctx_, TLS1_2_VERSION);
+    // Keep-alive clients (the API server) resume sessions; the cache is per context.
+    SSL_CTX_set_session_cache_mode(ctx_, SSL_SESS_CACHE_SERVER);
     // The serving certificate chain and key come in client_cert_pem / client_key_pem (this
     // process's own identity); see http.h.
-    BIO* bio = BIO_new_mem_buf(tls_->client_cert_pem.data(), static_cast<int>(tls_->client_cert_pem.size()));
+    BIO* bio = BIO_new_mem_buf(tls.client_cert_pem.data(), static_cast<int>(tls.client_cert_pem.size()));
     X509* leaf = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr);
     bool ok = leaf && SSL_CTX_use_certificate(ctx_, leaf) == 1;
     if (leaf) X509_free(leaf);
@@ -330,17 +365,17 @@ class PosixHttpServer final : public HttpServer {
     BIO_free(bio);
     ERR_clear_error();
     if (!ok) return InvalidArgument("TLS serving certificate: no valid PEM certificate");
-    bio = BIO_new_mem_buf(tls_->client_key_pem.data(), static_cast<int>(tls_->client_key_pem.size()));
+    bio = BIO_new_mem_buf(tls.client_key_pem.data(), static_cast<int>(tls.client_key_pem.size()));
     EVP_PKEY* key = PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr);
     BIO_free(bio);
     if (!key) return InvalidArgument("TLS serving key: " + OpenSslError());
     ok = SSL_CTX_use_PrivateKey(ctx_, key) == 1 && SSL_CTX_check_private_key(ctx_) == 1;
     EVP_PKEY_free(key);
     if (!ok) return InvalidArgument("TLS serving key does not match the certificate: " + OpenSslError());
-    if (!tls_->ca_pem.empty()) {
+    if (!tls.ca_pem.empty()) {
       // A CA on a server means: require client certificates signed by it.
       X509_STORE* store = SSL_CTX_get_cert_store(ctx_);
-      bio = BIO_new_mem_buf(tls_->ca_pem.data(), static_cast<int>(tls_->ca_pem.size()));
+      bio = BIO_new_mem_buf(tls.ca_pem.data(), static_cast<int>(tls.ca_pem.size()));
       int added = 0;
       while (X509* ca = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr)) {
         added += X509_STORE_add_cert(store, ca) == 1;
@@ -366,7 +401,7 @@ class PosixHttpServer final : public HttpServer {
       int one = 1;
       setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
       std::lock_guard<std::mutex> lock(mu_);
-      if (static_cast<int>(conns_.size()) >= kMaxConnections) {
+      if (static_cast<int>(conns_.size()) >= options_.max_connections) {
         static const char kBusy[] =
             "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
         if (!tls_) {
@@ -380,7 +415,7 @@ class PosixHttpServer final : public HttpServer {
       Connection& c = conns_.back();
       c.fd = fd;
       c.thread = std::thread([this, &c] {
-        Serve(c.fd);
+        Serve(c);
         // Closed under the lock so that Stop() never shuts down a reused descriptor number.
         std::lock_guard<std::mutex> lock(mu_);
         ::close(c.fd);
@@ -403,11 +438,20 @@ class PosixHttpServer final : public HttpServer {
     for (auto& c : finished) c.thread.join();
   }
 
-  void Serve(int fd) {
+  void Serve(Connection& c) {
+    const int fd = c.fd;
+    auto set_busy = [&](bool busy) {
+      std::lock_guard<std::mutex> lock(mu_);
+      c.busy = busy;
+    };
     SSL* ssl = nullptr;
-    if (ctx_) {
+    if (tls_) {
       SetTimeouts(fd, 10);
-      ssl = SSL_new(ctx_);
+      {
+        std::lock_guard<std::mutex> lock(ctx_mu_);
+        ssl = SSL_new(ctx_);  // takes a reference: a concurrent UpdateTls cannot free ctx_ under it
+      }
+      if (!ssl) return;
       SSL_set_fd(ssl, fd);
       if (SSL_accept(ssl) != 1) {
         spdlog::debug("http server {}: TLS handshake failed: {}", address_, OpenSslError());
@@ -425,17 +469,47 @@ class PosixHttpServer final : public HttpServer {
         if (too_big) conn.WriteAll(Render(Simple(431, "request head too large\n"), false));
         return;
       }
+      set_busy(true);
       SetTimeouts(fd, 10);
       ServerRequest req;
       bool keep_alive = true;
       int error = ParseHead(head, &req, &keep_alive);
-      if (error == 0) error = ReadBody(reader, conn, &req);
+      if (error == 0) error = ReadBody(reader, conn, &req, options_.max_body_bytes);
       if (error != 0) {
-        conn.WriteAll(Render(Simple(error, std::string(ReasonPhrase(error)) + "\n"), false));
+        std::string message = std::string(ReasonPhrase(error)) + "\n";
+        if (error == 413) {
+          message = "request body too large: the limit is " + std::to_string(options_.max_body_bytes) + " bytes\n";
+          error = options_.body_too_large_status;
+        } else if (error == 400) {
+          message = "malformed HTTP request\n";
+        }
+        conn.WriteAll(Render(Simple(error, message), false));
+        LingeringClose(fd);
         return;
       }
       HttpResponse resp = Dispatch(req);
+      // The last answer on a connection (request cap reached, or Stop) says so: a client that
+      // sent its next request on a connection closed without "Connection: close" sees it fail,
+      // and clients do not retry a POST (the API server calling a webhook would fail the call).
+      if (n + 1 >= kMaxRequestsPerConnection || stopping_) keep_alive = false;
       if (!conn.WriteAll(Render(resp, keep_alive)) || !keep_alive) return;
+      set_busy(false);
+    }
+  }
+
+  // After an error answer sent before the request body was read: stop sending, then discard
+  // what the client is still sending (at most 1 s / 64 MiB) before the socket is closed, so
+  // that closing does not reset the connection and destroy the answer in flight.
+  static void LingeringClose(int fd) {
+    ::shutdown(fd, SHUT_WR);
+    SetTimeouts(fd, 1);
+    char buf[16384];
+    size_t total = 0;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    while (total < (64u << 20) && std::chrono::steady_clock::now() < deadline) {
+      ssize_t r = ::recv(fd, buf, sizeof buf, 0);
+      if (r <= 0) break;
+      total += static_cast<size_t>(r);
     }
   }
 
@@ -473,10 +547,14 @@ class PosixHttpServer final : public HttpServer {
     return 0;
   }
 
-  static int ReadBody(Reader& reader, Conn& conn, ServerRequest* req) {
+  static int ReadBody(Reader& reader, Conn& conn, ServerRequest* req, size_t max_body) {
     auto te = req->headers.find("transfer-encoding");
     auto cl = req->headers.find("content-length");
     auto expect = req->headers.find("expect");
+    if (cl != req->headers.end() && !cl->second.empty() && cl->second.find_first_not_of("0123456789") == std::string::npos &&
+        cl->second.size() < 20 && std::stoull(cl->second) > max_body) {
+      return 413;  // before "100 Continue": the client need not send a body that is refused
+    }
     if (expect != req->headers.end() && Lower(expect->second) == "100-continue") {
       conn.WriteAll("HTTP/1.1 100 Continue\r\n\r\n");
     }
@@ -490,7 +568,7 @@ class PosixHttpServer final : public HttpServer {
         } catch (...) {
           return 400;
         }
-        if (size > kMaxBodyBytes || req->body.size() + size > kMaxBodyBytes) return 413;
+        if (size > max_body || req->body.size() + size > max_body) return 413;
         if (size == 0) {
           std::string trailer;
           do {
@@ -511,7 +589,7 @@ class PosixHttpServer final : public HttpServer {
       } catch (...) {
         return 400;
       }
-      if (n > kMaxBodyBytes) return 413;
+      if (n > max_body) return 413;
       if (!reader.ReadExactly(n, &req->body)) return 400;
     }
     return 0;
@@ -564,7 +642,9 @@ class PosixHttpServer final : public HttpServer {
 
   const std::string address_;
   const std::optional<TlsConfig> tls_;
-  SSL_CTX* ctx_ = nullptr;
+  const ServerOptions options_;
+  std::mutex ctx_mu_;
+  SSL_CTX* ctx_ = nullptr;  // guarded by ctx_mu_ once the server runs
   std::mutex start_mu_;
   std::mutex mu_;  // handlers_, conns_
   std::map<std::string, Handler> handlers_;
@@ -578,8 +658,9 @@ class PosixHttpServer final : public HttpServer {
 
 }  // namespace
 
-std::unique_ptr<HttpServer> NewHttpServer(const std::string& address, std::optional<TlsConfig> tls) {
-  return std::make_unique<PosixHttpServer>(address, std::move(tls));
+std::unique_ptr<HttpServer> NewHttpServer(const std::string& address, std::optional<TlsConfig> tls,
+                                          ServerOptions options) {
+  return std::make_unique<PosixHttpServer>(address, std::move(tls), options);
 }
 
 }  // namespace kpc::net

@@ -31,22 +31,32 @@ kubeconfig=$(e2e/testenv/up --state "$state" --nodes-dir e2e/demo/nodes --image-
 export KUBECONFIG=$kubeconfig
 kubectl() { "$root/e2e/testenv/kubectl" "$@"; }
 
-echo "==> installing the CRD, the controller's namespace, ServiceAccount and RBAC (kubectl apply -k deploy/overlays/out-of-cluster)" >&2
+echo "==> installing the CRD, namespaces, ServiceAccount, RBAC (kubectl apply -k deploy/overlays/out-of-cluster) and the webhook configurations" >&2
+# A previous demo's controller (--local-webhooks below) rewrote the webhook configurations to
+# its local URL: start again from deploy/'s.
+kubectl delete validatingwebhookconfiguration,mutatingwebhookconfiguration kubelet-policy-controller --ignore-not-found >/dev/null
 kubectl apply --server-side -k deploy/overlays/out-of-cluster >/dev/null
+kubectl apply --server-side -f deploy/base/webhooks.yaml >/dev/null
 kubectl wait --for=condition=Established crd/kubeletpolicies.kubeletpolicy.io --timeout=60s >/dev/null
 
 echo "==> starting the controller as system:serviceaccount:kubelet-policy-system:kubelet-policy-controller" >&2
 sa_kubeconfig=$(e2e/testenv/kubeconfig-for-sa --state "$state" --out "$state/controller.kubeconfig" kubelet-policy-system kubelet-policy-controller | tail -n1)
 stop_controller
 mkdir -p "$state/logs"
-# Remediation Jobs run the same binary (the fleet maps the image to it) and restart simulated
-# kubelets the fleet's way.
+# --local-webhooks: the admission webhooks are served on 127.0.0.1:18443 and registered by URL
+# (the local control plane cannot reach an in-cluster Service). Remediation Jobs run the same
+# binary (the fleet maps the image to it) and restart simulated kubelets the fleet's way.
 setsid "$bin" run --kubeconfig "$sa_kubeconfig" --leader-elect-namespace kubelet-policy-system \
   --health-addr 127.0.0.1:18081 --metrics-addr 127.0.0.1:18080 \
+  --local-webhooks --webhook-addr 127.0.0.1:18443 --webhook-cert-sync-period 1s \
   --agent-image kubelet-policy-controller:demo --agent-host-path /run/testenv \
   --kubelet-restart-command "$state/bin/testenv restart-kubelet --host-root /host" \
   >"$state/logs/controller.log" 2>&1 < /dev/null &
 echo $! >"$state/controller.pid"
+for _ in $(seq 60); do
+  kubectl apply --server-side --dry-run=server -f deploy/samples/cis-kubeadm.yaml >/dev/null 2>&1 && break
+  sleep 1
+done
 
 echo "==> applying the CIS sample policy" >&2
 echo "\$ kubectl apply -f deploy/samples/cis-kubeadm.yaml"

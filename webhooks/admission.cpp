@@ -24,7 +24,11 @@ constexpr std::string_view kPolicyGroup = "kubeletpolicy.io";
 constexpr std::string_view kPolicyVersion = "v1alpha1";
 
 AdmissionResult BadRequest(std::string message) {
-  return {400, std::move(message) + "\n", "text/plain; charset=utf-8"};
+  AdmissionResult r;
+  r.http_status = 400;
+  r.body = std::move(message) + "\n";
+  r.content_type = "text/plain; charset=utf-8";
+  return r;
 }
 
 // Maximum nesting of objects and arrays, scanning the text without building anything (so a
@@ -151,7 +155,14 @@ json ResponseEnvelope(const std::string& uid) {
               {"response", {{"uid", uid}, {"allowed", true}}}};
 }
 
-AdmissionResult Ok(const json& envelope) { return {200, Dump(envelope), "application/json"}; }
+AdmissionResult Ok(const json& envelope) {
+  AdmissionResult r;
+  r.body = Dump(envelope);
+  const json& resp = envelope["response"];
+  r.allowed = resp.value("allowed", false);
+  if (auto w = resp.find("warnings"); w != resp.end()) r.warnings = w->size();
+  return r;
+}
 
 // Whether the request is a CREATE or UPDATE of a KubeletPolicy itself (not a subresource).
 bool NeedsPolicyChecks(const json& req) {
@@ -259,7 +270,11 @@ AdmissionResult Guarded(F&& f) {
   } catch (const json::exception& e) {
     return BadRequest(std::string("cannot read the AdmissionReview: ") + e.what());
   } catch (const std::exception& e) {
-    return {500, std::string("internal error: ") + e.what() + "\n", "text/plain; charset=utf-8"};
+    AdmissionResult r;
+    r.http_status = 500;
+    r.body = std::string("internal error: ") + e.what() + "\n";
+    r.content_type = "text/plain; charset=utf-8";
+    return r;
   }
 }
 
@@ -297,7 +312,9 @@ AdmissionResult HandleValidate(std::string_view request_body, const ConflictChec
   return Guarded([&] {
     ParsedReview pr = ParseReview(request_body);
     if (pr.error) return *pr.error;
-    return Validate(pr, conflicts);
+    AdmissionResult r = Validate(pr, conflicts);
+    r.operation = pr.request()["operation"].get<std::string>();
+    return r;
   });
 }
 
@@ -312,7 +329,9 @@ AdmissionResult HandleMutate(std::string_view request_body) {
   return Guarded([&] {
     ParsedReview pr = ParseReview(request_body);
     if (pr.error) return *pr.error;
-    return Ok(ResponseEnvelope(pr.uid()));
+    AdmissionResult r = Ok(ResponseEnvelope(pr.uid()));
+    r.operation = pr.request()["operation"].get<std::string>();
+    return r;
   });
 }
 

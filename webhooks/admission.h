@@ -42,6 +42,11 @@ struct AdmissionResult {
   std::string body;
   // "application/json" for 200 answers, "text/plain; charset=utf-8" for 400/500.
   std::string content_type = "application/json";
+  // For metrics and logs: request.operation (CREATE, UPDATE, ...) when the review could be
+  // read, else empty; whether the answer admits the object; how many warnings it carries.
+  std::string operation;
+  bool allowed = false;
+  size_t warnings = 0;
 };
 
 // Policies that would fight over the same kubelet field. The operator's informer cache

@@ -56,6 +56,9 @@ func startController(t *testing.T, name string, extra ...string) *controller {
 		"--metrics-addr", "127.0.0.1:0",
 		"--log-format", "json",
 		"--configz-timeout=5s",
+		// No admission webhook server unless a test asks for one (webhook_test.go): the
+		// configurations are not installed, and :9443 may be taken on a shared machine.
+		"--webhook-addr=",
 	}
 	args = append(args, leaderFlags...)
 	args = append(args, extra...)

@@ -48,6 +48,8 @@ const (
 	serviceAccount  = "kubelet-policy-controller"
 	leaseName       = "kubelet-policy-controller"
 	policyLabel     = "kpc-e2e=controllertests"
+	// Both the ValidatingWebhookConfiguration and the MutatingWebhookConfiguration.
+	webhookConfigurationName = "kubelet-policy-controller"
 )
 
 func TestMain(m *testing.M) {
@@ -165,8 +167,24 @@ func resolveBinary() (string, error) {
 // no Service-backed webhooks), writes the ServiceAccount kubeconfig and
 // checks that the environment has this package's nodes.
 func setUp() error {
+	// The out-of-cluster install has no admission webhook configurations (they call the
+	// in-cluster Service, and nothing serves it here); ones left behind by an interrupted run
+	// (pointing at a dead local port, or rewritten by --local-webhooks) are removed, before and
+	// after the apply. The webhook tests install them for themselves.
+	deleteWebhooks := func() error {
+		if out, err := kubectlRaw(nil, "delete", "validatingwebhookconfiguration,mutatingwebhookconfiguration", webhookConfigurationName, "--ignore-not-found"); err != nil {
+			return fmt.Errorf("%v\n%s", err, out)
+		}
+		return nil
+	}
+	if err := deleteWebhooks(); err != nil {
+		return err
+	}
 	if out, err := kubectlRaw(nil, "apply", "--server-side", "-k", filepath.Join(repoRoot, "deploy", "overlays", "out-of-cluster")); err != nil {
 		return fmt.Errorf("%v\n%s", err, out)
+	}
+	if err := deleteWebhooks(); err != nil {
+		return err
 	}
 	if out, err := kubectlRaw(nil, "wait", "--for=condition=Established", "crd/kubeletpolicies.kubeletpolicy.io", "--timeout=60s"); err != nil {
 		return fmt.Errorf("%v\n%s", err, out)

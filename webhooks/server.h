@@ -1,0 +1,116 @@
+#pragma once
+// The admission webhook HTTPS server: /validate-kubeletpolicy and /mutate-kubeletpolicy over
+// net::HttpServer (TLS 1.2+), answered by webhooks/admission.h, with metrics; plus the pieces
+// that feed it a serving certificate (from a directory or from the self-managed Secret) and the
+// conflict check over the operator's informer cache.
+//
+// Threading: every class here is safe for concurrent use.
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "controller/metrics.h"
+#include "net/http.h"
+#include "policy/status.h"
+#include "webhooks/admission.h"
+#include "webhooks/certs.h"
+
+namespace kpc::webhooks {
+
+struct WebhookServerOptions {
+  std::string address = ":9443";
+  // A body over this is refused with 400 ("request body too large: the limit is N bytes")
+  // before it is read. The API server never sends more than 3 MiB (kMaxRequestBytes).
+  size_t max_body_bytes = kMaxRequestBytes;
+  int max_connections = 1024;
+};
+
+class WebhookServer {
+ public:
+  // `conflicts` may be null; it must outlive the server.
+  WebhookServer(WebhookServerOptions options, controller::Registry& metrics,
+                const ConflictChecker* conflicts);
+  ~WebhookServer();
+
+  // Starts serving with `pair` on the first call; later calls hot-reload the certificate when
+  // it changed (connections already open keep theirs). An invalid pair is refused and the
+  // current one stays in use.
+  Status SetServingPair(const KeyPairPem& pair);
+  bool Serving() const { return serving_.load(); }
+  int port() const;
+  void Stop();
+
+  // The HTTP handlers, exposed for tests (no TLS needed).
+  net::HttpResponse HandleForTest(const std::string& path, const net::ServerRequest& req) {
+    return Serve(path, req);
+  }
+
+ private:
+  net::HttpResponse Serve(const std::string& path, const net::ServerRequest& req);
+
+  const WebhookServerOptions options_;
+  const ConflictChecker* conflicts_;
+  controller::CounterFamily& requests_;
+  controller::HistogramFamily& latency_;
+  controller::CounterFamily& reloads_;
+  mutable std::mutex mu_;
+  std::unique_ptr<net::HttpServer> server_;
+  std::string current_fingerprint_;
+  std::atomic<bool> serving_{false};
+};
+
+// Where a replica gets its serving pair: nullopt while there is none yet.
+using PairSource = std::function<StatusOr<std::optional<KeyPairPem>>()>;
+
+// tls.crt + tls.key in `dir` (a mounted Secret: cert-manager's, or any other).
+PairSource DirPairSource(const std::string& dir);
+
+// Polls `source` every `period` on its own thread and hands each new pair to `server`.
+class CertReloader {
+ public:
+  CertReloader(PairSource source, WebhookServer& server, std::chrono::milliseconds period);
+  ~CertReloader();
+  void Start();
+  void Stop();
+  // One poll (also used by tests); returns what went wrong, if anything.
+  Status PollOnce();
+
+ private:
+  PairSource source_;
+  WebhookServer& server_;
+  const std::chrono::milliseconds period_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;
+  std::string last_error_;
+};
+
+// ConflictChecker over a list of KubeletPolicy objects (the informer cache). Parses each
+// object once per resourceVersion.
+class CachedConflictChecker final : public ConflictChecker {
+ public:
+  explicit CachedConflictChecker(std::function<std::vector<nlohmann::json>()> list);
+  std::vector<std::string> Conflicts(const kpc::policy::KubeletPolicy& p) const override;
+
+ private:
+  std::function<std::vector<nlohmann::json>()> list_;
+  mutable std::mutex mu_;
+  struct Entry {
+    std::string resource_version;
+    std::optional<kpc::policy::KubeletPolicy> policy;
+  };
+  mutable std::map<std::string, Entry> cache_;
+};
+
+}  // namespace kpc::webhooks
