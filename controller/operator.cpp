@@ -512,8 +512,13 @@ void Operator::EmitTransitions(const policy::KubeletPolicy& policy, const json& 
     if (before == r.state) continue;
     kube::ObjectRef node_ref{"v1", "Node", r.node, "", uids.count(r.node) ? uids.at(r.node) : ""};
     std::string type = "Warning", reason, msg;
+    auto noncompliant = [](NodeState s) {
+      return s != NodeState::kCompliant && s != NodeState::kUnknown && s != NodeState::kPending;
+    };
     switch (r.state) {
       case NodeState::kNonCompliant:
+        // Back from a remediation state (planned, waiting, failed, blocked) is no news.
+        if (noncompliant(before)) continue;
         reason = "NodeNonCompliant";
         msg = "node " + r.node + " does not comply with " + policy.name + ": " + r.message;
         break;

@@ -101,8 +101,11 @@ class Recorder final : public EventRecorder {
     }
   }
 
-  bool Allowed(const ObjectRef& obj) {
-    std::string key = ObjectKey(obj);
+  bool Allowed(const ObjectRef& obj, const std::string& reason) {
+    // Per object and reason (client-go's spam filter is per object only): a KubeletPolicy
+    // reports on every node it selects, and a rollout's RemediationSucceeded Events must not be
+    // starved by the NodeNonCompliant Events of the same policy.
+    std::string key = ObjectKey(obj) + "\n" + reason;
     auto it = buckets_.find(key);
     if (it == buckets_.end()) {
       if (buckets_.size() >= kMaxBuckets) buckets_.clear();  // forgetting history only loosens the filter
@@ -113,7 +116,7 @@ class Recorder final : public EventRecorder {
   }
 
   bool Write(const Pending& p) {
-    if (!Allowed(p.obj)) {
+    if (!Allowed(p.obj, p.reason)) {
       spdlog::debug("event recorder: rate limit reached for {} {}; dropping {}", p.obj.kind, p.obj.name, p.reason);
       return false;
     }

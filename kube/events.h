@@ -38,8 +38,8 @@ class EventRecorder {
 };
 
 struct EventRecorderOptions {
-  int burst = 25;                            // per involved object (client-go's spam filter)
-  std::chrono::seconds refill_interval{300};  // one more Event per object per interval
+  int burst = 25;                            // per involved object and reason
+  std::chrono::seconds refill_interval{300};  // one more Event per object and reason per interval
   size_t queue_size = 1000;
   size_t aggregation_cache_size = 4096;       // identical Events remembered for count updates
   std::string reporting_instance;             // e.g. the pod name; optional

@@ -76,7 +76,7 @@ TEST(EventRecorderTest, ExpiredEventIsRecreated) {
   EXPECT_EQ(events[0]["count"], 1);
 }
 
-TEST(EventRecorderTest, PerObjectRateLimit) {
+TEST(EventRecorderTest, PerObjectAndReasonRateLimit) {
   FakeKube kube;
   auto now = std::chrono::steady_clock::time_point(1000s);
   std::mutex clock_mu;
@@ -90,8 +90,9 @@ TEST(EventRecorderTest, PerObjectRateLimit) {
   auto rec = NewEventRecorder(kube, "c", "default", opts);
   for (int i = 0; i < 5; ++i) rec->Record(NodeRef("n1"), "Normal", "R", "m" + std::to_string(i));
   rec->Record(NodeRef("n2"), "Normal", "R", "other object has its own bucket");
+  rec->Record(NodeRef("n1"), "Normal", "Other", "another reason has its own bucket");
   ASSERT_TRUE(rec->Flush(5s));
-  EXPECT_EQ(kube.ObjectsUnder("/api/v1/namespaces/default/events/").size(), 4u);
+  EXPECT_EQ(kube.ObjectsUnder("/api/v1/namespaces/default/events/").size(), 5u);
   EXPECT_EQ(rec->Dropped(), 2u);
   {
     std::lock_guard<std::mutex> lock(clock_mu);
@@ -100,7 +101,7 @@ TEST(EventRecorderTest, PerObjectRateLimit) {
   rec->Record(NodeRef("n1"), "Normal", "R", "after refill");
   rec->Record(NodeRef("n1"), "Normal", "R", "over again");
   ASSERT_TRUE(rec->Flush(5s));
-  EXPECT_EQ(kube.ObjectsUnder("/api/v1/namespaces/default/events/").size(), 5u);
+  EXPECT_EQ(kube.ObjectsUnder("/api/v1/namespaces/default/events/").size(), 6u);
   EXPECT_EQ(rec->Dropped(), 3u);
 }
 
