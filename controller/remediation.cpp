@@ -307,7 +307,7 @@ json BuildJob(const JobSpecInput& in, const RemediationOptions& options) {
   if (remediate && in.policy) deadline = std::max<int64_t>(in.policy->remediation.timeout_ns / 1'000'000'000, 10);
   json spec = {{"backoffLimit", remediate ? 1 : 0},
                {"activeDeadlineSeconds", deadline},
-               {"ttlSecondsAfterFinished", options.job_ttl_seconds},
+               {"ttlSecondsAfterFinished", remediate ? options.job_ttl_seconds : options.audit_ttl_seconds},
                // A blocked remediation (exit 3) or a bad command line (exit 2) does not get
                // better by running again.
                {"podFailurePolicy",

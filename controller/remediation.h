@@ -46,6 +46,9 @@ struct RemediationOptions {
   // Host directories mounted into remediation Jobs under /host (audit Jobs: read-only).
   std::vector<std::string> host_paths = {"/etc", "/var/lib/kubelet", "/usr/lib/systemd", "/lib/systemd"};
   int64_t job_ttl_seconds = 24 * 3600;  // ttlSecondsAfterFinished (also the retry back-off)
+  // Audit Jobs are kept until the next audit (their pods carry the result a restarted
+  // controller reads back); set to the audit interval.
+  int64_t audit_ttl_seconds = 3600;
   int64_t audit_timeout_seconds = 300;
 };
 

@@ -352,6 +352,7 @@ int RunOperator(const std::vector<std::string>& args) {
   for (const auto& p : f.extra_host_paths) opts.remediation.host_paths.push_back(p);
   opts.remediation.job_ttl_seconds = f.job_ttl_ns / 1'000'000'000;
   opts.file_audit_interval = std::chrono::seconds(std::max<int64_t>(f.file_audit_interval_ns / 1'000'000'000, 1));
+  opts.remediation.audit_ttl_seconds = opts.file_audit_interval.count();
   Operator op(*client, *events, metrics, clock, opts);
 
   // API request counts come from the client; mirrored into a counter at scrape time.

@@ -175,6 +175,7 @@ TEST(BuildJobTest, RemediationJobIsPinnedPrivilegedAndOwnedByThePolicy) {
   EXPECT_EQ(job["metadata"]["ownerReferences"][0]["uid"], "u-1");
   const json& spec = job["spec"];
   EXPECT_EQ(spec["activeDeadlineSeconds"], 420);
+  EXPECT_EQ(spec["ttlSecondsAfterFinished"], 86400);
   EXPECT_EQ(spec["podFailurePolicy"]["rules"][0]["onExitCodes"]["values"], json::array({2, 3}));
   const json& pod = spec["template"]["spec"];
   EXPECT_EQ(pod["nodeName"], "w1");
@@ -197,6 +198,7 @@ TEST(BuildJobTest, AuditJobIsReadOnlyAndUnprivileged) {
   JobSpecInput in{"kpa-w1-1", "audit", "w1", AuditArgs({"/etc/kubernetes/a.conf"}), nullptr, ""};
   json job = BuildJob(in, RemediationOptions{});
   EXPECT_FALSE(job["metadata"].contains("ownerReferences"));
+  EXPECT_EQ(job["spec"]["ttlSecondsAfterFinished"], 3600);
   const json& c = job["spec"]["template"]["spec"]["containers"][0];
   EXPECT_EQ(c["args"], json::array({"agent", "audit-files", "--host-root", "/host", "--file", "/etc/kubernetes/a.conf"}));
   EXPECT_FALSE(c["securityContext"].contains("privileged"));
