@@ -164,7 +164,7 @@ Operator::Operator(kube::Client& client, kube::EventRecorder& events, Registry& 
       kube::InformerHandlers{[this](const json& o) { OnPod(o); }, [this](const json&, const json& b) { OnPod(b); },
                              [](const json&) {}});
   // File audits: one Job per node per --file-audit-interval, few at a time.
-  auditor_ = std::make_unique<ConfigzScheduler>(clock_, SchedulerOptions{2, 2, 0.1},
+  auditor_ = std::make_unique<ConfigzScheduler>(clock_, SchedulerOptions{2, options_.file_audit_qps, 0.1},
                                                 [this](const std::string& n) { EnsureAudit(n); });
 }
 

@@ -40,6 +40,7 @@ struct OperatorOptions {
   std::string component = "kubelet-policy-controller";
   RemediationOptions remediation;
   std::chrono::seconds file_audit_interval{3600};
+  double file_audit_qps = 5;  // audit Jobs created per second
 };
 
 class Operator {

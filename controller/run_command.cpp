@@ -57,6 +57,7 @@ struct RunFlags {
   std::string restart_command;
   std::vector<std::string> extra_host_paths;
   int64_t file_audit_interval_ns = 3600LL * 1'000'000'000;
+  double file_audit_qps = 5;
   int64_t job_ttl_ns = 24LL * 3600 * 1'000'000'000;
   // ---- admission webhooks ----
   std::string webhook_addr = ":9443";
@@ -171,6 +172,7 @@ StatusOr<RunFlags> ParseRunFlags(const std::vector<std::string>& args) {
       f.extra_host_paths.push_back(p);
     }
     else if (a == "--file-audit-interval") st = duration(f.file_audit_interval_ns);
+    else if (a == "--file-audit-qps") st = number(f.file_audit_qps);
     else if (a == "--remediation-job-ttl") st = duration(f.job_ttl_ns);
     // ---- admission webhooks ----
     else if (a == "--webhook-addr") st = text(f.webhook_addr);
@@ -294,6 +296,7 @@ Logging:
   --agent-host-path PATH            also mount this host directory into remediation Jobs (repeatable;
                                     /etc, /var/lib/kubelet and the systemd unit directories always are)
   --file-audit-interval DURATION    how often file rules are audited on each node (default 1h)
+  --file-audit-qps N                audit Jobs created per second at most (default 5)
   --remediation-job-ttl DURATION    finished Jobs are deleted after this; a failed node remediation
                                     is retried once its Job is gone (default 24h)
 
@@ -353,6 +356,7 @@ int RunOperator(const std::vector<std::string>& args) {
   opts.remediation.job_ttl_seconds = f.job_ttl_ns / 1'000'000'000;
   opts.file_audit_interval = std::chrono::seconds(std::max<int64_t>(f.file_audit_interval_ns / 1'000'000'000, 1));
   opts.remediation.audit_ttl_seconds = opts.file_audit_interval.count();
+  opts.file_audit_qps = f.file_audit_qps;
   Operator op(*client, *events, metrics, clock, opts);
 
   // API request counts come from the client; mirrored into a counter at scrape time.
