@@ -402,6 +402,21 @@ void Remediate(const Options& o, HostFs& fs, const Detection& det, AgentResult& 
       e->text = NewConfigFileContent(DetectConfigFormat("", config));
       note = "file created";
     }
+    // The edit of one config file, applied to its buffer and recorded as a change.
+    auto record_config_edit = [&](Edited* target, const std::string& file, const auto& edit,
+                                  const std::string& change_note) {
+      target->text = edit.text;
+      Change c;
+      c.kind = "config";
+      c.field = s.path.ToString();
+      c.file = file;
+      if (edit.from) c.from = policy::DisplayValue(*edit.from);
+      c.to = policy::DisplayValue(s.value);
+      c.changed = edit.changed;
+      c.note = change_note;
+      target->changes.push_back(r.changes.size());
+      r.changes.push_back(std::move(c));
+    };
     // Drop-ins of --config-dir are applied over the config file: one that sets the field would
     // override the value written there, so it gets the value too.
     for (const std::string& dropin : det.config_dropins) {
@@ -418,34 +433,14 @@ void Remediate(const Options& o, HostFs& fs, const Detection& det, AgentResult& 
         r.errors.push_back(de.status().message());
         continue;
       }
-      d->text = de->text;
-      Change c;
-      c.kind = "config";
-      c.field = s.path.ToString();
-      c.file = dropin;
-      if (de->from) c.from = policy::DisplayValue(*de->from);
-      c.to = policy::DisplayValue(s.value);
-      c.changed = de->changed;
-      c.note = de->note;
-      d->changes.push_back(r.changes.size());
-      r.changes.push_back(std::move(c));
+      record_config_edit(d, dropin, *de, de->note);
     }
     auto ce = SetConfigField(e->text, config, s.path, s.value, s.match.type);
     if (!ce.ok()) {
       r.errors.push_back(ce.status().message());
       continue;
     }
-    e->text = ce->text;
-    Change c;
-    c.kind = "config";
-    c.field = s.path.ToString();
-    c.file = config;
-    if (ce->from) c.from = policy::DisplayValue(*ce->from);
-    c.to = policy::DisplayValue(s.value);
-    c.changed = ce->changed;
-    c.note = note.empty() ? ce->note : (ce->note.empty() ? note : note + "; " + ce->note);
-    e->changes.push_back(r.changes.size());
-    r.changes.push_back(std::move(c));
+    record_config_edit(e, config, *ce, note.empty() ? ce->note : (ce->note.empty() ? note : note + "; " + ce->note));
   }
 
   struct OwnerPlan {

@@ -240,7 +240,9 @@ func kubectlRaw(stdin []byte, args ...string) (string, error) {
 	return kubectlWith(kubeconfig, stdin, args...)
 }
 
-func kubectlWith(kc string, stdin []byte, args ...string) (string, error) {
+// kubectlSplit runs the bundled kubectl with a kubeconfig and returns stdout and stderr
+// separately (kubectl prints admission warnings on stderr, also when the command succeeds).
+func kubectlSplit(kc string, stdin []byte, args ...string) (string, string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(testenvDir, "kubectl"), args...)
@@ -250,10 +252,16 @@ func kubectlWith(kc string, stdin []byte, args ...string) (string, error) {
 	}
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		return out.String() + errb.String(), fmt.Errorf("kubectl %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(errb.String()))
+	err := cmd.Run()
+	return out.String(), errb.String(), err
+}
+
+func kubectlWith(kc string, stdin []byte, args ...string) (string, error) {
+	out, errb, err := kubectlSplit(kc, stdin, args...)
+	if err != nil {
+		return out + errb, fmt.Errorf("kubectl %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(errb))
 	}
-	return out.String(), nil
+	return out, nil
 }
 
 func kubectl(t *testing.T, args ...string) (string, error) {

@@ -1,8 +1,6 @@
 package controllertests
 
 import (
-	"bytes"
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -18,7 +16,6 @@ import (
 	"math/big"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -101,17 +98,7 @@ func waitWebhookCalled(t *testing.T, c *controller) {
 // admission warnings on stderr, also when the command succeeds).
 func kubectlStdin(t *testing.T, stdin []byte, args ...string) (string, string, error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(testenvDir, "kubectl"), args...)
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig, "KPC_TESTENV_STATE="+stateDir)
-	if stdin != nil {
-		cmd.Stdin = bytes.NewReader(stdin)
-	}
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	return out.String(), errb.String(), err
+	return kubectlSplit(kubeconfig, stdin, args...)
 }
 
 const invalidTemplate = `apiVersion: kubeletpolicy.io/v1alpha1
