@@ -471,3 +471,32 @@ func TestRemediationConflict(t *testing.T) {
 		t.Errorf("conflicting policies created Jobs: %+v", jobs)
 	}
 }
+
+// A kubelet flag that overrides the field and that the agent cannot rewrite safely (the wanted
+// value would need quoting in the systemd drop-in) ends the node's remediation as Blocked with
+// reason FlagOverride: a RemediationBlocked Event, no retry, and no failure counted.
+func TestRemediationFlagOverrideBlocked(t *testing.T) {
+	requireConfigz(t, "rem-blocked", "resolvConf", "/etc/resolv.conf")
+	c := startController(t, "blocked", remediationFlags()...)
+	waitLeader(t, c, 60*time.Second)
+	name := uniqueName("rem-blocked")
+	rule := "    - id: resolv-conf\n      config: {path: resolvConf, operator: Equals, value: /run/kpc dns/resolv.conf}\n      remediation: {value: /run/kpc dns/resolv.conf}\n"
+	applyPolicy(t, name, enforcePolicy(name, "blocked", "    maxUnavailable: 1\n    failureThreshold: 1\n    timeout: 1m\n", rule))
+	waitStatus(t, name, 2*time.Minute, want{selected: 1, nonCompliant: 1, compliantCond: "False",
+		nodes:   map[string]wantNode{"rem-blocked": {"Blocked", []string{"resolv-conf"}}},
+		failing: map[string]int{"resolv-conf": 1}})
+	p, _ := getPolicy(t, name)
+	if msg := p.node("rem-blocked").Message; !strings.Contains(msg, "FlagOverride") {
+		t.Errorf("message %q does not say FlagOverride", msg)
+	}
+	// Blocked is not a failure: with failureThreshold 1 the rollout would otherwise stall.
+	if s := p.condition("Stalled"); s.Status != "False" {
+		t.Errorf("Stalled=%s (%s: %s), want False", s.Status, s.Reason, s.Message)
+	}
+	waitEvents(t, name, "rem-blocked", "RemediationBlocked", 1, 30*time.Second)
+	time.Sleep(10 * time.Second)
+	if jobs := policyJobs(t, name); len(jobs) != 1 {
+		t.Errorf("%d Jobs, want 1 (a blocked node is not retried): %+v", len(jobs), jobs)
+	}
+	requireConfigz(t, "rem-blocked", "resolvConf", "/etc/resolv.conf")
+}
