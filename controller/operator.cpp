@@ -233,25 +233,11 @@ void Operator::EnqueuePoliciesSelecting(const NodeInfo& node) {
   }
 }
 
-std::shared_ptr<const policy::PolicyParseResult> Operator::Parsed(const json& obj) const {
-  const std::string name = NameOf(obj);
-  const std::string rv = obj.contains("metadata") ? obj["metadata"].value("resourceVersion", "") : "";
-  std::lock_guard<std::mutex> l(parsed_mu_);
-  auto it = parsed_.find(name);
-  if (it != parsed_.end() && !rv.empty() && it->second.first == rv) return it->second.second;
-  auto r = std::make_shared<const policy::PolicyParseResult>(policy::ParsePolicy(obj));
-  parsed_[name] = {rv, r};
-  return r;
-}
-
 void Operator::OnPolicyChange(const json* old_obj, const json* new_obj) {
   const json& any = new_obj ? *new_obj : *old_obj;
   std::string name = NameOf(any);
   if (name.empty()) return;
-  if (!new_obj) {
-    std::lock_guard<std::mutex> l(parsed_mu_);
-    parsed_.erase(name);
-  }
+  if (!new_obj) parse_cache_.Forget(name);
   queue_.Add(name);
   bool generation_changed = !old_obj || !new_obj || GenerationOf(*old_obj) != GenerationOf(*new_obj);
   if (!generation_changed) return;
@@ -260,11 +246,13 @@ void Operator::OnPolicyChange(const json* old_obj, const json* new_obj) {
     // A new policy, or a new generation of one: re-check the nodes it selects now.
     auto r = Parsed(*new_obj);
     if (r->policy && !r->policy->suspend) {
+      const bool audit = HasFileRules(*r->policy);
       for (const auto& n : nodes_->List()) {
         NodeInfo info = NodeInfoFromJson(n);
-        if (r->policy->node_selector.Matches(info.labels)) scheduler_->Trigger(info.name);
+        if (!r->policy->node_selector.Matches(info.labels)) continue;
+        scheduler_->Trigger(info.name);
+        if (audit) auditor_->Trigger(info.name);
       }
-      if (HasFileRules(*r->policy)) TriggerAudits(*r->policy);
     }
   }
 }
@@ -547,9 +535,7 @@ void Operator::EmitTransitions(const policy::KubeletPolicy& policy, const json& 
       default:
         continue;
     }
-    msg = Truncate(msg, 1024);
-    events_.Record(policy_ref, type, reason, msg);
-    events_.Record(node_ref, type, reason, msg);
+    RecordAboutNode(policy_ref, node_ref, type, reason, msg);
   }
   mem.states = std::move(next);
 }
@@ -579,6 +565,13 @@ void Operator::RemovePolicyMetrics(const std::string& name, PolicyMemory& mem) {
   for (const auto& id : mem.rule_ids) rule_gauge_.Remove({name, id});
 }
 
+void Operator::RecordAboutNode(const kube::ObjectRef& policy, const kube::ObjectRef& node, const std::string& type,
+                               const std::string& reason, const std::string& message) {
+  const std::string msg = Truncate(message, 1024);
+  events_.Record(policy, type, reason, msg);
+  events_.Record(node, type, reason, msg);
+}
+
 // ---- file audits and remediation -------------------------------------------------------------
 
 policy::NodeFacts Operator::FactsFor(const NodeInfo& node, uint64_t* version) const {
@@ -592,13 +585,6 @@ policy::NodeFacts Operator::FactsFor(const NodeInfo& node, uint64_t* version) co
   MergeAuditFacts(it->second.result, facts);
   *version = it->second.version;
   return facts;
-}
-
-void Operator::TriggerAudits(const policy::KubeletPolicy& policy) {
-  for (const auto& n : nodes_->List()) {
-    NodeInfo info = NodeInfoFromJson(n);
-    if (policy.node_selector.Matches(info.labels)) auditor_->Trigger(info.name);
-  }
 }
 
 void Operator::EnsureAudit(const std::string& node) {
@@ -643,11 +629,8 @@ void Operator::OnPod(const json& pod) {
   std::string job = LabelOf(pod, "batch.kubernetes.io/job-name");
   if (job.empty()) job = LabelOf(pod, "job-name");
   if (node.empty()) return;
-  const json& md = pod["metadata"];
-  const std::string uid = md.value("uid", "");
-  const int64_t created = md.contains("creationTimestamp") && md["creationTimestamp"].is_string()
-                              ? policy::ParseRfc3339(md["creationTimestamp"].get<std::string>()).value_or(0)
-                              : 0;
+  const std::string uid = pod["metadata"].value("uid", "");
+  const int64_t created = CreationUnix(pod);
   bool changed = false;
   {
     std::lock_guard<std::mutex> l(results_mu_);
@@ -775,11 +758,12 @@ void Operator::Remediate(const policy::KubeletPolicy& policy, const json& obj, P
     if (j->succeeded && j->verification == "Succeeded") consecutive = 0;
     else if ((j->failed && !blocked(*j)) || (j->succeeded && j->verification == "Failed")) ++consecutive;
   }
-  json prev_stalled = FindCondition(obj.contains("status") ? obj["status"] : json(), "Stalled");
-  bool stalled = enforce && ((prev_stalled.is_object() && prev_stalled.value("status", "") == "True" &&
-                              prev_stalled.value("reason", "") == "RolloutStalled" &&
-                              prev_stalled.value("observedGeneration", int64_t{-1}) == policy.generation) ||
-                             consecutive >= policy.remediation.failure_threshold);
+  // A stalled rollout stays stalled until the spec changes (status carries it across restarts).
+  const json prev_stalled = FindCondition(obj.contains("status") ? obj["status"] : json(), "Stalled");
+  const bool was_stalled = prev_stalled.is_object() && prev_stalled.value("status", "") == "True" &&
+                           prev_stalled.value("reason", "") == "RolloutStalled" &&
+                           prev_stalled.value("observedGeneration", int64_t{-1}) == policy.generation;
+  bool stalled = enforce && (was_stalled || consecutive >= policy.remediation.failure_threshold);
 
   auto conflicting = ConflictingPolicies(policy);
   struct Candidate {
@@ -817,11 +801,8 @@ void Operator::Remediate(const policy::KubeletPolicy& policy, const json& obj, P
     if (nr.state == NodeState::kPending || nr.state == NodeState::kUnknown) continue;
     auto ev = mem.evaluations.find(nr.node);
     if (ev == mem.evaluations.end()) continue;
-    policy::NodeFacts facts;
-    uint64_t facts_version = 0;
     auto info = infos.find(nr.node);
-    if (info != infos.end()) facts = FactsFor(info->second, &facts_version);
-    RemediationPlan plan = PlanRemediation(policy, ev->second.evaluation, facts);
+    RemediationPlan plan = PlanRemediation(policy, ev->second.evaluation);
 
     // Verification of a Job that succeeded: a /configz check after it, with the node Ready.
     if (enforce && latest && latest->succeeded && latest->verification.empty() &&
@@ -853,8 +834,7 @@ void Operator::Remediate(const policy::KubeletPolicy& policy, const json& obj, P
         consecutive = 0;
         std::string msg = "node " + nr.node + " remediated for " + policy.name + " and verified through /configz: " +
                           latest->plan;
-        events_.Record(policy_ref, "Normal", "RemediationSucceeded", Truncate(msg, 1024));
-        events_.Record(node_ref(nr.node), "Normal", "RemediationSucceeded", Truncate(msg, 1024));
+        RecordAboutNode(policy_ref, node_ref(nr.node), "Normal", "RemediationSucceeded", msg);
         nr.remediation = remediation_json(*latest, "Succeeded");
         continue;  // the node's own verdict stands (compliant, or failing rules nothing can fix)
       }
@@ -890,7 +870,7 @@ void Operator::Remediate(const policy::KubeletPolicy& policy, const json& obj, P
       nr.message = Truncate(plan.Describe(), 1024);
       continue;
     }
-    if (HasFileRules(policy) && facts_version == 0) {
+    if (HasFileRules(policy) && ev->second.facts_version == 0) {
       // One Job with the whole plan (one kubelet restart), not one before and one after the audit.
       nr.message = "waiting for the node's first file audit before remediating: " + nr.message;
       ++waiting_for_audit;
@@ -939,10 +919,7 @@ void Operator::Remediate(const policy::KubeletPolicy& policy, const json& obj, P
                          " consecutive failed node remediations (failureThreshold " +
                          std::to_string(policy.remediation.failure_threshold) +
                          "); no new Jobs are created until the spec changes";
-    if (!(prev_stalled.is_object() && prev_stalled.value("status", "") == "True" &&
-          prev_stalled.value("observedGeneration", int64_t{-1}) == policy.generation)) {
-      events_.Record(policy_ref, "Warning", "RolloutStalled", *in.rollout_stalled);
-    }
+    if (!was_stalled) events_.Record(policy_ref, "Warning", "RolloutStalled", *in.rollout_stalled);
     return;
   }
   int started = 0;
@@ -971,8 +948,7 @@ void Operator::Remediate(const policy::KubeletPolicy& policy, const json& obj, P
       jobs_created_.WithLabels({"remediate"}).Inc();
       std::string msg = "remediation Job " + options_.remediation.job_namespace + "/" + c.name + " started on node " +
                         c.nr->node + " for " + policy.name + ": " + c.plan;
-      events_.Record(policy_ref, "Normal", "RemediationStarted", Truncate(msg, 1024));
-      events_.Record(node_ref(c.nr->node), "Normal", "RemediationStarted", Truncate(msg, 1024));
+      RecordAboutNode(policy_ref, node_ref(c.nr->node), "Normal", "RemediationStarted", msg);
     }
   }
   const int waiting = static_cast<int>(candidates.size()) - started + waiting_for_audit;

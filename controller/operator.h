@@ -28,6 +28,7 @@
 #include "kube/events.h"
 #include "kube/informer.h"
 #include "policy/model.h"
+#include "policy/parse_cache.h"
 
 namespace kpc::controller {
 
@@ -60,6 +61,8 @@ class Operator {
   // The KubeletPolicies in the informer cache (every replica; e.g. for the admission webhook's
   // conflict check). Empty until the cache has synced.
   std::vector<nlohmann::json> CachedPolicies() const;
+  // The parse of each policy, shared with the admission webhook's conflict check.
+  policy::PolicyParseCache& ParseCache() { return parse_cache_; }
 
  private:
   struct PolicyMemory {
@@ -107,12 +110,17 @@ class Operator {
   std::vector<policy::KubeletPolicy> ValidPolicies() const;
   // ParsePolicy of a cached object, memoized by resourceVersion (node events and audits ask for
   // every policy; parsing each time would dominate large fleets).
-  std::shared_ptr<const policy::PolicyParseResult> Parsed(const nlohmann::json& obj) const;
+  std::shared_ptr<const policy::PolicyParseResult> Parsed(const nlohmann::json& obj) const {
+    return parse_cache_.Parse(obj);
+  }
   void EnqueuePoliciesSelecting(const NodeInfo& node);
   Status WriteStatus(const std::string& name, nlohmann::json obj, const StatusInput& in,
                      int64_t refresh_seconds);
   void EmitTransitions(const policy::KubeletPolicy& policy, const nlohmann::json& obj, PolicyMemory& mem,
                        const std::vector<NodeResult>& results, const std::map<std::string, std::string>& uids);
+  // An Event about one node of a policy: recorded on the policy and on the Node.
+  void RecordAboutNode(const kube::ObjectRef& policy, const kube::ObjectRef& node, const std::string& type,
+                       const std::string& reason, const std::string& message);
   void UpdatePolicyMetrics(const std::string& name, const StatusInput& in, PolicyMemory& mem);
   void RemovePolicyMetrics(const std::string& name, PolicyMemory& mem);
   void Worker(const std::function<bool()>& stop);
@@ -125,7 +133,6 @@ class Operator {
                  StatusInput& in, const std::map<std::string, NodeInfo>& infos);
   std::vector<std::pair<policy::KubeletPolicy, std::vector<std::string>>> ConflictingPolicies(
       const policy::KubeletPolicy& policy) const;
-  void TriggerAudits(const policy::KubeletPolicy& policy);
 
   kube::Client& client_;
   kube::EventRecorder& events_;
@@ -143,8 +150,7 @@ class Operator {
   std::map<std::string, AuditRecord> audits_;                          // node -> latest audit
   std::map<std::string, StatusOr<agent::AgentResult>> job_results_;    // remediation Job -> result
   uint64_t audit_version_ = 0;
-  mutable std::mutex parsed_mu_;
-  mutable std::map<std::string, std::pair<std::string, std::shared_ptr<const policy::PolicyParseResult>>> parsed_;
+  mutable policy::PolicyParseCache parse_cache_;
   mutable std::mutex mem_mu_;
   std::map<std::string, PolicyMemory> memory_;
 

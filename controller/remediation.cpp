@@ -99,6 +99,10 @@ json KeepForCache(const json& obj, const char* api_version, const char* kind,
 
 }  // namespace
 
+int64_t CreationUnix(const json& obj) {
+  return obj.is_object() && obj.contains("metadata") ? TimeOf(obj["metadata"], "creationTimestamp") : 0;
+}
+
 std::string LabelOf(const json& obj, const char* key) { return MetadataMapValue(obj, "labels", key); }
 std::string AnnotationOf(const json& obj, const char* key) { return MetadataMapValue(obj, "annotations", key); }
 
@@ -120,9 +124,7 @@ std::string RemediationPlan::Describe() const {
   return out;
 }
 
-RemediationPlan PlanRemediation(const policy::KubeletPolicy& policy, const policy::NodeEvaluation& evaluation,
-                                const policy::NodeFacts& facts) {
-  (void)facts;
+RemediationPlan PlanRemediation(const policy::KubeletPolicy& policy, const policy::NodeEvaluation& evaluation) {
   RemediationPlan plan;
   for (const auto& ev : evaluation.rules) {
     if (ev.result != policy::RuleResult::kFail) continue;
@@ -334,7 +336,7 @@ std::optional<JobView> JobViewFromJson(const json& job) {
   if (!gen.empty() && std::all_of(gen.begin(), gen.end(), ::isdigit) && gen.size() < 18) v.generation = std::stoll(gen);
   v.plan = AnnotationOf(job, kPlanAnnotation);
   v.verification = AnnotationOf(job, kVerificationAnnotation);
-  v.created_unix = TimeOf(md, "creationTimestamp");
+  v.created_unix = CreationUnix(job);
   const json status = job.contains("status") && job["status"].is_object() ? job["status"] : json::object();
   if (status.contains("conditions") && status["conditions"].is_array()) {
     for (const auto& c : status["conditions"]) {

@@ -75,10 +75,9 @@ struct RemediationPlan {
   std::string Describe() const;  // "set streamingConnectionIdleTimeout 0s -> 4h0m0s; chmod ..."
 };
 
-// The plan for one node from its evaluation (rules in policy order) and the audit's resolved
-// file targets.
-RemediationPlan PlanRemediation(const policy::KubeletPolicy& policy, const policy::NodeEvaluation& evaluation,
-                                const policy::NodeFacts& facts);
+// The plan for one node from its evaluation (rules in policy order; file rules carry the path
+// the audit resolved in their observed value).
+RemediationPlan PlanRemediation(const policy::KubeletPolicy& policy, const policy::NodeEvaluation& evaluation);
 
 // `agent remediate ...` arguments (after the program name), with every `$` from user input
 // doubled so that the kubelet's $(VAR) expansion gives the agent the text literally.
@@ -132,6 +131,8 @@ std::optional<StatusOr<agent::AgentResult>> AgentResultFromPod(const nlohmann::j
 // Audit results → facts for evaluating file rules.
 void MergeAuditFacts(const agent::AgentResult& result, policy::NodeFacts& facts);
 
+// metadata.creationTimestamp of any object in Unix seconds (0 when absent or malformed).
+int64_t CreationUnix(const nlohmann::json& obj);
 // metadata.labels[key] / metadata.annotations[key] of any object ("" when absent).
 std::string LabelOf(const nlohmann::json& obj, const char* key);
 std::string AnnotationOf(const nlohmann::json& obj, const char* key);

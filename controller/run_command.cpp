@@ -403,7 +403,8 @@ int RunOperator(const std::vector<std::string>& args) {
       ro.url_base = "https://127.0.0.1:" + port;
       ro.settings.hosts = {"127.0.0.1", "localhost"};
     }
-    conflicts = std::make_unique<webhooks::CachedConflictChecker>([&op] { return op.CachedPolicies(); });
+    conflicts = std::make_unique<webhooks::CachedConflictChecker>([&op] { return op.CachedPolicies(); },
+                                                             op.ParseCache());
     webhook_server = std::make_unique<webhooks::WebhookServer>(wo, metrics, conflicts.get());
     webhooks::PairSource source;
     if (f.webhook_cert_mode == "cert-manager") {

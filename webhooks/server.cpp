@@ -203,31 +203,17 @@ void CertReloader::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-CachedConflictChecker::CachedConflictChecker(std::function<std::vector<nlohmann::json>()> list)
-    : list_(std::move(list)) {}
+CachedConflictChecker::CachedConflictChecker(std::function<std::vector<nlohmann::json>()> list,
+                                             kpc::policy::PolicyParseCache& parses)
+    : list_(std::move(list)), parses_(parses) {}
 
 std::vector<std::string> CachedConflictChecker::Conflicts(
     const kpc::policy::KubeletPolicy& p) const {
-  std::vector<nlohmann::json> objects = list_();
   std::vector<kpc::policy::KubeletPolicy> others;
-  std::lock_guard<std::mutex> lock(mu_);
-  std::map<std::string, Entry> fresh;
-  for (const auto& obj : objects) {
-    const auto& md = obj.value("metadata", nlohmann::json::object());
-    std::string name = md.value("name", "");
-    std::string rv = md.value("resourceVersion", "");
-    auto it = cache_.find(name);
-    Entry e;
-    if (it != cache_.end() && it->second.resource_version == rv) {
-      e = std::move(it->second);
-    } else {
-      e.resource_version = rv;
-      e.policy = kpc::policy::ParsePolicy(obj).policy;
-    }
-    if (e.policy) others.push_back(*e.policy);
-    fresh[name] = std::move(e);
+  for (const auto& obj : list_()) {
+    auto parsed = parses_.Parse(obj);
+    if (parsed->policy) others.push_back(*parsed->policy);
   }
-  cache_ = std::move(fresh);
   return FindRemediationConflicts(p, others);
 }
 

@@ -21,6 +21,7 @@
 
 #include "controller/metrics.h"
 #include "net/http.h"
+#include "policy/parse_cache.h"
 #include "policy/status.h"
 #include "webhooks/admission.h"
 #include "webhooks/certs.h"
@@ -96,21 +97,17 @@ class CertReloader {
   std::string last_error_;
 };
 
-// ConflictChecker over a list of KubeletPolicy objects (the informer cache). Parses each
-// object once per resourceVersion.
+// ConflictChecker over a list of KubeletPolicy objects (the informer cache). Objects are parsed
+// through `parses` (the operator's, so each policy is parsed once per resourceVersion in the
+// whole process); invalid ones are skipped.
 class CachedConflictChecker final : public ConflictChecker {
  public:
-  explicit CachedConflictChecker(std::function<std::vector<nlohmann::json>()> list);
+  CachedConflictChecker(std::function<std::vector<nlohmann::json>()> list, kpc::policy::PolicyParseCache& parses);
   std::vector<std::string> Conflicts(const kpc::policy::KubeletPolicy& p) const override;
 
  private:
   std::function<std::vector<nlohmann::json>()> list_;
-  mutable std::mutex mu_;
-  struct Entry {
-    std::string resource_version;
-    std::optional<kpc::policy::KubeletPolicy> policy;
-  };
-  mutable std::map<std::string, Entry> cache_;
+  kpc::policy::PolicyParseCache& parses_;
 };
 
 }  // namespace kpc::webhooks

@@ -60,7 +60,7 @@ TEST(RemediationPlanTest, PlansEveryFailingRemediableRuleAndListsTheOthers) {
   pol::NodeFacts facts;
   auto ev = FailingEverything(p, &facts);
   ASSERT_EQ(ev.FailedRules(), (std::vector<std::string>{"stream", "qps", "authz", "kubeconfig-perms"}));
-  RemediationPlan plan = PlanRemediation(p, ev, facts);
+  RemediationPlan plan = PlanRemediation(p, ev);
   ASSERT_EQ(plan.changes.size(), 2u);
   EXPECT_EQ(plan.changes[0].field, "streamingConnectionIdleTimeout");
   EXPECT_EQ(plan.changes[0].from, "0s");
@@ -87,7 +87,7 @@ TEST(RemediationPlanTest, ModeKeepsTheBitsInsideMaxModeAndSkipsWhatIsAlreadyRigh
   f.group = "adm";
   facts.files["/etc/kubernetes/x.conf"] = f;
   auto ev = pol::EvaluateNode(p, facts, pol::EffectiveConfig{}, 0);
-  RemediationPlan plan = PlanRemediation(p, ev, facts);
+  RemediationPlan plan = PlanRemediation(p, ev);
   ASSERT_EQ(plan.changes.size(), 1u);
   EXPECT_EQ(plan.changes[0].mode, "0600");
   EXPECT_EQ(plan.changes[0].owner, "");
@@ -100,7 +100,7 @@ TEST(RemediationPlanTest, MissingFileThatMustExistIsNotRemediable) {
   facts.files["/etc/kubernetes/x.conf"] = pol::FileFacts{};
   auto ev = pol::EvaluateNode(p, facts, pol::EffectiveConfig{}, 0);
   ASSERT_EQ(ev.FailedRules(), std::vector<std::string>{"f"});
-  RemediationPlan plan = PlanRemediation(p, ev, facts);
+  RemediationPlan plan = PlanRemediation(p, ev);
   EXPECT_TRUE(plan.empty());
   EXPECT_EQ(plan.not_remediable, std::vector<std::string>{"f (file does not exist)"});
 }
@@ -111,7 +111,7 @@ TEST(RemediationArgsTest, ArgvCarriesTheChangesAndTheRestartCommand) {
   auto ev = FailingEverything(p, &facts);
   RemediationOptions opts;
   opts.restart_command = {"/state/bin/testenv", "restart-kubelet", "--host-root", "/host"};
-  auto args = RemediateArgs(p, PlanRemediation(p, ev, facts), opts);
+  auto args = RemediateArgs(p, PlanRemediation(p, ev), opts);
   EXPECT_EQ(args, (std::vector<std::string>{"agent", "remediate", "--host-root", "/host", "--set",
                                             "streamingConnectionIdleTimeout=4h0m0s", "--file-mode",
                                             "/etc/kubernetes/kubelet.conf=0600", "--file-owner",
@@ -123,7 +123,7 @@ TEST(RemediationArgsTest, NoRestartForFileOnlyPlansOrWhenDisabled) {
   auto p = Policy(json::parse(R"({"remediation": {"restartKubelet": false}})"));
   pol::NodeFacts facts;
   auto ev = FailingEverything(p, &facts);
-  auto args = RemediateArgs(p, PlanRemediation(p, ev, facts), RemediationOptions{});
+  auto args = RemediateArgs(p, PlanRemediation(p, ev), RemediationOptions{});
   EXPECT_EQ(args.back(), "--no-restart");
 }
 
@@ -134,7 +134,7 @@ TEST(RemediationArgsTest, ValuesReachTheAgentLiterally) {
       {"id": "b", "config": {"path": "staticPodURL", "operator": "Equals", "value": "true"},
        "remediation": {"value": "true"}}]})"));
   auto ev = pol::EvaluateNode(p, {}, *pol::EffectiveConfigFromConfigz(R"({"kubeletconfig": {}})"), 0);
-  auto args = RemediateArgs(p, PlanRemediation(p, ev, {}), RemediationOptions{});
+  auto args = RemediateArgs(p, PlanRemediation(p, ev), RemediationOptions{});
   // Kubernetes expands $(VAR) and turns $$ into $ in args: every $ is doubled.
   EXPECT_EQ(args[5], "providerID=$$(HOME); rm -rf / `x` $$$$");
   // A string that looks like JSON is passed as a JSON string, so the agent keeps it a string.

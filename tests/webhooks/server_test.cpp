@@ -366,10 +366,13 @@ TEST(CachedConflictCheckerTest, FindsConflictsWithCachedPoliciesAndSkipsInvalidO
   other["metadata"]["resourceVersion"] = "1";
   json invalid = Policy("invalid", json::array());
   int lists = 0;
-  CachedConflictChecker checker([&] {
-    ++lists;
-    return std::vector<json>{other, invalid};
-  });
+  kpc::policy::PolicyParseCache parses;
+  CachedConflictChecker checker(
+      [&] {
+        ++lists;
+        return std::vector<json>{other, invalid};
+      },
+      parses);
   auto candidate = kpc::policy::ParsePolicy(Policy("mine", json::array({rule})));
   ASSERT_TRUE(candidate.policy) << (candidate.errors.empty() ? ""
                                                              : candidate.errors[0].field + ": " +
