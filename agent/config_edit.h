@@ -20,7 +20,7 @@
 #include <string_view>
 
 #include "policy/field_path.h"
-#include "policy/status.h"
+#include "base/status.h"
 #include "policy/value_type.h"
 
 namespace kpc::agent {

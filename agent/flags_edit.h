@@ -15,7 +15,7 @@
 
 #include "policy/catalog.h"
 #include "policy/effective_config.h"
-#include "policy/status.h"
+#include "base/status.h"
 
 namespace kpc::agent {
 

@@ -15,7 +15,7 @@
 #include <string_view>
 
 #include "policy/evaluate.h"
-#include "policy/status.h"
+#include "base/status.h"
 
 namespace kpc::agent {
 

@@ -42,7 +42,7 @@
 #include <nlohmann/json.hpp>
 
 #include "policy/evaluate.h"
-#include "policy/status.h"
+#include "base/status.h"
 
 namespace kpc::agent {
 

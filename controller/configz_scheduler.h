@@ -18,7 +18,7 @@
 #include <thread>
 #include <vector>
 
-#include "controller/clock.h"
+#include "base/clock.h"
 
 namespace kpc::controller {
 

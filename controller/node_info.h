@@ -13,7 +13,7 @@
 
 #include "kube/client.h"
 #include "policy/effective_config.h"
-#include "policy/status.h"
+#include "base/status.h"
 
 namespace kpc::controller {
 

@@ -8,7 +8,7 @@
 
 #include "policy/evaluate.h"
 #include "policy/units.h"
-#include "webhooks/admission.h"
+#include "policy/conflicts.h"
 
 namespace kpc::controller {
 
@@ -686,7 +686,7 @@ std::vector<std::pair<policy::KubeletPolicy, std::vector<std::string>>> Operator
   std::vector<std::pair<policy::KubeletPolicy, std::vector<std::string>>> out;
   for (auto& other : ValidPolicies()) {
     if (other.name == policy.name || other.enforcement == policy::Enforcement::kAudit) continue;
-    auto conflicts = webhooks::FindRemediationConflicts(policy, {other});
+    auto conflicts = policy::FindRemediationConflicts(policy, {other});
     if (!conflicts.empty()) out.emplace_back(std::move(other), std::move(conflicts));
   }
   return out;

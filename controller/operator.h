@@ -17,9 +17,9 @@
 #include <thread>
 #include <vector>
 
-#include "controller/clock.h"
+#include "base/clock.h"
 #include "controller/configz_scheduler.h"
-#include "controller/metrics.h"
+#include "base/metrics.h"
 #include "controller/node_info.h"
 #include "controller/policy_status.h"
 #include "controller/remediation.h"

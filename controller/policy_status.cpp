@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "controller/clock.h"
+#include "base/clock.h"
 #include "policy/units.h"
 
 namespace kpc::controller {

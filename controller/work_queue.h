@@ -16,7 +16,7 @@
 #include <set>
 #include <string>
 
-#include "controller/clock.h"
+#include "base/clock.h"
 
 namespace kpc::controller {
 

@@ -15,7 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "net/http.h"
-#include "policy/status.h"
+#include "base/status.h"
 
 namespace kpc::kube {
 

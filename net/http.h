@@ -10,7 +10,7 @@
 #include <optional>
 #include <string>
 
-#include "policy/status.h"
+#include "base/status.h"
 
 namespace kpc::net {
 

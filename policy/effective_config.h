@@ -16,7 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "policy/status.h"
+#include "base/status.h"
 
 namespace kpc::policy {
 

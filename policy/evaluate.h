@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "policy/compare.h"
 #include "policy/effective_config.h"
 #include "policy/model.h"
 
@@ -19,21 +20,6 @@ namespace kpc::policy {
 
 enum class RuleResult { kPass, kFail, kExempt, kNotApplicable, kError };
 std::string_view RuleResultName(RuleResult r);  // "Pass", "Fail", ...
-
-// Compares `observed` with `want` under `op`, typed by `type` (kUnknown: by the JSON types).
-// `observed` null means "not set". Returns an error message when the values cannot be
-// compared (e.g. observed "abc" for a duration field); otherwise the verdict.
-struct Comparison {
-  bool ok = true;       // false: could not compare; see error
-  bool matches = false;
-  std::string error;
-};
-Comparison Compare(Operator op, ValueType type, const nlohmann::json& observed,
-                   const nlohmann::json& want);
-
-// Whether `v` is a valid value of `type` (e.g. "5m" for a duration, a number for an int).
-// Returns an empty string when valid, else what is wrong.
-std::string ValueTypeProblem(ValueType type, const nlohmann::json& v);
 
 // What an agent found about one file on a node.
 struct FileFacts {
@@ -81,8 +67,5 @@ RuleEvaluation EvaluateConfigRule(const Rule& rule, const EffectiveConfig& confi
 // Evaluates every rule of `policy` for one node. `now_unix` decides whether exceptions expired.
 NodeEvaluation EvaluateNode(const KubeletPolicy& policy, const NodeFacts& node,
                             const EffectiveConfig& config, int64_t now_unix);
-
-// Human-readable JSON value: strings bare, others as JSON.
-std::string DisplayValue(const nlohmann::json& v);
 
 }  // namespace kpc::policy

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <regex>
 
-#include "policy/model.h"
+#include "policy/field_issue.h"
 
 namespace kpc::policy {
 

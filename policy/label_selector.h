@@ -8,9 +8,9 @@
 
 #include <nlohmann/json.hpp>
 
-namespace kpc::policy {
+#include "policy/field_issue.h"
 
-struct FieldIssue;  // model.h
+namespace kpc::policy {
 
 struct LabelSelectorRequirement {
   std::string key;

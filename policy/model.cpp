@@ -6,7 +6,7 @@
 #include <set>
 
 #include "policy/catalog.h"
-#include "policy/evaluate.h"
+#include "policy/compare.h"
 #include "policy/units.h"
 #include "policy/yaml_json.h"
 
@@ -415,36 +415,6 @@ std::string_view SeverityName(Severity s) {
   return "Medium";
 }
 
-namespace {
-constexpr std::pair<Operator, std::string_view> kOperators[] = {
-    {Operator::kEquals, "Equals"},
-    {Operator::kNotEquals, "NotEquals"},
-    {Operator::kIn, "In"},
-    {Operator::kNotIn, "NotIn"},
-    {Operator::kGreaterThan, "GreaterThan"},
-    {Operator::kGreaterThanOrEqual, "GreaterThanOrEqual"},
-    {Operator::kLessThan, "LessThan"},
-    {Operator::kLessThanOrEqual, "LessThanOrEqual"},
-    {Operator::kExists, "Exists"},
-    {Operator::kNotExists, "NotExists"},
-    {Operator::kNotEmpty, "NotEmpty"},
-};
-}  // namespace
-
-std::string_view OperatorName(Operator o) {
-  for (const auto& [op, name] : kOperators) {
-    if (op == o) return name;
-  }
-  return "Equals";
-}
-
-std::optional<Operator> ParseOperator(std::string_view s) {
-  for (const auto& [op, name] : kOperators) {
-    if (name == s) return op;
-  }
-  return std::nullopt;
-}
-
 std::string_view FileTargetName(FileTarget t) {
   switch (t) {
     case FileTarget::kKubeletConfigFile: return "KubeletConfigFile";
@@ -453,15 +423,6 @@ std::string_view FileTargetName(FileTarget t) {
     case FileTarget::kPath: return "Path";
   }
   return "Path";
-}
-
-bool IsOrderingOperator(Operator o) {
-  return o == Operator::kGreaterThan || o == Operator::kGreaterThanOrEqual ||
-         o == Operator::kLessThan || o == Operator::kLessThanOrEqual;
-}
-
-bool OperatorTakesValue(Operator o) {
-  return o != Operator::kExists && o != Operator::kNotExists && o != Operator::kNotEmpty;
 }
 
 int IntOrPercent::Resolve(int total) const {

@@ -13,9 +13,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include "policy/compare.h"
+#include "policy/field_issue.h"
 #include "policy/field_path.h"
 #include "policy/label_selector.h"
-#include "policy/status.h"
+#include "base/status.h"
 #include "policy/value_type.h"
 
 namespace kpc::policy {
@@ -23,28 +25,13 @@ namespace kpc::policy {
 inline constexpr std::string_view kApiVersion = "kubeletpolicy.io/v1alpha1";
 inline constexpr std::string_view kKind = "KubeletPolicy";
 
-// A problem with one field of an object.
-struct FieldIssue {
-  std::string field;    // "spec.rules[3].config.value"
-  std::string message;  // what is wrong and how to fix it
-  int line = 0;         // 1-based line in the source YAML, when known
-};
-
 enum class Enforcement { kAudit, kDryRun, kEnforce };
 enum class Severity { kCritical, kHigh, kMedium, kLow, kInfo };
-enum class Operator {
-  kEquals, kNotEquals, kIn, kNotIn, kGreaterThan, kGreaterThanOrEqual, kLessThan,
-  kLessThanOrEqual, kExists, kNotExists, kNotEmpty,
-};
 enum class FileTarget { kKubeletConfigFile, kKubeletKubeconfig, kKubeletServiceFile, kPath };
 
 std::string_view EnforcementName(Enforcement e);
 std::string_view SeverityName(Severity s);
-std::string_view OperatorName(Operator o);
 std::string_view FileTargetName(FileTarget t);
-std::optional<Operator> ParseOperator(std::string_view s);
-bool IsOrderingOperator(Operator o);
-bool OperatorTakesValue(Operator o);  // false for Exists, NotExists, NotEmpty
 
 struct ConfigCheck {
   std::string path_text;  // as written

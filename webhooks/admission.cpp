@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "policy/catalog.h"
+#include "policy/conflicts.h"
 #include "policy/evaluate.h"
 
 namespace kpc::webhooks {
@@ -278,34 +279,6 @@ AdmissionResult Guarded(F&& f) {
   }
 }
 
-// One requirement on one label key (matchLabels k=v is In {v}).
-struct Req {
-  std::string op;
-  std::set<std::string> values;
-};
-
-std::multimap<std::string, Req> Requirements(const pol::LabelSelector& s) {
-  std::multimap<std::string, Req> out;
-  for (const auto& [k, v] : s.match_labels) out.emplace(k, Req{"In", {v}});
-  for (const auto& e : s.match_expressions) {
-    out.emplace(e.key, Req{e.op, std::set<std::string>(e.values.begin(), e.values.end())});
-  }
-  return out;
-}
-
-bool Excludes(const Req& a, const Req& b) {
-  auto subset = [](const std::set<std::string>& x, const std::set<std::string>& y) {
-    return std::includes(y.begin(), y.end(), x.begin(), x.end());
-  };
-  if (a.op == "In" && b.op == "In") {
-    return std::none_of(a.values.begin(), a.values.end(), [&](const std::string& v) { return b.values.count(v) > 0; });
-  }
-  if (a.op == "In" && b.op == "NotIn") return subset(a.values, b.values);
-  if (a.op == "In" && b.op == "DoesNotExist") return true;
-  if (a.op == "Exists" && b.op == "DoesNotExist") return true;
-  return false;
-}
-
 }  // namespace
 
 AdmissionResult HandleValidate(std::string_view request_body, const ConflictChecker* conflicts) {
@@ -333,46 +306,6 @@ AdmissionResult HandleMutate(std::string_view request_body) {
     r.operation = pr.request()["operation"].get<std::string>();
     return r;
   });
-}
-
-bool SelectorsMayOverlap(const pol::LabelSelector& a, const pol::LabelSelector& b) {
-  auto ra = Requirements(a);
-  auto rb = Requirements(b);
-  for (const auto& [key, x] : ra) {
-    auto [lo, hi] = rb.equal_range(key);
-    for (auto it = lo; it != hi; ++it) {
-      if (Excludes(x, it->second) || Excludes(it->second, x)) return false;
-    }
-  }
-  return true;
-}
-
-std::vector<std::string> FindRemediationConflicts(const pol::KubeletPolicy& candidate,
-                                                  const std::vector<pol::KubeletPolicy>& others) {
-  std::vector<std::string> out;
-  for (const auto& other : others) {
-    if (other.name == candidate.name) continue;
-    if (!SelectorsMayOverlap(candidate.node_selector, other.node_selector)) continue;
-    for (size_t i = 0; i < candidate.rules.size(); ++i) {
-      const auto& r = candidate.rules[i];
-      if (!r.config || !r.remediation.value || !r.remediation.enabled) continue;
-      for (const auto& o : other.rules) {
-        if (!o.config || !o.remediation.value || !o.remediation.enabled) continue;
-        if (!(o.config->path == r.config->path)) continue;
-        pol::Comparison eq = pol::Compare(pol::Operator::kEquals, r.config->type, *o.remediation.value,
-                                          *r.remediation.value);
-        bool same = eq.ok ? eq.matches : *o.remediation.value == *r.remediation.value;
-        if (same) continue;
-        out.push_back("spec.rules[" + std::to_string(i) + "].remediation.value: rule \"" + r.id + "\" sets " +
-                      r.config->path.ToString() + " to " + pol::DisplayValue(*r.remediation.value) +
-                      ", but rule \"" + o.id + "\" of KubeletPolicy \"" + other.name + "\" sets it to " +
-                      pol::DisplayValue(*o.remediation.value) +
-                      " and the two node selectors may overlap: the policies would undo each other's "
-                      "remediation");
-      }
-    }
-  }
-  return out;
 }
 
 }  // namespace kpc::webhooks

@@ -75,20 +75,4 @@ AdmissionResult HandleValidate(std::string_view request_body,
 // /mutate-kubeletpolicy. Always admits well-formed reviews with no patch (see admission.cpp).
 AdmissionResult HandleMutate(std::string_view request_body);
 
-// Conflicts between `candidate` and `others`: both have a config rule with the same canonical
-// field path, remediation enabled and remediation values that differ (policy::Compare Equals
-// on the field's catalog type), on node selectors that may overlap (SelectorsMayOverlap).
-// Policies named like the candidate are skipped (that is the candidate's old version).
-// Enforcement mode is not considered: switching Audit to Enforce is a one-line change.
-std::vector<std::string> FindRemediationConflicts(
-    const kpc::policy::KubeletPolicy& candidate,
-    const std::vector<kpc::policy::KubeletPolicy>& others);
-
-// Conservative: true unless the two selectors clearly select disjoint nodes, i.e. for some
-// label key one requirement of `a` and one of `b` cannot both hold (matchLabels count as In
-// with one value): In/In with disjoint values, In vs a NotIn that excludes all of its values,
-// In vs DoesNotExist, Exists vs DoesNotExist.
-bool SelectorsMayOverlap(const kpc::policy::LabelSelector& a,
-                         const kpc::policy::LabelSelector& b);
-
 }  // namespace kpc::webhooks

@@ -31,7 +31,7 @@
 #include <vector>
 
 #include "kube/client.h"
-#include "policy/status.h"
+#include "base/status.h"
 #include "webhooks/certs.h"
 
 namespace kpc::webhooks {

@@ -12,7 +12,7 @@
 #include <string_view>
 #include <vector>
 
-#include "policy/status.h"
+#include "base/status.h"
 
 namespace kpc::webhooks {
 

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "policy/conflicts.h"
 #include "policy/model.h"
 #include "webhooks/cert_rotator.h"
 
@@ -36,7 +37,7 @@ std::string ReadFile(const std::string& path, bool* exists) {
 
 }  // namespace
 
-WebhookServer::WebhookServer(WebhookServerOptions options, controller::Registry& metrics,
+WebhookServer::WebhookServer(WebhookServerOptions options, Registry& metrics,
                              const ConflictChecker* conflicts)
     : options_(std::move(options)),
       conflicts_(conflicts),
@@ -214,7 +215,7 @@ std::vector<std::string> CachedConflictChecker::Conflicts(
     auto parsed = parses_.Parse(obj);
     if (parsed->policy) others.push_back(*parsed->policy);
   }
-  return FindRemediationConflicts(p, others);
+  return policy::FindRemediationConflicts(p, others);
 }
 
 }  // namespace kpc::webhooks

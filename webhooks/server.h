@@ -19,10 +19,10 @@
 #include <thread>
 #include <vector>
 
-#include "controller/metrics.h"
+#include "base/metrics.h"
 #include "net/http.h"
 #include "policy/parse_cache.h"
-#include "policy/status.h"
+#include "base/status.h"
 #include "webhooks/admission.h"
 #include "webhooks/certs.h"
 
@@ -39,7 +39,7 @@ struct WebhookServerOptions {
 class WebhookServer {
  public:
   // `conflicts` may be null; it must outlive the server.
-  WebhookServer(WebhookServerOptions options, controller::Registry& metrics,
+  WebhookServer(WebhookServerOptions options, Registry& metrics,
                 const ConflictChecker* conflicts);
   ~WebhookServer();
 
@@ -61,9 +61,9 @@ class WebhookServer {
 
   const WebhookServerOptions options_;
   const ConflictChecker* conflicts_;
-  controller::CounterFamily& requests_;
-  controller::HistogramFamily& latency_;
-  controller::CounterFamily& reloads_;
+  CounterFamily& requests_;
+  HistogramFamily& latency_;
+  CounterFamily& reloads_;
   mutable std::mutex mu_;
   std::unique_ptr<net::HttpServer> server_;
   std::string current_fingerprint_;

@@ -17,7 +17,7 @@
 #include <sstream>
 #include <thread>
 
-#include "controller/metrics.h"
+#include "base/metrics.h"
 #include "net/http.h"
 #include "webhooks/admission.h"
 #include "webhooks/certs.h"
@@ -45,7 +45,7 @@ int main(int argc, char** argv) {
   std::ofstream(dir + "/ca.crt") << ca->cert_pem;
   std::ofstream(dir + "/tls.crt") << leaf->cert_pem;
   std::ofstream(dir + "/tls.key") << leaf->key_pem;
-  kpc::controller::Registry metrics;
+  kpc::Registry metrics;
   kpc::webhooks::WebhookServerOptions opts;
   opts.address = "127.0.0.1:" + port;
   kpc::webhooks::WebhookServer server(opts, metrics, nullptr);

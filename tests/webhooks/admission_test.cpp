@@ -6,6 +6,7 @@
 #include <functional>
 #include <sstream>
 
+#include "policy/conflicts.h"
 #include "policy/yaml_json.h"
 
 namespace kpc::webhooks {
@@ -13,6 +14,7 @@ namespace {
 
 using nlohmann::json;
 namespace pol = kpc::policy;
+using pol::FindRemediationConflicts;  // policy/conflicts.h; also what the webhook warns with
 
 std::string ReadTestFile(const std::string& rel) {
   std::ifstream in(std::string(KPC_SOURCE_DIR) + "/" + rel);

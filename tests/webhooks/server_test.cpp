@@ -149,7 +149,7 @@ class WebhookServerTest : public ::testing::Test {
     ASSERT_TRUE(server_->Serving());
     port_ = server_->port();
   }
-  controller::Registry metrics_;
+  Registry metrics_;
   Pki pki_;
   std::unique_ptr<WebhookServer> server_;
   int port_ = 0;

@@ -1,4 +1,4 @@
-#include "controller/metrics.h"
+#include "base/metrics.h"
 
 #include <gtest/gtest.h>
 
@@ -13,7 +13,7 @@
 #include <thread>
 #include <vector>
 
-namespace kpc::controller {
+namespace kpc {
 namespace {
 
 std::vector<std::string> Lines(const std::string& text) {
@@ -388,4 +388,4 @@ TEST(MetricsTest, RenderedTextMatchesExpositionGrammar) {
 }
 
 }  // namespace
-}  // namespace kpc::controller
+}  // namespace kpc

@@ -20,7 +20,7 @@
 #include <string_view>
 #include <vector>
 
-namespace kpc::controller {
+namespace kpc {
 
 // The Content-Type of Registry::Render() output, for the /metrics handler.
 inline constexpr std::string_view kMetricsContentType = "text/plain; version=0.0.4; charset=utf-8";
@@ -186,4 +186,4 @@ class Registry {
 // so a counter reads 1500000 rather than 1.5e+06. +Inf, -Inf and NaN as the format spells them.
 std::string FormatMetricValue(double value);
 
-}  // namespace kpc::controller
+}  // namespace kpc

@@ -1,10 +1,10 @@
-#include "controller/logging.h"
+#include "base/logging.h"
 
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
-namespace kpc::controller {
+namespace kpc {
 namespace {
 
 // %* : the message, escaped for a JSON string.
@@ -56,4 +56,4 @@ Status SetUpLogging(const std::string& format, const std::string& level) {
   return Status::Ok();
 }
 
-}  // namespace kpc::controller
+}  // namespace kpc

@@ -1,4 +1,4 @@
-#include "controller/run_command.h"
+#include "cli/run_command.h"
 
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -11,9 +11,9 @@
 #include <sstream>
 #include <thread>
 
-#include "controller/clock.h"
-#include "controller/logging.h"
-#include "controller/metrics.h"
+#include "base/clock.h"
+#include "base/logging.h"
+#include "base/metrics.h"
 #include "controller/operator.h"
 #include "kube/client.h"
 #include "kube/events.h"
@@ -23,8 +23,11 @@
 #include "webhooks/cert_rotator.h"
 #include "webhooks/server.h"
 
-namespace kpc::controller {
+namespace kpc::cli {
 namespace {
+
+using controller::Operator;
+using controller::OperatorOptions;
 
 std::atomic<int> g_signal{0};
 void OnSignal(int sig) { g_signal = sig; }
@@ -507,4 +510,4 @@ int RunOperator(const std::vector<std::string>& args) {
   return 0;
 }
 
-}  // namespace kpc::controller
+}  // namespace kpc::cli

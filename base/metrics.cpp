@@ -1,4 +1,4 @@
-#include "controller/metrics.h"
+#include "base/metrics.h"
 
 #include <algorithm>
 #include <charconv>
@@ -7,7 +7,7 @@
 #include <stdexcept>
 #include <typeinfo>
 
-namespace kpc::controller {
+namespace kpc {
 namespace {
 
 bool IsMetricName(std::string_view s) {
@@ -345,4 +345,4 @@ std::string Registry::Render() const {
   return out;
 }
 
-}  // namespace kpc::controller
+}  // namespace kpc

@@ -7,7 +7,7 @@
 #include <mutex>
 #include <string>
 
-namespace kpc::controller {
+namespace kpc {
 
 class Clock {
  public:
@@ -44,4 +44,4 @@ class FakeClock : public Clock {
 // RFC 3339 UTC with seconds: "2026-11-22T08:00:00Z".
 std::string FormatRfc3339(int64_t unix_seconds);
 
-}  // namespace kpc::controller
+}  // namespace kpc

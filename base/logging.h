@@ -2,11 +2,11 @@
 // spdlog set-up: plain text, or one JSON object per line (--log-format=json).
 #include <string>
 
-#include "policy/status.h"
+#include "base/status.h"
 
-namespace kpc::controller {
+namespace kpc {
 
 // format: "text" or "json"; level: trace, debug, info, warn, error.
 Status SetUpLogging(const std::string& format, const std::string& level);
 
-}  // namespace kpc::controller
+}  // namespace kpc

@@ -3,9 +3,9 @@
 #include <string>
 #include <vector>
 
-namespace kpc::controller {
+namespace kpc::cli {
 
 int RunOperator(const std::vector<std::string>& args);
 std::string RunUsage();
 
-}  // namespace kpc::controller
+}  // namespace kpc::cli

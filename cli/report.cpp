@@ -1,4 +1,4 @@
-#include "controller/report.h"
+#include "cli/report.h"
 
 #include <algorithm>
 #include <map>

@@ -1,4 +1,4 @@
-#include "controller/check_command.h"
+#include "cli/check_command.h"
 
 #include <algorithm>
 #include <atomic>
@@ -10,7 +10,7 @@
 #include <sstream>
 
 #include "controller/node_info.h"
-#include "controller/report.h"
+#include "cli/report.h"
 #include "kube/client.h"
 #include "policy/effective_config.h"
 #include "policy/evaluate.h"

@@ -1,4 +1,4 @@
-#include "controller/check_command.h"
+#include "cli/check_command.h"
 
 #include <gtest/gtest.h>
 

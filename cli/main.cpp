@@ -7,8 +7,8 @@
 #include <vector>
 
 #include "agent/agent_command.h"
-#include "controller/check_command.h"
-#include "controller/run_command.h"
+#include "cli/check_command.h"
+#include "cli/run_command.h"
 
 namespace {
 
@@ -41,7 +41,7 @@ int main(int argc, char** argv) {
     std::cout << "kubelet-policy-controller " << KPC_VERSION << " (commit " << KPC_GIT_COMMIT << ")\n";
     return 0;
   }
-  if (cmd == "run") return kpc::controller::RunOperator(args);
+  if (cmd == "run") return kpc::cli::RunOperator(args);
   if (cmd == "check") {
     auto now = std::chrono::duration_cast<std::chrono::seconds>(
                    std::chrono::system_clock::now().time_since_epoch())
