@@ -230,7 +230,7 @@ StatusOr<std::vector<NodeInput>> LoadLive(const Options& o, std::vector<policy::
     pool.emplace_back([&] {
       for (size_t i = next++; i < nodes.size(); i = next++) {
         controller::ConfigzResult c = controller::FetchNodeConfigz(*client, nodes[i].name, std::chrono::seconds(10));
-        auto cfg = c.ok ? c.Config() : StatusOr<policy::EffectiveConfig>(InvalidArgument(c.message));
+        auto cfg = c.ok && c.config ? StatusOr<policy::EffectiveConfig>(*c.config) : StatusOr<policy::EffectiveConfig>(InvalidArgument(c.message));
         if (cfg.ok()) nodes[i].config = std::move(*cfg);
         else nodes[i].error = cfg.status().message();
       }

@@ -85,7 +85,7 @@ ConfigzResult ConfigzResultFrom(const StatusOr<std::string>& fetch) {
     return r;
   }
   r.ok = true;
-  r.body = std::make_shared<const std::string>(*fetch);
+  r.config = std::make_shared<const policy::EffectiveConfig>(std::move(*cfg));
   return r;
 }
 

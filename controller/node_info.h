@@ -32,13 +32,12 @@ struct NodeInfo {
 NodeInfo NodeInfoFromJson(const nlohmann::json& node);
 std::optional<int> MinorOfVersion(const std::string& version);
 
-// The outcome of one /configz fetch.
+// The outcome of one /configz fetch. Copies share the parsed configuration.
 struct ConfigzResult {
   bool ok = false;
-  // When ok: the raw response. Kept as text (3–4 KiB) rather than parsed JSON (~50 KiB), and
-  // parsed again when a policy evaluates it; evaluations are cached per node by the operator.
-  std::shared_ptr<const std::string> body;
-  StatusOr<policy::EffectiveConfig> Config() const { return policy::EffectiveConfigFromConfigz(body ? *body : ""); }
+  // When ok: the configuration, parsed once when it was fetched and shared, immutable, by every
+  // policy that selects the node (their evaluations are cached per node).
+  std::shared_ptr<const policy::EffectiveConfig> config;
   std::string reason;              // when !ok: Unreachable, Timeout, Forbidden, Malformed, Error
   std::string message;             // when !ok: what happened, for status and Events
   int64_t checked_unix = 0;
@@ -46,7 +45,8 @@ struct ConfigzResult {
   std::chrono::nanoseconds latency{0};
 };
 
-// Classifies a fetch: `body` parsed when `fetch` is ok, else the error mapped to a reason.
+// Classifies a fetch: the body parsed (Malformed when it does not parse) when `fetch` is ok,
+// else the error mapped to a reason.
 ConfigzResult ConfigzResultFrom(const StatusOr<std::string>& fetch);
 // GET /api/v1/nodes/<node>/proxy/configz through the API server, classified as above (the
 // caller stamps the check times).

@@ -383,24 +383,6 @@ std::optional<StatusOr<agent::AgentResult>> AgentResultFromPod(const json& pod) 
   return std::nullopt;
 }
 
-void MergeAuditFacts(const agent::AgentResult& result, policy::NodeFacts& facts) {
-  const agent::KubeletFiles& k = result.kubelet;
-  if (!k.config_file.empty()) facts.file_targets["KubeletConfigFile"] = k.config_file;
-  if (!k.kubeconfig.empty()) facts.file_targets["KubeletKubeconfig"] = k.kubeconfig;
-  // The service file a rule audits: the systemd drop-in that carries the kubelet's flags when
-  // there is one (CIS: 10-kubeadm.conf), else the unit.
-  std::string service;
-  for (const auto& f : k.flags_files) {
-    if (f.find("/systemd/") != std::string::npos) {
-      service = f;
-      break;
-    }
-  }
-  if (service.empty() && !k.service_files.empty()) service = k.service_files.front();
-  if (!service.empty()) facts.file_targets["KubeletServiceFile"] = service;
-  for (const auto& [path, f] : result.files) facts.files[path] = f;
-}
-
 json TransformJob(const json& job) {
   return KeepForCache(job, "batch/v1", "Job", {"conditions", "active", "succeeded", "failed", "startTime", "completionTime"});
 }

@@ -1,7 +1,8 @@
 #pragma once
 // Remediation planning and the Jobs that carry it out (api.md "Remediation", "Enforcement").
-// Pure: builds plans, agent argv, Job manifests and names, reads Jobs and the agent's results,
-// and decides a policy's rollout from what the caches hold. The operator does the I/O.
+// Pure: builds plans, agent argv, Job manifests and names, and reads Jobs and the agent's
+// results. PlanRollout (rollout.h) decides a policy's rollout; the remediation controller does
+// the I/O.
 //
 // A node's plan is the set of changes that would make its failing, remediable rules pass:
 //  - a config rule that fails and has remediation.value (and remediation.enabled): set the field
@@ -127,9 +128,6 @@ std::optional<JobView> JobViewFromJson(const nlohmann::json& job);
 // The agent's result in a pod's termination message (first container that terminated with a
 // message). nullopt when the pod has not terminated; an error when the message is not a result.
 std::optional<StatusOr<agent::AgentResult>> AgentResultFromPod(const nlohmann::json& pod);
-
-// Audit results → facts for evaluating file rules.
-void MergeAuditFacts(const agent::AgentResult& result, policy::NodeFacts& facts);
 
 // metadata.creationTimestamp of any object in Unix seconds (0 when absent or malformed).
 int64_t CreationUnix(const nlohmann::json& obj);

@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "kube/client.h"
+#include "kube/store.h"
 
 namespace kpc::kube {
 
@@ -35,21 +36,21 @@ struct InformerHandlers {
   std::function<void(const nlohmann::json& obj)> on_delete;  // last known state
 };
 
-class Informer {
+class Informer : public Store {
  public:
   Informer(Client& client, InformerOptions options, InformerHandlers handlers);
-  ~Informer();  // stops
+  ~Informer() override;  // stops
   Informer(const Informer&) = delete;
   Informer& operator=(const Informer&) = delete;
 
   void Start();
   void Stop();
   // True once the first list has been delivered to the handlers.
-  bool HasSynced() const;
+  bool HasSynced() const override;
 
   // Cache access by key ("name" for cluster-scoped, "namespace/name" otherwise).
-  std::optional<nlohmann::json> Get(const std::string& key) const;
-  std::vector<nlohmann::json> List() const;
+  std::optional<nlohmann::json> Get(const std::string& key) const override;
+  std::vector<nlohmann::json> List() const override;
   size_t Size() const;
 
   static std::string KeyOf(const nlohmann::json& obj);

@@ -36,9 +36,16 @@ TEST(NodeInfoTest, KubeletMinorVersions) {
 TEST(NodeInfoTest, ConfigzResultClassification) {
   auto ok = ConfigzResultFrom(std::string(R"({"kubeletconfig": {"readOnlyPort": 0}})"));
   EXPECT_TRUE(ok.ok);
+  // Parsed once, here: copies share the configuration.
+  ASSERT_NE(ok.config, nullptr);
+  EXPECT_EQ(ok.config->config["readOnlyPort"], 0);
+  EXPECT_TRUE(ok.config->live);
+  ConfigzResult copy = ok;
+  EXPECT_EQ(copy.config.get(), ok.config.get());
   auto garbage = ConfigzResultFrom(std::string("<html>oops</html>"));
   EXPECT_FALSE(garbage.ok);
   EXPECT_EQ(garbage.reason, "Malformed");
+  EXPECT_EQ(garbage.config, nullptr);
   EXPECT_NE(garbage.message.find("configz malformed"), std::string::npos);
   auto unreachable = ConfigzResultFrom(StatusOr<std::string>(Unavailable("dial tcp 198.18.0.9:10250: connection refused")));
   EXPECT_EQ(unreachable.reason, "Unreachable");

@@ -4,6 +4,8 @@
 
 #include <regex>
 
+#include "controller/node_facts.h"
+#include "tests/controller/fixtures.h"
 #include "controller/policy_status.h"
 #include "policy/effective_config.h"
 
@@ -12,48 +14,8 @@ namespace {
 
 using nlohmann::json;
 namespace pol = kpc::policy;
-
-pol::KubeletPolicy Policy(const json& spec_patch = json::object(), const std::string& name = "cis") {
-  json obj = json::parse(R"({
-    "apiVersion": "kubeletpolicy.io/v1alpha1", "kind": "KubeletPolicy",
-    "metadata": {"name": "cis", "uid": "u-1", "generation": 3},
-    "spec": {"enforcement": "Enforce", "rules": [
-      {"id": "stream", "config": {"path": "streamingConnectionIdleTimeout", "operator": "NotEquals", "value": "0s"},
-       "remediation": {"value": "4h0m0s"}},
-      {"id": "qps", "config": {"path": "eventRecordQPS", "operator": "GreaterThanOrEqual", "value": 5}},
-      {"id": "authz", "config": {"path": "authorization.mode", "operator": "NotEquals", "value": "AlwaysAllow"},
-       "remediation": {"value": "Webhook", "enabled": false}},
-      {"id": "kubeconfig-perms", "file": {"target": "KubeletKubeconfig", "maxMode": "0600", "owner": "root", "group": "root"}}
-    ]}})");
-  obj["metadata"]["name"] = name;
-  obj["spec"].merge_patch(spec_patch);
-  auto r = pol::ParsePolicy(obj);
-  EXPECT_TRUE(r.policy.has_value()) << (r.errors.empty() ? "" : r.errors[0].field + ": " + r.errors[0].message);
-  return *r.policy;
-}
-
-// A node failing every rule of Policy(): timeout 0s, qps 0, AlwaysAllow, kubeconfig 0644 alice:root.
-pol::NodeEvaluation FailingEverything(const pol::KubeletPolicy& p, pol::NodeFacts* facts_out = nullptr) {
-  auto config = pol::EffectiveConfigFromConfigz(
-      R"({"kubeletconfig": {"streamingConnectionIdleTimeout": "0s", "eventRecordQPS": 0, "authorization": {"mode": "AlwaysAllow"}}})");
-  EXPECT_TRUE(config.ok());
-  pol::NodeFacts facts;
-  facts.name = "worker-1";
-  agent::AgentResult audit;
-  audit.command = "audit-files";
-  audit.ok = true;
-  audit.kubelet.kubeconfig = "/etc/kubernetes/kubelet.conf";
-  pol::FileFacts f;
-  f.exists = true;
-  f.mode = 0644;
-  f.uid = 1000;
-  f.owner = "alice";
-  f.group = "root";
-  audit.files["/etc/kubernetes/kubelet.conf"] = f;
-  MergeAuditFacts(audit, facts);
-  if (facts_out) *facts_out = facts;
-  return pol::EvaluateNode(p, facts, *config, 0);
-}
+using fixtures::FailingEverything;
+using fixtures::Policy;
 
 TEST(RemediationPlanTest, PlansEveryFailingRemediableRuleAndListsTheOthers) {
   auto p = Policy();
