@@ -4,26 +4,37 @@
 #include <map>
 #include <set>
 
+#include "policy/verdict.h"
+
 namespace kpc::cli {
 
 using policy::RuleResult;
 
+namespace {
+
+// Whether each node is compliant with every policy checked: policy::VerdictOf over all of the
+// node's rule results (a Fail or an Error makes it not compliant).
+std::map<std::string, bool> CompliantNodes(const std::vector<CheckRow>& rows) {
+  std::map<std::string, std::vector<policy::RuleEvaluation>> by_node;
+  for (const auto& r : rows) by_node[r.node].push_back(r.eval);
+  std::map<std::string, bool> out;
+  for (const auto& [node, evals] : by_node) out[node] = policy::VerdictOf(evals).verdict == policy::Verdict::kCompliant;
+  return out;
+}
+
+}  // namespace
+
 bool CheckReport::AnyFailure() const {
-  return std::any_of(rows.begin(), rows.end(), [](const CheckRow& r) {
-    return r.eval.result == RuleResult::kFail || r.eval.result == RuleResult::kError;
-  });
+  auto nodes = CompliantNodes(rows);
+  return std::any_of(nodes.begin(), nodes.end(), [](const auto& kv) { return !kv.second; });
 }
 
 nlohmann::json CheckReport::ToJson() const {
   nlohmann::json results = nlohmann::json::array();
   std::map<std::string, int> counts = {{"Pass", 0}, {"Fail", 0}, {"Exempt", 0}, {"NotApplicable", 0}, {"Error", 0}};
-  std::map<std::string, bool> node_ok;
   for (const auto& r : rows) {
     std::string result(policy::RuleResultName(r.eval.result));
     counts[result]++;
-    bool bad = r.eval.result == RuleResult::kFail || r.eval.result == RuleResult::kError;
-    node_ok.emplace(r.node, true);
-    if (bad) node_ok[r.node] = false;
     results.push_back({{"node", r.node},
                        {"policy", r.policy},
                        {"rule", r.rule},
@@ -33,6 +44,7 @@ nlohmann::json CheckReport::ToJson() const {
                        {"source", r.eval.source ? nlohmann::json(policy::ValueSourceName(*r.eval.source)) : nlohmann::json()},
                        {"message", r.eval.message}});
   }
+  const auto node_ok = CompliantNodes(rows);
   int compliant = static_cast<int>(std::count_if(node_ok.begin(), node_ok.end(), [](const auto& kv) { return kv.second; }));
   nlohmann::json summary = {{"nodes", nodes},
                             {"compliantNodes", compliant},
@@ -102,12 +114,9 @@ void PrintTable(const CheckReport& report, std::ostream& out, bool color) {
   }
   for (const auto& n : report.notes) out << "\nnote: " << n << "\n";
 
-  std::set<std::string> nodes, bad;
-  for (const auto& r : report.rows) {
-    nodes.insert(r.node);
-    if (r.eval.result == RuleResult::kFail || r.eval.result == RuleResult::kError) bad.insert(r.node);
-  }
-  out << "\n" << nodes.size() - bad.size() << "/" << nodes.size() << " nodes compliant";
+  const auto nodes = CompliantNodes(report.rows);
+  const auto compliant = std::count_if(nodes.begin(), nodes.end(), [](const auto& kv) { return kv.second; });
+  out << "\n" << compliant << "/" << nodes.size() << " nodes compliant";
   int fails = static_cast<int>(std::count_if(report.rows.begin(), report.rows.end(), [](const CheckRow& r) {
     return r.eval.result == RuleResult::kFail;
   }));
