@@ -212,6 +212,146 @@ std::optional<std::string> MapValue(const std::string& text, const std::string& 
   return found;
 }
 
+// The refusal of an edit that cannot be made safely: the caller reports it, the user edits by
+// hand.
+struct Refuse {
+  std::string flag, file;
+  Status operator()(const std::string& why) const {
+    return InvalidArgument("cannot rewrite --" + flag + " in " + file + " safely (" + why +
+                           "); edit it by hand");
+  }
+};
+
+// Where a file sets one flag: its occurrences as parsed (the semantics) and as scanned in the raw
+// text (the positions), which agree one to one.
+struct Located {
+  std::vector<KubeletFlag> parsed;  // every flag of the file
+  std::vector<KubeletFlag> mine;    // the occurrences of the flag, in order
+  std::vector<Span> spans;          // their positions, in the same order
+  bool systemd = false;
+};
+
+StatusOr<Located> LocateFlag(std::string_view content, std::string_view file_name,
+                             const std::string& flag, const Refuse& refuse) {
+  Located out;
+  auto parsed = policy::ParseKubeletFlags(content, file_name);
+  if (!parsed.ok()) return parsed.status();
+  out.parsed = std::move(*parsed);
+  for (const KubeletFlag& f : out.parsed) {
+    if (Normalize(f.name) == flag) out.mine.push_back(f);
+  }
+  if (out.mine.empty()) return out;
+  out.systemd = IsSystemdStyle(content, file_name);
+  for (Span& s : ScanFlags(content, out.systemd)) {
+    if (s.name == flag) out.spans.push_back(std::move(s));
+  }
+  if (out.spans.size() != out.mine.size()) {
+    return refuse("its quoting or line continuations are not plain");
+  }
+  for (size_t i = 0; i < out.spans.size(); ++i) {
+    const Span& span = out.spans[i];
+    std::string raw = span.has_value ? std::string(content.substr(
+                                           span.value_begin, span.value_end - span.value_begin))
+                                     : std::string();
+    if (span.has_value != out.mine[i].value.has_value() ||
+        (span.has_value && raw != *out.mine[i].value)) {
+      return refuse("its value is quoted or escaped");
+    }
+  }
+  return out;
+}
+
+// A replacement of the raw text: erase `len` bytes at `at`, insert `text`.
+struct Splice {
+  size_t at, len;
+  std::string text;
+};
+
+// Every occurrence of a scalar flag gets the value (a bare "--flag" gets "=value").
+std::vector<Splice> ScalarSplices(const Located& found, const std::string& want,
+                                  std::optional<std::string>& from) {
+  std::vector<Splice> splices;
+  for (size_t i = 0; i < found.spans.size(); ++i) {
+    const Span& span = found.spans[i];
+    from = found.mine[i].value.value_or("true");
+    if (!span.has_value) {
+      splices.push_back({span.name_end, 0, "=" + want});
+    } else {
+      splices.push_back({span.value_begin, span.value_end - span.value_begin, want});
+    }
+  }
+  return splices;
+}
+
+// A map flag: the key's pair is replaced where it occurs; when it occurs nowhere it is added to
+// the last occurrence (except for featureGates, where a missing gate keeps its default).
+StatusOr<std::vector<Splice>> MapKeySplices(const Located& found, const FieldInfo& field,
+                                            const std::string& key, const std::string& want,
+                                            std::optional<std::string>& from,
+                                            const Refuse& refuse) {
+  const char sep = field.map_separator;
+  std::vector<Splice> splices;
+  for (size_t i = 0; i < found.spans.size(); ++i) {
+    const std::string old = found.mine[i].value.value_or("");
+    auto v = MapValue(old, key, sep);
+    if (!v) continue;
+    from = *v;
+    std::vector<std::string> items = SplitComma(old);
+    for (std::string& item : items) {
+      size_t s = item.find(sep);
+      if (s != std::string::npos && Trim(std::string_view(item).substr(0, s)) == key) {
+        item = key + sep + want;
+      }
+    }
+    const Span& span = found.spans[i];
+    splices.push_back({span.value_begin, span.value_end - span.value_begin, JoinComma(items)});
+  }
+  if (!splices.empty() || field.path == "featureGates") return splices;
+  const Span& last = found.spans.back();
+  if (!last.has_value) return refuse("it has no value");
+  std::string old = found.mine.back().value.value_or("");
+  splices.push_back({last.value_begin, last.value_end - last.value_begin,
+                     old.empty() ? key + sep + want : old + "," + key + sep + want});
+  return splices;
+}
+
+std::string ApplySplices(std::string_view content, std::vector<Splice> splices) {
+  std::sort(splices.begin(), splices.end(),
+            [](const Splice& a, const Splice& b) { return a.at > b.at; });
+  std::string text(content);
+  for (const Splice& s : splices) text.replace(s.at, s.len, s.text);
+  return text;
+}
+
+// The edited file must parse to the same flags in the same order, the others untouched, and the
+// field must read back as the wanted value.
+Status VerifyEdit(const std::string& text, std::string_view file_name, const Located& before,
+                  const FieldMatch& match, const json& value, const Refuse& refuse) {
+  const std::string& flag = match.field->flag;
+  auto after = policy::ParseKubeletFlags(text, file_name);
+  if (!after.ok() || after->size() != before.parsed.size()) {
+    return refuse("the edited file parses differently");
+  }
+  std::vector<KubeletFlag> only_mine;
+  for (size_t i = 0; i < after->size(); ++i) {
+    const KubeletFlag& a = (*after)[i];
+    const KubeletFlag& b = before.parsed[i];
+    if (Normalize(a.name) != Normalize(b.name)) return refuse("the edited file parses differently");
+    if (Normalize(a.name) != flag && a.value != b.value) return refuse("another flag would change");
+    if (Normalize(a.name) == flag) only_mine.push_back(a);
+  }
+  auto eff = policy::ComputeEffectiveConfig(json::object(), only_mine);
+  if (!eff.ok()) return refuse(eff.status().message());
+  auto path = policy::FieldPath::Parse(match.field->path);
+  if (!path.ok()) return Status::Ok();
+  policy::FieldPath p = match.map_key ? path->Child(*match.map_key) : *path;
+  const json* got = p.Find(eff->config);
+  if (got == nullptr || !TypedEqual(*got, value, match.type)) {
+    return refuse("the edited flag does not read back as the wanted value");
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 bool FlagsOverrideField(const std::vector<KubeletFlag>& flags, const FieldMatch& match) {
@@ -262,117 +402,22 @@ StatusOr<FlagsEdit> SetFlagInFile(std::string_view content, std::string_view fil
   e.text = std::string(content);
   if (match.field == nullptr || match.field->flag.empty()) return e;
   const FieldInfo& field = *match.field;
-  const std::string& flag = field.flag;
-  const std::string file(file_name);
-  auto parsed = policy::ParseKubeletFlags(content, file_name);
-  if (!parsed.ok()) return parsed.status();
-  std::vector<const KubeletFlag*> mine;
-  for (const KubeletFlag& f : *parsed) {
-    if (Normalize(f.name) == flag) mine.push_back(&f);
-  }
-  if (mine.empty()) return e;
-  const bool systemd = IsSystemdStyle(content, file_name);
-  std::vector<Span> spans;
-  for (Span& s : ScanFlags(content, systemd)) {
-    if (s.name == flag) spans.push_back(std::move(s));
-  }
-  auto refuse = [&](const std::string& why) {
-    return InvalidArgument("cannot rewrite --" + flag + " in " + file + " safely (" + why +
-                           "); edit it by hand");
-  };
-  if (spans.size() != mine.size()) return refuse("its quoting or line continuations are not plain");
-  for (size_t i = 0; i < spans.size(); ++i) {
-    std::string raw = spans[i].has_value
-                          ? std::string(content.substr(spans[i].value_begin,
-                                                       spans[i].value_end - spans[i].value_begin))
-                          : std::string();
-    if (spans[i].has_value != mine[i]->value.has_value() ||
-        (spans[i].has_value && raw != *mine[i]->value)) {
-      return refuse("its value is quoted or escaped");
-    }
-  }
+  const Refuse refuse{field.flag, std::string(file_name)};
+  auto found = LocateFlag(content, file_name, field.flag, refuse);
+  if (!found.ok()) return found.status();
+  if (found->spans.empty()) return e;
 
-  const bool is_map_key = match.map_key.has_value();
-  const std::string want = is_map_key ? ScalarText(value) : FlagValueText(value, field);
-  if (!SafeFlagText(want, systemd)) return refuse("the value \"" + want + "\" would need quoting");
+  const std::string want = match.map_key ? ScalarText(value) : FlagValueText(value, field);
+  if (!SafeFlagText(want, found->systemd)) {
+    return refuse("the value \"" + want + "\" would need quoting");
+  }
   e.to = want;
-
-  // (offset, erase length, insert text), applied from the end.
-  struct Splice {
-    size_t at, len;
-    std::string text;
-  };
-  std::vector<Splice> splices;
-  if (is_map_key) {
-    const std::string& key = *match.map_key;
-    const char sep = field.map_separator;
-    bool any = false;
-    for (size_t i = 0; i < spans.size(); ++i) {
-      const std::string old = mine[i]->value.value_or("");
-      if (auto v = MapValue(old, key, sep)) {
-        e.from = *v;
-        any = true;
-        std::vector<std::string> items = SplitComma(old);
-        for (std::string& item : items) {
-          size_t s = item.find(sep);
-          if (s != std::string::npos && Trim(std::string_view(item).substr(0, s)) == key) {
-            item = key + sep + want;
-          }
-        }
-        splices.push_back(
-            {spans[i].value_begin, spans[i].value_end - spans[i].value_begin, JoinComma(items)});
-      }
-    }
-    if (!any && field.path != "featureGates") {
-      const Span& last = spans.back();
-      if (!last.has_value) return refuse("it has no value");
-      std::string old = mine.back()->value.value_or("");
-      splices.push_back({last.value_begin, last.value_end - last.value_begin,
-                         old.empty() ? key + sep + want : old + "," + key + sep + want});
-    }
-  } else {
-    for (size_t i = 0; i < spans.size(); ++i) {
-      e.from = mine[i]->value.value_or("true");
-      if (!spans[i].has_value) {
-        splices.push_back({spans[i].name_end, 0, "=" + want});
-      } else {
-        splices.push_back({spans[i].value_begin, spans[i].value_end - spans[i].value_begin, want});
-      }
-    }
-  }
-  std::sort(splices.begin(), splices.end(),
-            [](const Splice& a, const Splice& b) { return a.at > b.at; });
-  std::string text(content);
-  for (const Splice& s : splices) text.replace(s.at, s.len, s.text);
+  auto splices = match.map_key ? MapKeySplices(*found, field, *match.map_key, want, e.from, refuse)
+                               : ScalarSplices(*found, want, e.from);
+  if (!splices.ok()) return splices.status();
+  std::string text = ApplySplices(content, std::move(*splices));
   if (text == content) return e;
-
-  // Verify: the same flags in the same order, others untouched, the field now has the value.
-  auto after = policy::ParseKubeletFlags(text, file_name);
-  if (!after.ok() || after->size() != parsed->size())
-    return refuse("the edited file parses differently");
-  for (size_t i = 0; i < after->size(); ++i) {
-    const KubeletFlag& a = (*after)[i];
-    const KubeletFlag& b = (*parsed)[i];
-    if (Normalize(a.name) != Normalize(b.name)) return refuse("the edited file parses differently");
-    if (Normalize(a.name) != flag && a.value != b.value) return refuse("another flag would change");
-  }
-  std::vector<KubeletFlag> only_mine;
-  for (const KubeletFlag& f : *after) {
-    if (Normalize(f.name) == flag) only_mine.push_back(f);
-  }
-  auto eff = policy::ComputeEffectiveConfig(json::object(), only_mine);
-  if (eff.ok()) {
-    auto path = policy::FieldPath::Parse(field.path);
-    if (path.ok()) {
-      policy::FieldPath p = is_map_key ? path->Child(*match.map_key) : *path;
-      const json* got = p.Find(eff->config);
-      if (got == nullptr || !TypedEqual(*got, value, match.type)) {
-        return refuse("the edited flag does not read back as the wanted value");
-      }
-    }
-  } else {
-    return refuse(eff.status().message());
-  }
+  if (Status s = VerifyEdit(text, file_name, *found, match, value, refuse); !s.ok()) return s;
   e.text = std::move(text);
   e.changed = true;
   return e;
