@@ -67,95 +67,116 @@ bool TakesValue(const std::string& name) {
 bool IsIdentStart(char c) { return std::isalpha(static_cast<unsigned char>(c)) || c == '_'; }
 bool IsIdentChar(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
 
-// Flags as they appear in the raw text, in file order. Mirrors what ParseKubeletFlags counts:
-// Environment= and ExecStart= lines of units (and their continuations), every non-comment line of
-// env files; inside assignments only KUBELET_* variables carry kubelet flags.
+// The flag that starts at line[i] ("--name", "--name=value", "--name value" for a flag that
+// takes one); nullopt when it cannot be located ("--foo!"). `pos` is the line's offset.
+std::optional<Span> FlagAt(std::string_view line, size_t i, size_t pos) {
+  size_t j = i + 2;
+  while (j < line.size() &&
+         (std::isalnum(static_cast<unsigned char>(line[j])) || line[j] == '-' || line[j] == '_'))
+    ++j;
+  if (j == i + 2) return std::nullopt;
+  Span s;
+  s.name = Normalize(line.substr(i + 2, j - i - 2));
+  s.name_end = pos + j;
+  if (j < line.size() && line[j] == '=') {
+    size_t v = j + 1, e = v;
+    while (e < line.size() && !IsValueEnd(line[e])) ++e;
+    s.has_value = true;
+    s.value_begin = pos + v;
+    s.value_end = pos + e;
+  } else if (j < line.size() && (line[j] == ' ' || line[j] == '\t') && TakesValue(s.name)) {
+    size_t v = j;
+    while (v < line.size() && (line[v] == ' ' || line[v] == '\t')) ++v;
+    size_t e = v;
+    while (e < line.size() && !IsValueEnd(line[e])) ++e;
+    if (e > v) {
+      s.has_value = true;
+      s.value_begin = pos + v;
+      s.value_end = pos + e;
+    }
+  } else if (j < line.size() && !IsValueEnd(line[j])) {
+    return std::nullopt;
+  }
+  return s;
+}
+
+// How one line takes part: Environment= and ExecStart= lines of units (and their
+// continuations), every non-comment line of env files.
+struct LineRole {
+  bool comment = false;
+  bool active = false;       // it carries flags
+  size_t start = 0;          // where they start
+  bool assignments = false;  // it assigns variables (VAR=...), so only KUBELET_* ones count
+};
+
+LineRole ClassifyLine(std::string_view line, bool systemd, bool continued, bool& var_ok) {
+  LineRole r;
+  size_t first = line.find_first_not_of(" \t");
+  if (first == std::string_view::npos) return r;
+  r.comment = line[first] == '#' || (systemd && line[first] == ';');
+  if (r.comment) return r;
+  std::string_view rest = line.substr(first);
+  const bool environment = rest.rfind("Environment=", 0) == 0;
+  if (continued) {
+    r.active = true;
+  } else if (!systemd) {
+    r.active = true;
+    var_ok = true;
+    r.start = first + (rest.rfind("export ", 0) == 0 ? 7 : 0);
+  } else if (environment) {
+    r.active = true;
+    var_ok = true;
+    r.start = first + 12;
+  } else if (rest.rfind("ExecStart=", 0) == 0) {
+    r.active = true;
+    var_ok = true;
+    r.start = first + 10;
+  }
+  r.assignments = !systemd || environment || continued;
+  return r;
+}
+
+// The flags of one active line; `var_ok` says whether the assignment being scanned is a
+// KUBELET_* variable (or none), and carries over to continuation lines.
+void ScanLine(std::string_view line, size_t pos, const LineRole& role, bool& var_ok,
+              std::vector<Span>& out) {
+  for (size_t i = role.start; i < line.size(); ++i) {
+    char prev = i == role.start ? ' ' : line[i - 1];
+    bool boundary = prev == ' ' || prev == '\t' || prev == '"' || prev == '\'' || i == role.start;
+    if (role.assignments && boundary && IsIdentStart(line[i])) {
+      size_t j = i;
+      while (j < line.size() && IsIdentChar(line[j])) ++j;
+      if (j < line.size() && line[j] == '=') {
+        var_ok = line.substr(i, j - i).rfind("KUBELET_", 0) == 0;
+        i = j;  // the value starts after '='
+        continue;
+      }
+    }
+    if (line[i] != '-' || i + 2 >= line.size() || line[i + 1] != '-') continue;
+    if (!(boundary || prev == '=')) continue;
+    std::optional<Span> s = FlagAt(line, i, pos);
+    if (!s) continue;
+    if (s->has_value) i = s->value_end - pos - 1;
+    if (var_ok) out.push_back(std::move(*s));
+  }
+}
+
+// Flags as they appear in the raw text, in file order. Mirrors what ParseKubeletFlags counts.
 std::vector<Span> ScanFlags(std::string_view content, bool systemd) {
   std::vector<Span> out;
   size_t pos = 0;
   bool continued = false;
-  bool var_ok = true;  // the assignment being scanned is a KUBELET_* variable (or none)
+  bool var_ok = true;
   while (pos < content.size()) {
     size_t nl = content.find('\n', pos);
     size_t end = nl == std::string_view::npos ? content.size() : nl;
     std::string_view line = content.substr(pos, end - pos);
-    size_t first = line.find_first_not_of(" \t");
-    bool comment =
-        first != std::string_view::npos && (line[first] == '#' || (systemd && line[first] == ';'));
-    size_t start = 0;
-    bool active = false;
-    if (!comment && first != std::string_view::npos) {
-      std::string_view rest = line.substr(first);
-      if (continued) {
-        active = true;
-      } else if (!systemd) {
-        active = true;
-        var_ok = true;
-        start = first;
-        if (rest.rfind("export ", 0) == 0) start += 7;
-      } else if (rest.rfind("Environment=", 0) == 0) {
-        active = true;
-        var_ok = true;
-        start = first + 12;
-      } else if (rest.rfind("ExecStart=", 0) == 0) {
-        active = true;
-        var_ok = true;
-        start = first + 10;
-      }
-    }
-    if (active) {
-      const bool assignments =
-          !systemd || line.substr(first).rfind("Environment=", 0) == 0 || continued;
-      for (size_t i = start; i < line.size(); ++i) {
-        char prev = i == start ? ' ' : line[i - 1];
-        bool boundary = prev == ' ' || prev == '\t' || prev == '"' || prev == '\'' || i == start;
-        if (assignments && boundary && IsIdentStart(line[i])) {
-          size_t j = i;
-          while (j < line.size() && IsIdentChar(line[j])) ++j;
-          if (j < line.size() && line[j] == '=') {
-            var_ok = line.substr(i, j - i).rfind("KUBELET_", 0) == 0;
-            i = j;  // the value starts after '='
-            continue;
-          }
-        }
-        if (line[i] != '-' || i + 2 >= line.size() || line[i + 1] != '-') continue;
-        if (!(boundary || prev == '=')) continue;
-        size_t j = i + 2;
-        while (j < line.size() && (std::isalnum(static_cast<unsigned char>(line[j])) ||
-                                   line[j] == '-' || line[j] == '_'))
-          ++j;
-        if (j == i + 2) continue;
-        Span s;
-        s.name = Normalize(line.substr(i + 2, j - i - 2));
-        s.name_end = pos + j;
-        if (j < line.size() && line[j] == '=') {
-          size_t v = j + 1, e = v;
-          while (e < line.size() && !IsValueEnd(line[e])) ++e;
-          s.has_value = true;
-          s.value_begin = pos + v;
-          s.value_end = pos + e;
-          i = e - 1;
-        } else if (j < line.size() && (line[j] == ' ' || line[j] == '\t') && TakesValue(s.name)) {
-          size_t v = j;
-          while (v < line.size() && (line[v] == ' ' || line[v] == '\t')) ++v;
-          size_t e = v;
-          while (e < line.size() && !IsValueEnd(line[e])) ++e;
-          if (e > v) {
-            s.has_value = true;
-            s.value_begin = pos + v;
-            s.value_end = pos + e;
-            i = e - 1;
-          }
-        } else if (j < line.size() && !IsValueEnd(line[j])) {
-          continue;  // "--foo!": not a flag we can locate
-        }
-        if (var_ok) out.push_back(std::move(s));
-      }
-    }
+    LineRole role = ClassifyLine(line, systemd, continued, var_ok);
+    if (role.active) ScanLine(line, pos, role, var_ok, out);
     bool ends_with_backslash =
         !line.empty() && (line.back() == '\\' || (line.size() > 1 && line.back() == '\r' &&
                                                   line[line.size() - 2] == '\\'));
-    if (!comment) continued = active && ends_with_backslash;
+    if (!role.comment) continued = role.active && ends_with_backslash;
     if (nl == std::string_view::npos) break;
     pos = nl + 1;
   }
