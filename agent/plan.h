@@ -11,11 +11,12 @@
 //  3. The config file gets the value too, and so does every --config-dir drop-in that sets the
 //     field. A missing config file is an error unless the request may create it.
 //  4. Modes are set exactly as asked; owners as asked, an empty side kept.
-//  5. Any error (unreadable or malformed file, unknown user, missing file to chmod) leaves a plan
-//     without actions, every change marked unchanged.
-//  6. The kubelet restarts only when a file is written and no restart is asked not to; the
-//     default restart command is preceded by systemd's daemon-reload when a unit or drop-in is
-//     among the writes.
+//  5. Any error (unreadable or malformed file, unknown user, missing file to chmod) or a flag
+//     that cannot be rewritten leaves a plan without actions, every change marked unchanged.
+//  6. The kubelet restarts only when a file is to be written, unless no_restart; the default
+//     restart command is preceded by systemd's daemon-reload when a unit or drop-in is among
+//     the writes. A file that does not exist is written only when it is the config file to be
+//     created.
 // Pure (no I/O); thread-safe.
 
 #include <cstdint>
