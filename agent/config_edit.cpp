@@ -242,53 +242,111 @@ struct KeyValue {
   bool ok = false;
 };
 
+// A key and the index of the ':' after it.
+struct Key {
+  std::string text;
+  size_t colon = 0;
+};
+
+// A quoted key ('...' or "..." without escapes) at `i`; nullopt when not a simple key.
+std::optional<Key> ParseQuotedKey(const std::string& line, size_t i) {
+  const char c = line[i];
+  size_t j = i + 1;
+  std::string key;
+  bool closed = false;
+  while (j < line.size()) {
+    if (c == '"' && line[j] == '\\') return std::nullopt;  // escapes in keys: not worth the risk
+    if (line[j] == c) {
+      if (c == '\'' && j + 1 < line.size() && line[j + 1] == '\'') {
+        key += '\'';
+        j += 2;
+        continue;
+      }
+      closed = true;
+      break;
+    }
+    key += line[j++];
+  }
+  if (!closed) return std::nullopt;
+  ++j;
+  while (j < line.size() && line[j] == ' ') ++j;
+  if (j >= line.size() || line[j] != ':') return std::nullopt;
+  return Key{key, j};
+}
+
+// A plain key at `i`; nullopt for indicators that start something else (complex keys,
+// sequences, flow collections, anchors, aliases, tags, block scalars, ...).
+std::optional<Key> ParsePlainKey(const std::string& line, size_t i) {
+  const char c = line[i];
+  if (c == '?' || c == '-' || c == '[' || c == '{' || c == '&' || c == '*' || c == '!' ||
+      c == '|' || c == '>' || c == '%' || c == '@' || c == '`') {
+    return std::nullopt;
+  }
+  size_t j = i;
+  while (j < line.size()) {
+    if (line[j] == ':' && (j + 1 == line.size() || line[j + 1] == ' ')) break;
+    if (line[j] == '#' && j > i && line[j - 1] == ' ') return std::nullopt;
+    ++j;
+  }
+  if (j >= line.size()) return std::nullopt;
+  std::string key = line.substr(i, j - i);
+  while (!key.empty() && key.back() == ' ') key.pop_back();
+  return Key{key, j};
+}
+
+// One past the quoted scalar at `v`; nullopt when it goes on past the line.
+std::optional<size_t> QuotedValueEnd(const std::string& line, size_t v) {
+  const char q = line[v];
+  size_t j = v + 1;
+  while (j < line.size()) {
+    if (q == '"' && line[j] == '\\') {
+      j += 2;
+      continue;
+    }
+    if (line[j] == q) {
+      if (q == '\'' && j + 1 < line.size() && line[j + 1] == '\'') {
+        j += 2;
+        continue;
+      }
+      return j + 1;
+    }
+    ++j;
+  }
+  return std::nullopt;
+}
+
+// One past the flow collection at `v`; nullopt when it goes on past the line.
+std::optional<size_t> FlowValueEnd(const std::string& line, size_t v) {
+  int depth = 0;
+  size_t j = v;
+  char in_quote = 0;
+  for (; j < line.size(); ++j) {
+    char ch = line[j];
+    if (in_quote) {
+      if (ch == in_quote) in_quote = 0;
+      continue;
+    }
+    if (ch == '"' || ch == '\'') in_quote = ch;
+    if (ch == '{' || ch == '[') ++depth;
+    if (ch == '}' || ch == ']') {
+      if (--depth == 0) break;
+    }
+  }
+  if (depth != 0 || j >= line.size()) return std::nullopt;
+  return j + 1;
+}
+
 // Parses "  key: value  # comment" (indent already known). ok=false when not a simple
 // mapping entry.
 KeyValue ParseKeyLine(const std::string& line, int indent) {
   KeyValue kv;
   size_t i = static_cast<size_t>(indent);
   if (i >= line.size()) return kv;
-  char c = line[i];
-  if (c == '"' || c == '\'') {
-    size_t j = i + 1;
-    std::string key;
-    bool closed = false;
-    while (j < line.size()) {
-      if (c == '"' && line[j] == '\\') return kv;  // escapes in keys: not worth the risk
-      if (line[j] == c) {
-        if (c == '\'' && j + 1 < line.size() && line[j + 1] == '\'') {
-          key += '\'';
-          j += 2;
-          continue;
-        }
-        closed = true;
-        break;
-      }
-      key += line[j++];
-    }
-    if (!closed) return kv;
-    ++j;
-    while (j < line.size() && line[j] == ' ') ++j;
-    if (j >= line.size() || line[j] != ':') return kv;
-    kv.key = key;
-    kv.colon = j;
-  } else {
-    if (c == '?' || c == '-' || c == '[' || c == '{' || c == '&' || c == '*' || c == '!' ||
-        c == '|' || c == '>' || c == '%' || c == '@' || c == '`') {
-      return kv;
-    }
-    size_t j = i;
-    while (j < line.size()) {
-      if (line[j] == ':' && (j + 1 == line.size() || line[j + 1] == ' ')) break;
-      if (line[j] == '#' && j > i && line[j - 1] == ' ') return kv;
-      ++j;
-    }
-    if (j >= line.size()) return kv;
-    std::string key = line.substr(i, j - i);
-    while (!key.empty() && key.back() == ' ') key.pop_back();
-    kv.key = key;
-    kv.colon = j;
-  }
+  const bool quoted_key = line[i] == '"' || line[i] == '\'';
+  std::optional<Key> key = quoted_key ? ParseQuotedKey(line, i) : ParsePlainKey(line, i);
+  if (!key) return kv;
+  kv.key = key->text;
+  kv.colon = key->colon;
   size_t v = kv.colon + 1;
   while (v < line.size() && line[v] == ' ') ++v;
   kv.value_begin = v;
@@ -297,45 +355,11 @@ KeyValue ParseKeyLine(const std::string& line, int indent) {
     kv.ok = true;
     return kv;
   }
-  char q = line[v];
-  if (q == '"' || q == '\'') {
-    size_t j = v + 1;
-    bool closed = false;
-    while (j < line.size()) {
-      if (q == '"' && line[j] == '\\') {
-        j += 2;
-        continue;
-      }
-      if (line[j] == q) {
-        if (q == '\'' && j + 1 < line.size() && line[j + 1] == '\'') {
-          j += 2;
-          continue;
-        }
-        closed = true;
-        break;
-      }
-      ++j;
-    }
-    if (!closed) return kv;  // a quoted scalar spanning lines
-    kv.value_end = j + 1;
-  } else if (q == '{' || q == '[') {
-    int depth = 0;
-    size_t j = v;
-    char in_quote = 0;
-    for (; j < line.size(); ++j) {
-      char ch = line[j];
-      if (in_quote) {
-        if (ch == in_quote) in_quote = 0;
-        continue;
-      }
-      if (ch == '"' || ch == '\'') in_quote = ch;
-      if (ch == '{' || ch == '[') ++depth;
-      if (ch == '}' || ch == ']') {
-        if (--depth == 0) break;
-      }
-    }
-    if (depth != 0 || j >= line.size()) return kv;  // a flow collection spanning lines
-    kv.value_end = j + 1;
+  const char q = line[v];
+  if (q == '"' || q == '\'' || q == '{' || q == '[') {
+    auto end = q == '"' || q == '\'' ? QuotedValueEnd(line, v) : FlowValueEnd(line, v);
+    if (!end) return kv;  // a quoted scalar or flow collection spanning lines
+    kv.value_end = *end;
   } else {
     size_t j = v;
     while (j < line.size() && !(line[j] == '#' && line[j - 1] == ' ')) ++j;

@@ -166,6 +166,98 @@ void KeepPrefixThatFits(json& whole, size_t count, size_t limit, EraseFrom erase
   erase_from(whole, lo);
 }
 
+// The steps of FitToLimit. Each shrinks `j` and returns whether it now fits in `limit`.
+
+// 1. "files" entries that no change names (as many put back as fit).
+bool DropUnnamedFiles(json& j, const AgentResult& r, size_t limit) {
+  std::set<std::string> named;
+  for (const Change& c : r.changes) {
+    if (!c.file.empty()) named.insert(c.file);
+    if (!c.path.empty()) named.insert(c.path);
+  }
+  json kept = json::object();
+  json dropped = json::object();
+  for (auto& [path, facts] : j["files"].items()) {
+    (named.count(path) > 0 ? kept : dropped)[path] = facts;
+  }
+  j["files"] = kept;
+  if (DumpSize(j) > limit) return false;
+  std::vector<std::pair<std::string, json>> extra;
+  for (auto& [path, facts] : dropped.items()) extra.emplace_back(path, facts);
+  json base = j;
+  KeepPrefixThatFits(j, extra.size(), limit, [&](json& w, size_t n) {
+    w = base;
+    for (size_t i = 0; i < n; ++i) w["files"][extra[i].first] = extra[i].second;
+  });
+  return true;
+}
+
+// 2. Changes that changed nothing.
+bool DropUnchangedChanges(json& j, size_t limit) {
+  json kept = json::array();
+  for (const json& c : j["changes"]) {
+    if (c.value("changed", false)) kept.push_back(c);
+  }
+  j["changes"] = kept;
+  return DumpSize(j) <= limit;
+}
+
+// 3. Errors after the first (as many kept as fit).
+bool KeepFirstErrors(json& j, size_t limit) {
+  if (j["errors"].size() <= 1) return false;
+  json rest = j["errors"];
+  j["errors"] = json::array({rest[0]});
+  if (DumpSize(j) > limit) return false;
+  KeepPrefixThatFits(j, rest.size(), limit, [&](json& w, size_t m) {
+    json a = json::array();
+    for (size_t i = 0; i < std::max<size_t>(m, 1); ++i) a.push_back(rest[i]);
+    w["errors"] = std::move(a);
+  });
+  return true;
+}
+
+// 4. The rest of the details: the kubelet's files, "files", changes (as many kept as fit),
+// apiVersion and kind.
+bool DropDetails(json& j, size_t limit) {
+  if (j.contains("kubelet")) {
+    j["kubelet"].erase("serviceFiles");
+    j["kubelet"].erase("flagsFiles");
+    if (DumpSize(j) <= limit) return true;
+  }
+  j["files"] = json::object();
+  if (DumpSize(j) <= limit) return true;
+  json changes = j["changes"];
+  j["changes"] = json::array();
+  if (DumpSize(j) <= limit) {
+    KeepPrefixThatFits(j, changes.size(), limit, [&](json& w, size_t m) {
+      json a = json::array();
+      for (size_t i = 0; i < m; ++i) a.push_back(changes[i]);
+      w["changes"] = std::move(a);
+    });
+    return true;
+  }
+  j.erase("kubelet");
+  j.erase("apiVersion");
+  j.erase("kind");
+  return DumpSize(j) <= limit;
+}
+
+// 5. Only the essentials are left; shorten their strings.
+bool ShortenEssentials(json& j, const AgentResult& r, size_t limit) {
+  for (size_t budget = 1024; budget >= 16; budget /= 2) {
+    if (!j["errors"].empty()) {
+      j["errors"] = json::array({Shorten(r.errors.front(), budget)});
+    }
+    if (r.blocked) {
+      j["blocked"]["message"] = Shorten(r.blocked->message, budget);
+      j["blocked"]["reason"] = Shorten(r.blocked->reason, 64);
+    }
+    j["command"] = Shorten(r.command, 64);
+    if (DumpSize(j) <= limit) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 std::string FormatMode(uint32_t mode) {
@@ -273,91 +365,10 @@ std::string FitToLimit(const AgentResult& r, std::size_t limit) {
   json j = ToJson(r);
   if (DumpSize(j) <= limit) return Dump(j);
   j["truncated"] = true;
-
-  // 1. "files" entries that no change names.
-  std::set<std::string> named;
-  for (const Change& c : r.changes) {
-    if (!c.file.empty()) named.insert(c.file);
-    if (!c.path.empty()) named.insert(c.path);
-  }
-  {
-    json kept = json::object();
-    json dropped = json::object();
-    for (auto& [path, facts] : j["files"].items()) {
-      (named.count(path) > 0 ? kept : dropped)[path] = facts;
-    }
-    j["files"] = kept;
-    if (DumpSize(j) <= limit) {
-      // Put back as many of the dropped ones as fit.
-      std::vector<std::pair<std::string, json>> extra;
-      for (auto& [path, facts] : dropped.items()) extra.emplace_back(path, facts);
-      json base = j;
-      KeepPrefixThatFits(j, extra.size(), limit, [&](json& w, size_t n) {
-        w = base;
-        for (size_t i = 0; i < n; ++i) w["files"][extra[i].first] = extra[i].second;
-      });
-      return Dump(j);
-    }
-  }
-  // 2. Changes that changed nothing.
-  {
-    json kept = json::array();
-    for (const json& c : j["changes"]) {
-      if (c.value("changed", false)) kept.push_back(c);
-    }
-    j["changes"] = kept;
-    if (DumpSize(j) <= limit) return Dump(j);
-  }
-  // 3. The rest of the details: extra errors, files, changes, the kubelet's files.
-  auto keep_array_prefix = [&](const char* key) {
-    json& arr = j[key];
-    size_t n = arr.size();
-    json full = arr;
-    arr = json::array();
-    if (DumpSize(j) > limit) return false;
-    KeepPrefixThatFits(j, n, limit, [&](json& w, size_t m) {
-      json a = json::array();
-      for (size_t i = 0; i < m; ++i) a.push_back(full[i]);
-      w[key] = std::move(a);
-    });
-    return true;
-  };
-  if (j["errors"].size() > 1) {
-    json first = j["errors"][0];
-    json rest = j["errors"];
-    j["errors"] = json::array({first});
-    if (DumpSize(j) <= limit) {
-      KeepPrefixThatFits(j, rest.size(), limit, [&](json& w, size_t m) {
-        json a = json::array();
-        for (size_t i = 0; i < std::max<size_t>(m, 1); ++i) a.push_back(rest[i]);
-        w["errors"] = std::move(a);
-      });
-      return Dump(j);
-    }
-  }
-  if (j.contains("kubelet")) {
-    j["kubelet"].erase("serviceFiles");
-    j["kubelet"].erase("flagsFiles");
-    if (DumpSize(j) <= limit) return Dump(j);
-  }
-  j["files"] = json::object();
-  if (DumpSize(j) <= limit) return Dump(j);
-  if (keep_array_prefix("changes")) return Dump(j);
-  j.erase("kubelet");
-  j.erase("apiVersion");
-  j.erase("kind");
-  if (DumpSize(j) <= limit) return Dump(j);
-  // Only the essentials are left; shorten their strings.
-  for (size_t budget = 1024; budget >= 16; budget /= 2) {
-    if (!j["errors"].empty()) {
-      j["errors"] = json::array({Shorten(r.errors.front(), budget)});
-    }
-    if (r.blocked) {
-      j["blocked"]["message"] = Shorten(r.blocked->message, budget);
-      j["blocked"]["reason"] = Shorten(r.blocked->reason, 64);
-    }
-    j["command"] = Shorten(r.command, 64);
-    if (DumpSize(j) <= limit) return Dump(j);
+  // Each step drops more; the first after which the result fits ends it.
+  if (DropUnnamedFiles(j, r, limit) || DropUnchangedChanges(j, limit) ||
+      KeepFirstErrors(j, limit) || DropDetails(j, limit) || ShortenEssentials(j, r, limit)) {
+    return Dump(j);
   }
   // A limit too small for even the essentials: the smallest valid AgentResult we can make.
   json tiny{{"command", Shorten(r.command, 32)}, {"ok", r.ok}, {"truncated", true}};

@@ -7,7 +7,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build pkg-config git
-  libcpprest-dev nlohmann-json3-dev libyaml-cpp-dev libspdlog-dev libssl-dev
+  libcpprest-dev nlohmann-json3-dev libyaml-cpp-dev libspdlog-dev libssl-dev libcli11-dev
   libgtest-dev libgmock-dev ccache
 )
 
