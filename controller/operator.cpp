@@ -130,7 +130,7 @@ Operator::Operator(kube::Client& client, kube::EventRecorder& events, Registry& 
   popts.list_path = kPolicyPath;
   popts.transform = TransformPolicy;
   policies_ = std::make_unique<kube::Informer>(
-      client_, popts,
+      client_, clock_, popts,
       kube::InformerHandlers{[this](const json& o) { OnPolicyChange(nullptr, &o); },
                              [this](const json& a, const json& b) { OnPolicyChange(&a, &b); },
                              [this](const json& o) { OnPolicyChange(&o, nullptr); }});
@@ -138,7 +138,7 @@ Operator::Operator(kube::Client& client, kube::EventRecorder& events, Registry& 
   nopts.list_path = "/api/v1/nodes";
   nopts.transform = TransformNode;
   nodes_ = std::make_unique<kube::Informer>(
-      client_, nopts,
+      client_, clock_, nopts,
       kube::InformerHandlers{[this](const json& o) { OnNodeChange(nullptr, &o); },
                              [this](const json& a, const json& b) { OnNodeChange(&a, &b); },
                              [this](const json& o) { OnNodeChange(&o, nullptr); }});
@@ -151,7 +151,7 @@ Operator::Operator(kube::Client& client, kube::EventRecorder& events, Registry& 
   jopts.label_selector = managed;
   jopts.transform = TransformJob;
   jobs_ = std::make_unique<kube::Informer>(
-      client_, jopts,
+      client_, clock_, jopts,
       kube::InformerHandlers{[this](const json& o) { OnJob(o, false); },
                              [this](const json&, const json& b) { OnJob(b, false); },
                              [this](const json& o) { OnJob(o, true); }});
@@ -160,7 +160,7 @@ Operator::Operator(kube::Client& client, kube::EventRecorder& events, Registry& 
   podopts.label_selector = managed;
   podopts.transform = TransformPod;
   pods_ = std::make_unique<kube::Informer>(
-      client_, podopts,
+      client_, clock_, podopts,
       kube::InformerHandlers{[this](const json& o) { OnPod(o); }, [this](const json&, const json& b) { OnPod(b); },
                              [](const json&) {}});
   // File audits: one Job per node per --file-audit-interval, few at a time.
