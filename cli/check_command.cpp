@@ -9,6 +9,7 @@
 #include <optional>
 #include <sstream>
 
+#include "base/clock.h"
 #include "controller/node_info.h"
 #include "cli/report.h"
 #include "kube/client.h"
@@ -191,7 +192,8 @@ StatusOr<std::vector<NodeInput>> LoadLive(const Options& o, std::vector<policy::
                                           std::ostream& err) {
   auto cfg = kube::ResolveConfig(o.kubeconfig, o.context, false);
   if (!cfg.ok()) return cfg.status();
-  auto client = kube::NewClient(*cfg);
+  RealClock clock;  // must outlive the client
+  auto client = kube::NewClient(clock, *cfg);
   if (o.policies.empty()) {
     kube::Result r = client->Get("/apis/kubeletpolicy.io/v1alpha1/kubeletpolicies");
     if (!r.ok()) {

@@ -1,12 +1,12 @@
 // kubelet-policy-controller: one binary, several jobs (see `--help`).
 #include <unistd.h>
 
-#include <chrono>
 #include <iostream>
 #include <string>
 #include <vector>
 
 #include "agent/agent_command.h"
+#include "base/clock.h"
 #include "cli/check_command.h"
 #include "cli/run_command.h"
 
@@ -43,10 +43,8 @@ int main(int argc, char** argv) {
   }
   if (cmd == "run") return kpc::cli::RunOperator(args);
   if (cmd == "check") {
-    auto now = std::chrono::duration_cast<std::chrono::seconds>(
-                   std::chrono::system_clock::now().time_since_epoch())
-                   .count();
-    return kpc::cli::RunCheck(args, std::cout, std::cerr, now, isatty(STDOUT_FILENO) == 1);
+    const kpc::RealClock clock;
+    return kpc::cli::RunCheck(args, std::cout, std::cerr, clock.UnixSeconds(), isatty(STDOUT_FILENO) == 1);
   }
   if (cmd == "agent") return kpc::agent::RunAgent(args, std::cout, std::cerr);
   std::cerr << "error: unknown command \"" << cmd << "\"\n\n" << kUsage;

@@ -335,9 +335,9 @@ int RunOperator(const std::vector<std::string>& args) {
   std::signal(SIGTERM, OnSignal);
   std::signal(SIGINT, OnSignal);
 
-  auto client = kube::NewClient(*config);
-  auto events = kube::NewEventRecorder(*client, "kubelet-policy-controller", f.events_namespace);
   RealClock clock;
+  auto client = kube::NewClient(clock, *config);
+  auto events = kube::NewEventRecorder(*client, clock, "kubelet-policy-controller", f.events_namespace);
   Registry metrics;
   OperatorOptions opts;
   opts.workers = f.workers;
@@ -408,13 +408,13 @@ int RunOperator(const std::vector<std::string>& args) {
     }
     conflicts = std::make_unique<webhooks::CachedConflictChecker>([&op] { return op.CachedPolicies(); },
                                                              op.ParseCache());
-    webhook_server = std::make_unique<webhooks::WebhookServer>(wo, metrics, conflicts.get());
+    webhook_server = std::make_unique<webhooks::WebhookServer>(metrics, conflicts.get(), clock, wo);
     webhooks::PairSource source;
     if (f.webhook_cert_mode == "cert-manager") {
       source = webhooks::DirPairSource(f.webhook_cert_dir);
       spdlog::info("webhook certificates: cert-manager mode, serving from {}", f.webhook_cert_dir);
     } else {
-      cert_rotator = std::make_unique<webhooks::CertRotator>(*client, ro);
+      cert_rotator = std::make_unique<webhooks::CertRotator>(*client, clock, ro);
       source = [r = cert_rotator.get()] { return r->ReadServingPair(); };
       spdlog::info("webhook certificates: self-managed in Secret {}/{}{}", ro.ns, ro.secret_name,
                    f.local_webhooks ? "; local webhooks at " + ro.url_base : "");
@@ -436,7 +436,7 @@ int RunOperator(const std::vector<std::string>& args) {
   };
   // ---- end admission webhooks ----
 
-  auto health = net::NewHttpServer(f.health_addr);
+  auto health = net::NewHttpServer(clock, f.health_addr);
   health->Handle("/healthz", [](const net::ServerRequest&) { return Text(200, "ok\n"); });
   health->Handle("/readyz", [&](const net::ServerRequest&) {
     if (!op.HasSynced()) return Text(503, "informer caches not synced yet\n");
@@ -451,7 +451,7 @@ int RunOperator(const std::vector<std::string>& args) {
   if (f.metrics_addr == f.health_addr) {
     health->Handle("/metrics", metrics_handler);
   } else {
-    metrics_server = net::NewHttpServer(f.metrics_addr);
+    metrics_server = net::NewHttpServer(clock, f.metrics_addr);
     metrics_server->Handle("/metrics", metrics_handler);
     if (Status s = metrics_server->Start(); !s.ok()) {
       spdlog::error("cannot serve metrics on {}: {}", f.metrics_addr, s.message());
@@ -487,7 +487,7 @@ int RunOperator(const std::vector<std::string>& args) {
     le.retry_period = std::chrono::milliseconds(f.retry_period_ns / 1'000'000);
     spdlog::info("leader election: Lease {}/{} as {}", le.lease_namespace, le.lease_name, le.identity);
     elector = std::make_unique<kube::LeaderElector>(
-        *client, le, lead, [&] {
+        *client, clock, le, lead, [&] {
           is_leader = false;
           spdlog::warn("lost leadership: stopped reconciling");
         });

@@ -18,7 +18,8 @@ json TransformPolicy(const json& obj) {
   return out;
 }
 
-std::unique_ptr<kube::Informer> NewInformer(kube::Client& client, std::string path, std::string label_selector,
+std::unique_ptr<kube::Informer> NewInformer(kube::Client& client, const Clock& clock, std::string path,
+                                            std::string label_selector,
                                             std::function<json(const json&)> transform,
                                             std::function<void(const json*, const json*)> on_change) {
   kube::InformerOptions o;
@@ -26,7 +27,7 @@ std::unique_ptr<kube::Informer> NewInformer(kube::Client& client, std::string pa
   o.label_selector = std::move(label_selector);
   o.transform = std::move(transform);
   return std::make_unique<kube::Informer>(
-      client, o,
+      client, clock, o,
       kube::InformerHandlers{[on_change](const json& n) { on_change(nullptr, &n); },
                              [on_change](const json& a, const json& b) { on_change(&a, &b); },
                              [on_change](const json& o) { on_change(&o, nullptr); }});
@@ -45,13 +46,13 @@ Operator::Operator(kube::Client& client, kube::EventRecorder& events, Registry& 
                            [this] { return static_cast<double>(queue_.Len() + queue_.DelayedLen()); });
   const std::string ns = options_.remediation.job_namespace;
   const std::string managed = std::string(kManagedByLabel) + "=" + kManagedBy;
-  policies_ = NewInformer(client, kPolicyPath, "", TransformPolicy,
+  policies_ = NewInformer(client, clock_, kPolicyPath, "", TransformPolicy,
                           [this](const json* a, const json* b) { OnPolicyChange(a, b); });
-  nodes_ = NewInformer(client, "/api/v1/nodes", "", TransformNode,
+  nodes_ = NewInformer(client, clock_, "/api/v1/nodes", "", TransformNode,
                        [this](const json* a, const json* b) { OnNodeChange(a, b); });
-  jobs_ = NewInformer(client, "/apis/batch/v1/namespaces/" + ns + "/jobs", managed, TransformJob,
+  jobs_ = NewInformer(client, clock_, "/apis/batch/v1/namespaces/" + ns + "/jobs", managed, TransformJob,
                       [this](const json* a, const json* b) { remediation_->OnJob(b ? *b : *a, b == nullptr); });
-  pods_ = NewInformer(client, "/api/v1/namespaces/" + ns + "/pods", managed, TransformPod,
+  pods_ = NewInformer(client, clock_, "/api/v1/namespaces/" + ns + "/pods", managed, TransformPod,
                       [this](const json*, const json* b) {
                         if (!b) return;
                         audits_->OnPod(*b);

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <ctime>
 
 namespace kpc::controller {
 
@@ -91,22 +90,25 @@ void WorkQueue::PromoteDueLocked() {
 }
 
 std::optional<std::string> WorkQueue::Get(std::chrono::milliseconds timeout) {
+  // Waits in slices so that a key made due by the clock moving (not by a notify) is noticed.
+  constexpr std::chrono::steady_clock::duration kMaxSlice = std::chrono::milliseconds(200);
   std::unique_lock<std::mutex> lock(mu_);
-  auto deadline = std::chrono::steady_clock::now() + timeout;
+  const auto deadline = clock_.Now() + timeout;
+  // The condition variable's own timeouts also end the wait, so that a clock that does not
+  // move (a FakeClock nobody advances) cannot block a caller forever.
+  std::chrono::steady_clock::duration unwaited = timeout;
   while (true) {
     PromoteDueLocked();
     if (!queue_.empty()) break;
     if (shutting_down_) return std::nullopt;
-    auto real_now = std::chrono::steady_clock::now();
-    if (real_now >= deadline) return std::nullopt;
-    // Wake for the next delayed key (re-checked against the injected clock) or the deadline.
-    auto wait = deadline - real_now;
+    const auto now = clock_.Now();
+    if (now >= deadline || unwaited <= std::chrono::steady_clock::duration::zero()) return std::nullopt;
+    auto slice = std::min({deadline - now, unwaited, kMaxSlice});
     if (!delayed_.empty()) {
-      auto until_due = delayed_.begin()->first - clock_.Now();
-      wait = std::min<std::chrono::steady_clock::duration>(
-          wait, std::max<std::chrono::steady_clock::duration>(until_due, std::chrono::milliseconds(1)));
+      slice = std::min(slice, std::max<std::chrono::steady_clock::duration>(delayed_.begin()->first - now,
+                                                                             std::chrono::milliseconds(1)));
     }
-    cv_.wait_for(lock, std::min<std::chrono::steady_clock::duration>(wait, std::chrono::milliseconds(200)));
+    if (cv_.wait_for(lock, slice) == std::cv_status::timeout) unwaited -= slice;
   }
   std::string key = queue_.front();
   queue_.pop_front();

@@ -5,7 +5,8 @@
 //    queued once more when Done() is called;
 //  * AddRateLimited() delays a key by per-key exponential backoff (base doubling to max) under
 //    an overall token bucket; Forget() resets the key's backoff after a success.
-// Thread-safe.
+// Thread-safe. Delays and Get's timeout are measured on the given Clock, which must outlive the
+// queue.
 
 #include <chrono>
 #include <condition_variable>
@@ -39,6 +40,8 @@ class WorkQueue {
   int NumRequeues(const std::string& key) const;
 
   // Blocks until a key is ready, `timeout` passes (nullopt) or the queue shuts down (nullopt).
+  // `timeout` passes on the clock, or once the waits for it have timed out for `timeout` in
+  // total (so a clock that nobody advances cannot block the caller).
   std::optional<std::string> Get(std::chrono::milliseconds timeout);
   void Done(const std::string& key);
 

@@ -72,10 +72,11 @@ StatusCode CodeForHttp(int http, const std::string& reason) {
 
 class KubeClient final : public Client {
  public:
-  KubeClient(ClientConfig config, std::shared_ptr<net::HttpClient> transport)
+  KubeClient(std::shared_ptr<net::HttpClient> transport, const Clock& clock, ClientConfig config)
       : cfg_(std::move(config)),
         http_(std::move(transport)),
-        limiter_(cfg_.qps, cfg_.burst, cfg_.now) {
+        clock_(clock),
+        limiter_(clock, cfg_.qps, cfg_.burst) {
     while (!cfg_.server.empty() && cfg_.server.back() == '/') cfg_.server.pop_back();
     token_ = cfg_.bearer_token;
   }
@@ -142,7 +143,7 @@ class KubeClient final : public Client {
     }
     if (!started->stream) return Unavailable("watch " + path + ": no stream");
     auto& stream = *started->stream;
-    auto last_data = Now();
+    auto last_data = clock_.Now();
     for (;;) {
       if (stop && stop()) {
         stream.Cancel();
@@ -151,7 +152,7 @@ class KubeClient final : public Client {
       auto line = stream.ReadLine(kWatchPoll);
       if (!line.ok()) {
         if (line.status().code() == StatusCode::kDeadlineExceeded) {
-          if (Now() - last_data > idle_limit) {
+          if (clock_.Now() - last_data > idle_limit) {
             stream.Cancel();
             return Unavailable("watch " + path + ": no data for " + std::to_string(idle_limit.count()) + " s");
           }
@@ -159,7 +160,7 @@ class KubeClient final : public Client {
         }
         return Status(line.status().code(), "watch " + path + ": " + line.status().message());
       }
-      last_data = Now();
+      last_data = clock_.Now();
       if (!line->has_value()) return Status::Ok();  // the server closed the watch cleanly
       const std::string& text = **line;
       if (text.find_first_not_of(" \t\r") == std::string::npos) continue;
@@ -209,10 +210,6 @@ class KubeClient final : public Client {
     return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   }
 
-  std::chrono::steady_clock::time_point Now() const {
-    return cfg_.now ? cfg_.now() : std::chrono::steady_clock::now();
-  }
-
   std::string Url(const std::string& path, const std::string& query) const {
     return cfg_.server + path + (query.empty() ? "" : "?" + query);
   }
@@ -220,7 +217,7 @@ class KubeClient final : public Client {
   std::string Token(bool force_reread) {
     std::lock_guard<std::mutex> lock(token_mu_);
     if (cfg_.bearer_token_file.empty()) return token_;
-    auto now = Now();
+    auto now = clock_.Now();
     if (force_reread || !token_read_ || now - *token_read_ >= kTokenRefresh) {
       std::ifstream in(cfg_.bearer_token_file);
       std::stringstream ss;
@@ -314,6 +311,7 @@ class KubeClient final : public Client {
 
   ClientConfig cfg_;
   std::shared_ptr<net::HttpClient> http_;
+  const Clock& clock_;
   TokenBucket limiter_;
   std::mutex token_mu_;
   std::string token_;
@@ -367,12 +365,14 @@ std::string QueryEscape(const std::string& value) {
   return out;
 }
 
-std::unique_ptr<Client> NewClient(const ClientConfig& config) {
-  return std::make_unique<KubeClient>(config, std::shared_ptr<net::HttpClient>(net::NewHttpClient(config.tls)));
+std::unique_ptr<Client> NewClient(const Clock& clock, const ClientConfig& config) {
+  return std::make_unique<KubeClient>(std::shared_ptr<net::HttpClient>(net::NewHttpClient(clock, config.tls)), clock,
+                                      config);
 }
 
-std::unique_ptr<Client> NewClientWithTransport(const ClientConfig& config, std::shared_ptr<net::HttpClient> transport) {
-  return std::make_unique<KubeClient>(config, std::move(transport));
+std::unique_ptr<Client> NewClientWithTransport(std::shared_ptr<net::HttpClient> transport, const Clock& clock,
+                                               const ClientConfig& config) {
+  return std::make_unique<KubeClient>(std::move(transport), clock, config);
 }
 
 }  // namespace kpc::kube

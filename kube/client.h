@@ -1,7 +1,9 @@
 #pragma once
 // A Kubernetes API client over net::HttpClient: configuration (kubeconfig or in-cluster), JSON
 // requests with typed errors, watch streams, client-side rate limiting.
-// Thread-safe: one Client is shared by every component of the controller.
+// Thread-safe: one Client is shared by every component of the controller. The rate limit, the
+// token-file refresh and the watch idle limit are timed on the Clock given to NewClient, which
+// must outlive the client.
 
 #include <chrono>
 #include <cstdint>
@@ -14,8 +16,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "net/http.h"
+#include "base/clock.h"
 #include "base/status.h"
+#include "net/http.h"
 
 namespace kpc::kube {
 
@@ -29,8 +32,7 @@ struct ClientConfig {
   std::string user_agent = "kubelet-policy-controller";
   // Deadline of each ordinary request (watch streams: of the response headers only).
   std::chrono::milliseconds request_timeout{30000};
-  // For tests: the clock and sleep behind the rate limiter and the token-file refresh.
-  std::function<std::chrono::steady_clock::time_point()> now;
+  // How the rate limiter waits for a token; a real sleep when null (tests advance a FakeClock).
   std::function<void(std::chrono::nanoseconds)> sleep;
 };
 
@@ -106,7 +108,7 @@ class Client {
   virtual std::map<std::pair<std::string, std::string>, uint64_t> RequestCounts() const = 0;
 };
 
-std::unique_ptr<Client> NewClient(const ClientConfig& config);
+std::unique_ptr<Client> NewClient(const Clock& clock, const ClientConfig& config);
 // Percent-encodes a query parameter value (label selectors, continue tokens, field managers).
 std::string QueryEscape(const std::string& value);
 // Maps an HTTP error response (body: metav1.Status when the API server wrote it) to an ApiError
@@ -114,7 +116,7 @@ std::string QueryEscape(const std::string& value);
 ApiError DecodeApiError(const net::HttpResponse& resp);
 Status StatusFromApiError(const ApiError& err);
 // For tests: a client over a given transport.
-std::unique_ptr<Client> NewClientWithTransport(const ClientConfig& config,
-                                               std::shared_ptr<net::HttpClient> transport);
+std::unique_ptr<Client> NewClientWithTransport(std::shared_ptr<net::HttpClient> transport, const Clock& clock,
+                                               const ClientConfig& config);
 
 }  // namespace kpc::kube

@@ -5,7 +5,7 @@
 #include "kube/events.h"
 
 #include <condition_variable>
-#include <ctime>
+#include <cstring>
 #include <deque>
 #include <list>
 #include <mutex>
@@ -21,15 +21,6 @@ namespace {
 
 constexpr size_t kMaxBuckets = 8192;
 
-std::string TimeNow() {  // metav1.Time: RFC 3339, seconds
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 struct Pending {
   ObjectRef obj;
   std::string type, reason, message;
@@ -41,9 +32,13 @@ std::string ObjectKey(const ObjectRef& o) {
 
 class Recorder final : public EventRecorder {
  public:
-  Recorder(Client& client, std::string component, std::string default_ns, EventRecorderOptions opts)
-      : client_(client), component_(std::move(component)), default_ns_(std::move(default_ns)), opts_(std::move(opts)) {
-    if (!opts_.now) opts_.now = [] { return std::chrono::steady_clock::now(); };
+  Recorder(Client& client, const Clock& clock, std::string component, std::string default_ns,
+           EventRecorderOptions opts)
+      : client_(client),
+        clock_(clock),
+        component_(std::move(component)),
+        default_ns_(std::move(default_ns)),
+        opts_(std::move(opts)) {
     worker_ = std::thread([this] { Run(); });
   }
   ~Recorder() override {
@@ -110,7 +105,7 @@ class Recorder final : public EventRecorder {
     if (it == buckets_.end()) {
       if (buckets_.size() >= kMaxBuckets) buckets_.clear();  // forgetting history only loosens the filter
       double qps = 1.0 / std::max<double>(1.0, static_cast<double>(opts_.refill_interval.count()));
-      it = buckets_.emplace(key, std::make_unique<TokenBucket>(qps, opts_.burst, opts_.now)).first;
+      it = buckets_.emplace(key, std::make_unique<TokenBucket>(clock_, qps, opts_.burst)).first;
     }
     return it->second->TryTake();
   }
@@ -122,7 +117,8 @@ class Recorder final : public EventRecorder {
     }
     std::string ns = p.obj.namespace_.empty() ? default_ns_ : p.obj.namespace_;
     std::string agg_key = ObjectKey(p.obj) + "\n" + p.type + "\n" + p.reason + "\n" + p.message;
-    std::string now = TimeNow();
+    const auto wall = clock_.WallNow();
+    const std::string now = FormatRfc3339(std::chrono::floor<std::chrono::seconds>(wall.time_since_epoch()).count());
     auto it = agg_index_.find(agg_key);
     if (it != agg_index_.end()) {
       Aggregate& agg = it->second->second;
@@ -143,9 +139,11 @@ class Recorder final : public EventRecorder {
       lru_.erase(it->second);
       agg_index_.erase(it);
     }
-    auto nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                     std::chrono::system_clock::now().time_since_epoch())
-                     .count();
+    // Unique per recorder even when the clock does not move between two Events (client-go
+    // uses the nanosecond time alone).
+    int64_t nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(wall.time_since_epoch()).count();
+    nanos = std::max(nanos, last_name_nanos_ + 1);
+    last_name_nanos_ = nanos;
     char suffix[32];
     std::snprintf(suffix, sizeof suffix, ".%llx", static_cast<unsigned long long>(nanos));
     std::string name = p.obj.name.substr(0, 253 - std::strlen(suffix)) + suffix;
@@ -181,6 +179,7 @@ class Recorder final : public EventRecorder {
   }
 
   Client& client_;
+  const Clock& clock_;
   const std::string component_;
   const std::string default_ns_;
   EventRecorderOptions opts_;
@@ -195,19 +194,22 @@ class Recorder final : public EventRecorder {
 
   // Worker thread only.
   std::unordered_map<std::string, std::unique_ptr<TokenBucket>> buckets_;
+  int64_t last_name_nanos_ = 0;
   std::list<std::pair<std::string, Aggregate>> lru_;
   std::unordered_map<std::string, std::list<std::pair<std::string, Aggregate>>::iterator> agg_index_;
 };
 
 }  // namespace
 
-std::unique_ptr<EventRecorder> NewEventRecorder(Client& client, std::string component, std::string default_namespace) {
-  return NewEventRecorder(client, std::move(component), std::move(default_namespace), EventRecorderOptions{});
+std::unique_ptr<EventRecorder> NewEventRecorder(Client& client, const Clock& clock, std::string component,
+                                                std::string default_namespace) {
+  return NewEventRecorder(client, clock, std::move(component), std::move(default_namespace), EventRecorderOptions{});
 }
 
-std::unique_ptr<EventRecorder> NewEventRecorder(Client& client, std::string component, std::string default_namespace,
-                                                EventRecorderOptions options) {
-  return std::make_unique<Recorder>(client, std::move(component), std::move(default_namespace), std::move(options));
+std::unique_ptr<EventRecorder> NewEventRecorder(Client& client, const Clock& clock, std::string component,
+                                                std::string default_namespace, EventRecorderOptions options) {
+  return std::make_unique<Recorder>(client, clock, std::move(component), std::move(default_namespace),
+                                    std::move(options));
 }
 
 }  // namespace kpc::kube

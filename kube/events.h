@@ -2,15 +2,17 @@
 // Records core/v1 Events about objects, rate-limited per object (token bucket per involved
 // object) and aggregated the way client-go does: a repeat of the same (object, reason,
 // message) within the window updates the existing Event's count instead of creating another.
+// Rate limits and Event timestamps are read on the recorder's Clock, which (like the Client)
+// must outlive the recorder. Thread-safe.
 
 #include <chrono>
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
+#include "base/clock.h"
 #include "kube/client.h"
 
 namespace kpc::kube {
@@ -43,14 +45,13 @@ struct EventRecorderOptions {
   size_t queue_size = 1000;
   size_t aggregation_cache_size = 4096;       // identical Events remembered for count updates
   std::string reporting_instance;             // e.g. the pod name; optional
-  std::function<std::chrono::steady_clock::time_point()> now;  // tests
 };
 
 // The legacy core/v1 Event API requires Events about cluster-scoped objects to live in
 // "default" (any other namespace is rejected with 422), hence the default.
-std::unique_ptr<EventRecorder> NewEventRecorder(Client& client, std::string component,
+std::unique_ptr<EventRecorder> NewEventRecorder(Client& client, const Clock& clock, std::string component,
                                                 std::string default_namespace = "default");
-std::unique_ptr<EventRecorder> NewEventRecorder(Client& client, std::string component,
+std::unique_ptr<EventRecorder> NewEventRecorder(Client& client, const Clock& clock, std::string component,
                                                 std::string default_namespace, EventRecorderOptions options);
 
 }  // namespace kpc::kube

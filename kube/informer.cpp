@@ -33,6 +33,7 @@ std::string ResourceVersionOf(const nlohmann::json& obj) {
 
 struct Informer::Impl {
   Client& client;
+  const Clock& clock;
   InformerOptions opts;
   InformerHandlers handlers;
 
@@ -51,7 +52,8 @@ struct Informer::Impl {
   std::string rv;  // last seen resourceVersion (informer thread only)
   std::mt19937_64 rng{std::random_device{}()};
 
-  Impl(Client& c, InformerOptions o, InformerHandlers h) : client(c), opts(std::move(o)), handlers(std::move(h)) {}
+  Impl(Client& c, const Clock& k, InformerOptions o, InformerHandlers h)
+      : client(c), clock(k), opts(std::move(o)), handlers(std::move(h)) {}
 
   nlohmann::json Transform(const nlohmann::json& obj) const {
     if (!opts.transform) return obj;
@@ -232,14 +234,14 @@ struct Informer::Impl {
       std::string q = "resourceVersion=" + QueryEscape(rv) +
                       "&timeoutSeconds=" + std::to_string(std::max(1, opts.watch_timeout_seconds)) + SelectorQuery();
       bool got_event = false;
-      auto started = std::chrono::steady_clock::now();
+      const auto started = clock.Now();
       Status s = client.Watch(
           opts.list_path, q, [&](const WatchEvent& ev) { return OnEvent(ev, &got_event); },
           [&] { return stopping.load(); });
       if (stopping) return;
       if (got_event) backoff = kInitialBackoff;
       if (s.ok()) {
-        if (!got_event && std::chrono::steady_clock::now() - started < kShortWatch) {
+        if (!got_event && clock.Now() - started < kShortWatch) {
           if (!SleepFor(Jitter(backoff))) return;
           backoff = std::min(backoff * 2, kMaxBackoff);
         }
@@ -255,8 +257,8 @@ struct Informer::Impl {
   }
 };
 
-Informer::Informer(Client& client, InformerOptions options, InformerHandlers handlers)
-    : impl_(std::make_unique<Impl>(client, std::move(options), std::move(handlers))) {}
+Informer::Informer(Client& client, const Clock& clock, InformerOptions options, InformerHandlers handlers)
+    : impl_(std::make_unique<Impl>(client, clock, std::move(options), std::move(handlers))) {}
 
 Informer::~Informer() { Stop(); }
 

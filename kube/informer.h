@@ -3,6 +3,8 @@
 // finite timeoutSeconds), reconnects with capped jittered backoff, relists on 410 Gone, and
 // keeps a cache of transformed objects (only the fields the controller needs).
 // Handlers run on the informer's own thread, one at a time. The cache is thread-safe.
+// How long a watch lasted is read on the given Clock, which (like the Client) must outlive the
+// informer; backoff waits are real waits.
 
 #include <atomic>
 #include <functional>
@@ -15,6 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/clock.h"
 #include "kube/client.h"
 #include "kube/store.h"
 
@@ -38,7 +41,7 @@ struct InformerHandlers {
 
 class Informer : public Store {
  public:
-  Informer(Client& client, InformerOptions options, InformerHandlers handlers);
+  Informer(Client& client, const Clock& clock, InformerOptions options, InformerHandlers handlers);
   ~Informer() override;  // stops
   Informer(const Informer&) = delete;
   Informer& operator=(const Informer&) = delete;

@@ -10,7 +10,6 @@
 
 #include <atomic>
 #include <condition_variable>
-#include <ctime>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -20,21 +19,7 @@
 namespace kpc::kube {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-// RFC 3339 with microseconds, as metav1.MicroTime serialises: 2026-11-22T08:00:00.000000Z.
-std::string MicroTimeNow() {
-  auto now = std::chrono::system_clock::now();
-  auto us = std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count();
-  std::time_t secs = static_cast<std::time_t>(us / 1000000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[64];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  char out[80];
-  std::snprintf(out, sizeof out, "%s.%06lldZ", buf, static_cast<long long>(us % 1000000));
-  return out;
-}
+using TimePoint = std::chrono::steady_clock::time_point;
 
 struct Record {
   std::string holder;
@@ -65,6 +50,7 @@ Record RecordOf(const nlohmann::json& lease) {
 
 struct LeaderElector::Impl {
   Client& client;
+  const Clock& clock;
   LeaderElectionConfig cfg;
   std::function<void()> on_started;
   std::function<void()> on_stopped;
@@ -76,9 +62,9 @@ struct LeaderElector::Impl {
   bool stopping = false;
   bool leader = false;
   uint64_t term = 0;                 // incremented on every loss so stale renewals are ignored
-  Clock::time_point last_renew{};    // of the current term
+  TimePoint last_renew{};    // of the current term
   std::optional<Record> observed;
-  Clock::time_point observed_at{};
+  TimePoint observed_at{};
   std::string observed_rv;
   std::atomic<bool> is_leader{false};
 
@@ -87,11 +73,15 @@ struct LeaderElector::Impl {
   std::thread leading_thread;
   std::mt19937_64 rng{std::random_device{}()};
 
-  Impl(Client& c, LeaderElectionConfig config, std::function<void()> start, std::function<void()> stop)
-      : client(c), cfg(std::move(config)), on_started(std::move(start)), on_stopped(std::move(stop)) {
+  Impl(Client& c, const Clock& k, LeaderElectionConfig config, std::function<void()> start,
+       std::function<void()> stop)
+      : client(c), clock(k), cfg(std::move(config)), on_started(std::move(start)), on_stopped(std::move(stop)) {
     path = "/apis/coordination.k8s.io/v1/namespaces/" + cfg.lease_namespace + "/leases/" + cfg.lease_name;
     lease_ref = cfg.lease_namespace + "/" + cfg.lease_name;
   }
+
+  // metav1.MicroTime for acquireTime / renewTime.
+  std::string MicroTimeNow() const { return FormatRfc3339Micro(clock.WallNow()); }
 
   int LeaseSeconds() const {
     return static_cast<int>(std::max<long long>(1, std::chrono::duration_cast<std::chrono::seconds>(cfg.lease_duration).count()));
@@ -117,7 +107,7 @@ struct LeaderElector::Impl {
 
   // One attempt to acquire or renew. Returns true when we hold the lease afterwards.
   bool TryAcquireOrRenew() {
-    auto now = Clock::now();
+    auto now = clock.Now();
     Result got = client.Get(path);
     nlohmann::json lease;
     if (!got.ok()) {
@@ -142,7 +132,7 @@ struct LeaderElector::Impl {
       }
       std::lock_guard<std::mutex> lock(mu);
       observed = RecordOf(created.body);
-      observed_at = Clock::now();
+      observed_at = clock.Now();
       return true;
     }
     lease = got.body;
@@ -179,7 +169,7 @@ struct LeaderElector::Impl {
     }
     std::lock_guard<std::mutex> lock(mu);
     observed = RecordOf(updated.body);
-    observed_at = Clock::now();
+    observed_at = clock.Now();
     return true;
   }
 
@@ -211,7 +201,7 @@ struct LeaderElector::Impl {
       std::unique_lock<std::mutex> lock(mu);
       if (stopping) return;
       if (ok && term == my_term) {
-        last_renew = Clock::now();
+        last_renew = clock.Now();
         if (!was_leader && !leader) {
           leader = true;
           is_leader = true;
@@ -229,7 +219,7 @@ struct LeaderElector::Impl {
           }
           lock.lock();
         }
-      } else if (leader && term == my_term && Clock::now() - last_renew > cfg.renew_deadline) {
+      } else if (leader && term == my_term && clock.Now() - last_renew > cfg.renew_deadline) {
         LoseLocked(lock, "could not renew within the renew deadline");
       }
       auto period = leader ? cfg.retry_period : Jittered(cfg.retry_period);
@@ -244,7 +234,7 @@ struct LeaderElector::Impl {
     while (!stopping) {
       cv.wait_for(lock, tick, [&] { return stopping; });
       if (stopping) return;
-      if (leader && Clock::now() - last_renew > cfg.renew_deadline) {
+      if (leader && clock.Now() - last_renew > cfg.renew_deadline) {
         LoseLocked(lock, "renew deadline passed");
       }
     }
@@ -270,9 +260,9 @@ struct LeaderElector::Impl {
   }
 };
 
-LeaderElector::LeaderElector(Client& client, LeaderElectionConfig config, std::function<void()> on_started_leading,
-                             std::function<void()> on_stopped_leading)
-    : impl_(std::make_unique<Impl>(client, std::move(config), std::move(on_started_leading),
+LeaderElector::LeaderElector(Client& client, const Clock& clock, LeaderElectionConfig config,
+                             std::function<void()> on_started_leading, std::function<void()> on_stopped_leading)
+    : impl_(std::make_unique<Impl>(client, clock, std::move(config), std::move(on_started_leading),
                                    std::move(on_stopped_leading))) {}
 
 LeaderElector::~LeaderElector() { Stop(); }

@@ -2,12 +2,16 @@
 // Leader election with a coordination.k8s.io/v1 Lease (client-go semantics): acquire when the
 // lease is free or expired, renew every retry_period, give up leadership when it cannot renew
 // within renew_deadline. Leader election gives no fencing: every write must be safe to repeat.
+// Expiry and the renew deadline are measured on the given Clock, which also stamps the Lease's
+// acquireTime/renewTime; the retry period is waited in real time. The Clock and the Client must
+// outlive the elector. Thread-safe.
 
 #include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
 
+#include "base/clock.h"
 #include "kube/client.h"
 
 namespace kpc::kube {
@@ -26,7 +30,7 @@ class LeaderElector {
   // on_started_leading runs on its own thread when this replica becomes leader; the stop
   // callback passed to it returns true as soon as leadership is lost (checked by workers).
   // on_stopped_leading runs when leadership is lost (at once, before any further write).
-  LeaderElector(Client& client, LeaderElectionConfig config,
+  LeaderElector(Client& client, const Clock& clock, LeaderElectionConfig config,
                 std::function<void()> on_started_leading, std::function<void()> on_stopped_leading);
   ~LeaderElector();
   void Start();

@@ -5,11 +5,8 @@
 
 namespace kpc::kube {
 
-TokenBucket::TokenBucket(double qps, int burst, SteadyNow now)
-    : qps_(qps), burst_(std::max(1, burst)), now_(now ? std::move(now) : [] { return std::chrono::steady_clock::now(); }) {
-  tokens_ = burst_;
-  last_ = now_();
-}
+TokenBucket::TokenBucket(const Clock& clock, double qps, int burst)
+    : clock_(clock), qps_(qps), burst_(std::max(1, burst)), tokens_(burst_), last_(clock.Now()) {}
 
 void TokenBucket::RefillLocked(std::chrono::steady_clock::time_point now) {
   if (now <= last_) return;
@@ -21,7 +18,7 @@ void TokenBucket::RefillLocked(std::chrono::steady_clock::time_point now) {
 bool TokenBucket::TryTake() {
   if (qps_ <= 0) return true;
   std::lock_guard<std::mutex> lock(mu_);
-  RefillLocked(now_());
+  RefillLocked(clock_.Now());
   if (tokens_ < 1) return false;
   tokens_ -= 1;
   return true;
@@ -30,7 +27,7 @@ bool TokenBucket::TryTake() {
 std::chrono::nanoseconds TokenBucket::Reserve() {
   if (qps_ <= 0) return std::chrono::nanoseconds(0);
   std::lock_guard<std::mutex> lock(mu_);
-  RefillLocked(now_());
+  RefillLocked(clock_.Now());
   tokens_ -= 1;
   if (tokens_ >= 0) return std::chrono::nanoseconds(0);
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>(-tokens_ / qps_));

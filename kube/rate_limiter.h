@@ -1,20 +1,22 @@
 #pragma once
-// A token bucket (qps refill, burst capacity) with an injected clock, used for the client-side
-// request limit and the per-object Event spam filter. Thread-safe.
+// A token bucket (qps refill, burst capacity) on an injected clock, used for the client-side
+// request limit and the per-object Event spam filter. Thread-safe; `clock` must outlive the
+// bucket.
 
 #include <chrono>
 #include <functional>
 #include <mutex>
 
+#include "base/clock.h"
+
 namespace kpc::kube {
 
-using SteadyNow = std::function<std::chrono::steady_clock::time_point()>;
 using SleepFor = std::function<void(std::chrono::nanoseconds)>;
 
 class TokenBucket {
  public:
-  // qps <= 0 means unlimited. `now` defaults to steady_clock::now.
-  TokenBucket(double qps, int burst, SteadyNow now = nullptr);
+  // qps <= 0 means unlimited. Starts full (`burst` tokens).
+  TokenBucket(const Clock& clock, double qps, int burst);
 
   // Takes a token if one is available now.
   bool TryTake();
@@ -25,15 +27,15 @@ class TokenBucket {
  private:
   void RefillLocked(std::chrono::steady_clock::time_point now);
 
+  const Clock& clock_;
   const double qps_;
   const double burst_;
-  SteadyNow now_;
   std::mutex mu_;
   double tokens_;  // may go negative: outstanding reservations
   std::chrono::steady_clock::time_point last_;
 };
 
-// Blocks until a token is available (Reserve + sleep).
+// Blocks until a token is available (Reserve, then `sleep`; a real sleep when it is null).
 void Acquire(TokenBucket& bucket, const SleepFor& sleep = nullptr);
 
 }  // namespace kpc::kube

@@ -1,7 +1,10 @@
 #pragma once
 // The project's own small HTTP interfaces. cpprestsdk lives behind them (net/cpprest/), so that
 // no pplx, web::json or utility::string_t type appears anywhere else and the implementation can
-// be replaced. Implementations are safe for concurrent use from many threads.
+// be replaced. Implementations are safe for concurrent use from many threads. Their timeouts
+// are real I/O deadlines: a single wait uses the timeout as is, a deadline spanning several
+// waits is read on the Clock given at construction, which must outlive the client or server
+// and every stream a client returns.
 
 #include <chrono>
 #include <functional>
@@ -10,6 +13,7 @@
 #include <optional>
 #include <string>
 
+#include "base/clock.h"
 #include "base/status.h"
 
 namespace kpc::net {
@@ -63,7 +67,7 @@ class HttpClient {
 };
 
 // cpprestsdk-backed client for one base URL's TLS settings.
-std::unique_ptr<HttpClient> NewHttpClient(const TlsConfig& tls);
+std::unique_ptr<HttpClient> NewHttpClient(const Clock& clock, const TlsConfig& tls);
 
 // A minimal HTTP server for /healthz, /readyz, /metrics (and later the webhooks).
 struct ServerRequest {
@@ -103,7 +107,7 @@ struct ServerOptions {
 // `address` like "127.0.0.1:8080" or ":8080" or "0.0.0.0:0"; plain HTTP unless tls given.
 // For TLS, `tls.client_cert_pem` / `tls.client_key_pem` are the server's own chain and key;
 // a non-empty `tls.ca_pem` requires client certificates signed by it. TLS 1.2 and later only.
-std::unique_ptr<HttpServer> NewHttpServer(const std::string& address,
+std::unique_ptr<HttpServer> NewHttpServer(const Clock& clock, const std::string& address,
                                           std::optional<TlsConfig> tls = std::nullopt,
                                           ServerOptions options = {});
 

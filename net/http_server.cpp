@@ -205,8 +205,8 @@ class Reader {
 
 class PosixHttpServer final : public HttpServer {
  public:
-  PosixHttpServer(std::string address, std::optional<TlsConfig> tls, ServerOptions options)
-      : address_(std::move(address)), tls_(std::move(tls)), options_(options) {}
+  PosixHttpServer(const Clock& clock, std::string address, std::optional<TlsConfig> tls, ServerOptions options)
+      : clock_(clock), address_(std::move(address)), tls_(std::move(tls)), options_(options) {}
   ~PosixHttpServer() override {
     Stop();
     if (ctx_) SSL_CTX_free(ctx_);
@@ -500,13 +500,13 @@ class PosixHttpServer final : public HttpServer {
   // After an error answer sent before the request body was read: stop sending, then discard
   // what the client is still sending (at most 1 s / 64 MiB) before the socket is closed, so
   // that closing does not reset the connection and destroy the answer in flight.
-  static void LingeringClose(int fd) {
+  void LingeringClose(int fd) const {
     ::shutdown(fd, SHUT_WR);
     SetTimeouts(fd, 1);
     char buf[16384];
     size_t total = 0;
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
-    while (total < (64u << 20) && std::chrono::steady_clock::now() < deadline) {
+    auto deadline = clock_.Now() + std::chrono::seconds(1);
+    while (total < (64u << 20) && clock_.Now() < deadline) {
       ssize_t r = ::recv(fd, buf, sizeof buf, 0);
       if (r <= 0) break;
       total += static_cast<size_t>(r);
@@ -640,6 +640,7 @@ class PosixHttpServer final : public HttpServer {
     return out;
   }
 
+  const Clock& clock_;
   const std::string address_;
   const std::optional<TlsConfig> tls_;
   const ServerOptions options_;
@@ -658,9 +659,9 @@ class PosixHttpServer final : public HttpServer {
 
 }  // namespace
 
-std::unique_ptr<HttpServer> NewHttpServer(const std::string& address, std::optional<TlsConfig> tls,
-                                          ServerOptions options) {
-  return std::make_unique<PosixHttpServer>(address, std::move(tls), options);
+std::unique_ptr<HttpServer> NewHttpServer(const Clock& clock, const std::string& address,
+                                          std::optional<TlsConfig> tls, ServerOptions options) {
+  return std::make_unique<PosixHttpServer>(clock, address, std::move(tls), options);
 }
 
 }  // namespace kpc::net

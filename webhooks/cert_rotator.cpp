@@ -4,7 +4,6 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <ctime>
 #include <set>
 
 namespace kpc::webhooks {
@@ -169,11 +168,8 @@ StatusOr<Plan> PlanCertificates(const PlanInput& in, const CertSettings& s) {
   return plan;
 }
 
-CertRotator::CertRotator(kube::Client& client, CertRotatorOptions options,
-                         std::function<int64_t()> now_unix)
-    : client_(client), options_(std::move(options)), now_(std::move(now_unix)) {
-  if (!now_) now_ = [] { return static_cast<int64_t>(std::time(nullptr)); };
-}
+CertRotator::CertRotator(kube::Client& client, const Clock& clock, CertRotatorOptions options)
+    : client_(client), options_(std::move(options)), clock_(clock) {}
 
 StatusOr<WebhookCerts> CertRotator::ReadSecret(bool* exists, std::string* resource_version) {
   kube::Result r =
@@ -285,7 +281,7 @@ Status CertRotator::InjectBundle(const std::string& kind_path, const std::string
 }
 
 Status CertRotator::SyncOnce() {
-  const int64_t now = now_();
+  const int64_t now = clock_.UnixSeconds();
   bool exists = false;
   std::string rv;
   auto current = ReadSecret(&exists, &rv);

@@ -19,19 +19,20 @@
 // Renewing the serving certificate under an unchanged CA needs no such wait.
 //
 // PlanCertificates is the pure decision (tests drive it with explicit times); CertRotator does
-// the I/O. Leader election gives no fencing: every write here is a full, idempotent update.
+// the I/O, reading the time on its Clock. Leader election gives no fencing: every write here is
+// a full, idempotent update.
 
 #include <chrono>
 #include <cstdint>
-#include <functional>
 #include <map>
 #include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
-#include "kube/client.h"
+#include "base/clock.h"
 #include "base/status.h"
+#include "kube/client.h"
 #include "webhooks/certs.h"
 
 namespace kpc::webhooks {
@@ -86,10 +87,11 @@ struct CertRotatorOptions {
   std::string url_base;
 };
 
+// SyncOnce runs on one thread at a time; ReadServingPair only reads the API and may run
+// concurrently with it. `client` and `clock` must outlive the rotator.
 class CertRotator {
  public:
-  CertRotator(kube::Client& client, CertRotatorOptions options,
-              std::function<int64_t()> now_unix = nullptr);
+  CertRotator(kube::Client& client, const Clock& clock, CertRotatorOptions options);
 
   // One pass of the leader: read the Secret and both configurations, write what differs.
   Status SyncOnce();
@@ -107,7 +109,7 @@ class CertRotator {
 
   kube::Client& client_;
   const CertRotatorOptions options_;
-  std::function<int64_t()> now_;
+  const Clock& clock_;
   // When each CA fingerprint was first seen in every configuration (for propagation_delay).
   std::map<std::string, int64_t> seen_in_configurations_;
   std::set<std::string> warned_missing_;  // configurations already reported missing

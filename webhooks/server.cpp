@@ -37,10 +37,11 @@ std::string ReadFile(const std::string& path, bool* exists) {
 
 }  // namespace
 
-WebhookServer::WebhookServer(WebhookServerOptions options, Registry& metrics,
-                             const ConflictChecker* conflicts)
+WebhookServer::WebhookServer(Registry& metrics, const ConflictChecker* conflicts,
+                             const Clock& clock, WebhookServerOptions options)
     : options_(std::move(options)),
       conflicts_(conflicts),
+      clock_(clock),
       requests_(metrics.AddCounter(
           "kubeletpolicy_admission_requests_total",
           "AdmissionReview requests by webhook (validate, mutate), operation (CREATE, UPDATE, ...; "
@@ -75,7 +76,7 @@ Status WebhookServer::SetServingPair(const KeyPairPem& pair) {
     so.max_body_bytes = options_.max_body_bytes;
     so.body_too_large_status = 400;  // like every other unreadable AdmissionReview
     so.max_connections = options_.max_connections;
-    auto server = net::NewHttpServer(options_.address, tls, so);
+    auto server = net::NewHttpServer(clock_, options_.address, tls, so);
     for (const char* path : {kValidatingWebhookPath, kMutatingWebhookPath}) {
       std::string p = path;
       server->Handle(p, [this, p](const net::ServerRequest& req) { return Serve(p, req); });
@@ -118,7 +119,7 @@ void WebhookServer::Stop() {
 }
 
 net::HttpResponse WebhookServer::Serve(const std::string& path, const net::ServerRequest& req) {
-  const auto start = std::chrono::steady_clock::now();
+  const auto start = clock_.Now();
   const bool validate = path == kValidatingWebhookPath;
   const std::string webhook = validate ? "validate" : "mutate";
   if (req.method != "POST") {
@@ -135,7 +136,7 @@ net::HttpResponse WebhookServer::Serve(const std::string& path, const net::Serve
   const std::string operation = result.operation.empty() ? "unknown" : result.operation;
   requests_.WithLabels({webhook, operation, outcome}).Inc();
   latency_.WithLabels({webhook}).Observe(
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+      std::chrono::duration<double>(clock_.Now() - start).count());
   if (outcome != "allowed") {
     spdlog::info("admission {} {}: {} (HTTP {})", webhook, operation, outcome, result.http_status);
   }

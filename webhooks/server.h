@@ -4,7 +4,8 @@
 // that feed it a serving certificate (from a directory or from the self-managed Secret) and the
 // conflict check over the operator's informer cache.
 //
-// Threading: every class here is safe for concurrent use.
+// Threading: every class here is safe for concurrent use. Request latency is measured on the
+// server's Clock, which must outlive it.
 
 #include <atomic>
 #include <chrono>
@@ -19,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/clock.h"
 #include "base/metrics.h"
 #include "net/http.h"
 #include "policy/parse_cache.h"
@@ -38,9 +40,9 @@ struct WebhookServerOptions {
 
 class WebhookServer {
  public:
-  // `conflicts` may be null; it must outlive the server.
-  WebhookServer(WebhookServerOptions options, Registry& metrics,
-                const ConflictChecker* conflicts);
+  // `conflicts` may be null; it, `metrics` and `clock` must outlive the server.
+  WebhookServer(Registry& metrics, const ConflictChecker* conflicts, const Clock& clock,
+                WebhookServerOptions options);
   ~WebhookServer();
 
   // Starts serving with `pair` on the first call; later calls hot-reload the certificate when
@@ -61,6 +63,7 @@ class WebhookServer {
 
   const WebhookServerOptions options_;
   const ConflictChecker* conflicts_;
+  const Clock& clock_;
   CounterFamily& requests_;
   HistogramFamily& latency_;
   CounterFamily& reloads_;

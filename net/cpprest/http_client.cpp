@@ -158,14 +158,15 @@ bool LoadTrustStore(SSL_CTX* ctx, const std::string& pem, std::string* err) {
 
 class CpprestLineStream final : public LineStream {
  public:
-  CpprestLineStream(http::http_response response, std::shared_ptr<pplx::cancellation_token_source> cts)
-      : response_(std::move(response)), cts_(std::move(cts)), state_(std::make_shared<ReadState>()) {
+  CpprestLineStream(const Clock& clock, http::http_response response,
+                    std::shared_ptr<pplx::cancellation_token_source> cts)
+      : clock_(clock), response_(std::move(response)), cts_(std::move(cts)), state_(std::make_shared<ReadState>()) {
     body_ = response_.body().streambuf();
   }
   ~CpprestLineStream() override { Cancel(); }
 
   StatusOr<std::optional<std::string>> ReadLine(std::chrono::milliseconds idle_timeout) override {
-    auto deadline = std::chrono::steady_clock::now() + idle_timeout;
+    const auto deadline = clock_.Now() + idle_timeout;
     for (;;) {
       if (cancelled_.load()) return Status(StatusCode::kUnavailable, "stream cancelled");
       auto nl = pending_.find('\n', scan_from_);
@@ -192,7 +193,8 @@ class CpprestLineStream final : public LineStream {
       // whatever else is already buffered.
       if (!read_in_flight_) StartRead();
       std::unique_lock<std::mutex> lock(state_->mu);
-      if (!state_->cv.wait_until(lock, deadline, [&] { return state_->done || cancelled_.load(); })) {
+      const auto left = std::max<std::chrono::steady_clock::duration>(deadline - clock_.Now(), {});
+      if (!state_->cv.wait_for(lock, left, [&] { return state_->done || cancelled_.load(); })) {
         // The read stays in flight: a later ReadLine picks it up (timeouts are not fatal).
         return Status(StatusCode::kDeadlineExceeded, "no data on the stream within the idle timeout");
       }
@@ -279,6 +281,7 @@ class CpprestLineStream final : public LineStream {
     }
   }
 
+  const Clock& clock_;
   http::http_response response_;
   std::shared_ptr<pplx::cancellation_token_source> cts_;
   concurrency::streams::streambuf<uint8_t> body_;
@@ -292,7 +295,7 @@ class CpprestLineStream final : public LineStream {
 
 class CpprestHttpClient final : public HttpClient {
  public:
-  explicit CpprestHttpClient(const TlsConfig& tls) : tls_(tls) {}
+  CpprestHttpClient(const Clock& clock, const TlsConfig& tls) : clock_(clock), tls_(tls) {}
 
   StatusOr<HttpResponse> Send(const HttpRequest& req) override {
     auto prepared = Prepare(req);
@@ -375,7 +378,7 @@ class CpprestHttpClient final : public HttpClient {
       out.error_response = std::move(err);
       return out;
     }
-    out.stream = std::make_unique<CpprestLineStream>(std::move(resp), cts);
+    out.stream = std::make_unique<CpprestLineStream>(clock_, std::move(resp), cts);
     return out;
   }
 
@@ -437,6 +440,7 @@ class CpprestHttpClient final : public HttpClient {
     return created;
   }
 
+  const Clock& clock_;
   TlsConfig tls_;
   std::mutex mu_;
   std::unordered_map<std::string, std::shared_ptr<client::http_client>> clients_;
@@ -444,8 +448,8 @@ class CpprestHttpClient final : public HttpClient {
 
 }  // namespace
 
-std::unique_ptr<HttpClient> NewHttpClient(const TlsConfig& tls) {
-  return std::make_unique<CpprestHttpClient>(tls);
+std::unique_ptr<HttpClient> NewHttpClient(const Clock& clock, const TlsConfig& tls) {
+  return std::make_unique<CpprestHttpClient>(clock, tls);
 }
 
 }  // namespace kpc::net

@@ -11,12 +11,12 @@
 //   bench_webhook_server DIR [PORT]
 
 #include <csignal>
-#include <ctime>
 #include <fstream>
 #include <iostream>
 #include <sstream>
 #include <thread>
 
+#include "base/clock.h"
 #include "base/metrics.h"
 #include "net/http.h"
 #include "webhooks/admission.h"
@@ -35,7 +35,8 @@ int main(int argc, char** argv) {
   }
   const std::string dir = argv[1];
   const std::string port = argc > 2 ? argv[2] : "0";
-  const int64_t now = static_cast<int64_t>(std::time(nullptr));
+  const kpc::RealClock clock;
+  const int64_t now = clock.UnixSeconds();
   auto ca = kpc::webhooks::GenerateCa("bench-ca", now, 86400);
   auto leaf = kpc::webhooks::GenerateServingCert(*ca, {"127.0.0.1", "localhost"}, now, 86400);
   if (!ca.ok() || !leaf.ok()) {
@@ -48,7 +49,7 @@ int main(int argc, char** argv) {
   kpc::Registry metrics;
   kpc::webhooks::WebhookServerOptions opts;
   opts.address = "127.0.0.1:" + port;
-  kpc::webhooks::WebhookServer server(opts, metrics, nullptr);
+  kpc::webhooks::WebhookServer server(metrics, nullptr, clock, opts);
   if (auto s = server.SetServingPair(*leaf); !s.ok()) {
     std::cerr << "start: " << s.message() << "\n";
     return 1;
@@ -75,7 +76,7 @@ int main(int argc, char** argv) {
   kpc::net::ServerOptions so;
   so.max_body_bytes = opts.max_body_bytes;
   so.max_connections = opts.max_connections;
-  auto canned = kpc::net::NewHttpServer("127.0.0.1:0", tls, so);
+  auto canned = kpc::net::NewHttpServer(clock, "127.0.0.1:0", tls, so);
   kpc::net::HttpResponse answer;
   answer.status = 200;
   answer.headers["content-type"] = "application/json";

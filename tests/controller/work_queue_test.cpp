@@ -83,6 +83,39 @@ TEST(WorkQueueTest, OverallBucketLimitsBursts) {
   EXPECT_GE(d, 99ms);
 }
 
+TEST(WorkQueueTest, GetTimesOutWhenTheClockPassesTheTimeout) {
+  FakeClock clock;
+  WorkQueue q(clock);
+  std::atomic<bool> returned{false};
+  auto start = std::chrono::steady_clock::now();
+  std::thread t([&] {
+    EXPECT_EQ(q.Get(60s), std::nullopt);
+    returned = true;
+  });
+  std::this_thread::sleep_for(20ms);
+  clock.Advance(59s);
+  std::this_thread::sleep_for(300ms);  // longer than one wait slice
+  EXPECT_FALSE(returned) << "1 s of the timeout is left on the clock";
+  clock.Advance(1s);
+  t.join();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 10s) << "not the 60 s of real waiting";
+}
+
+TEST(WorkQueueTest, GetWakesForAKeyMadeDueByTheClock) {
+  FakeClock clock;
+  WorkQueue q(clock);
+  q.AddAfter("a", 30s);
+  std::optional<std::string> got;
+  auto start = std::chrono::steady_clock::now();
+  std::thread t([&] { got = q.Get(60s); });
+  std::this_thread::sleep_for(20ms);
+  clock.Advance(30s);  // no Add, no notify: the waiting Get must notice on its own
+  t.join();
+  EXPECT_EQ(got, "a");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 10s) << "not the 30 s of real waiting";
+  EXPECT_EQ(q.DelayedLen(), 0u);
+}
+
 TEST(WorkQueueTest, ShutDownWakesWaiters) {
   FakeClock clock;
   WorkQueue q(clock);

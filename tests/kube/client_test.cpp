@@ -27,7 +27,11 @@ class FakeLineStream : public net::LineStream {
       return std::optional<std::string>(l);
     }
     if (hang_) {
-      std::this_thread::sleep_for(std::min(idle, std::chrono::milliseconds(20)));
+      if (on_idle) {
+        on_idle();
+      } else {
+        std::this_thread::sleep_for(std::min(idle, std::chrono::milliseconds(20)));
+      }
       return Status(StatusCode::kDeadlineExceeded, "idle");
     }
     return std::optional<std::string>();
@@ -38,6 +42,7 @@ class FakeLineStream : public net::LineStream {
   }
   std::atomic<bool> cancelled_{false};
   std::shared_ptr<std::atomic<bool>> cancel_flag;  // outlives the stream
+  std::function<void()> on_idle;                   // instead of sleeping while hanging
 
  private:
   std::deque<std::string> lines_;
@@ -89,8 +94,9 @@ class ClientTest : public ::testing::Test {
     cfg_.bearer_token = "tok";
     cfg_.qps = 0;  // unlimited unless a test says otherwise
   }
-  std::unique_ptr<Client> Make() { return NewClientWithTransport(cfg_, transport_); }
+  std::unique_ptr<Client> Make() { return NewClientWithTransport(transport_, clock_, cfg_); }
 
+  FakeClock clock_;
   std::shared_ptr<FakeTransport> transport_;
   ClientConfig cfg_;
 };
@@ -210,10 +216,8 @@ TEST_F(ClientTest, TokenFileIsReReadPeriodicallyAndOn401) {
   auto file = dir / "token";
   auto write = [&](const std::string& t) { std::ofstream(file) << t << "\n"; };
   write("first");
-  auto now = std::chrono::steady_clock::time_point(1000s);
   cfg_.bearer_token.clear();
   cfg_.bearer_token_file = file.string();
-  cfg_.now = [&] { return now; };
   std::vector<std::string> seen;
   std::string accepted;  // empty: any token
   transport_->on_send = [&](const net::HttpRequest& req) {
@@ -225,12 +229,15 @@ TEST_F(ClientTest, TokenFileIsReReadPeriodicallyAndOn401) {
   EXPECT_TRUE(client->Get("/x").ok());
   write("second");
   EXPECT_TRUE(client->Get("/x").ok());  // cached for a minute
-  now += 61s;
+  clock_.Advance(59s);
   EXPECT_TRUE(client->Get("/x").ok());
-  ASSERT_EQ(seen.size(), 3u);
+  clock_.Advance(1s);
+  EXPECT_TRUE(client->Get("/x").ok());
+  ASSERT_EQ(seen.size(), 4u);
   EXPECT_EQ(seen[0], "Bearer first");
   EXPECT_EQ(seen[1], "Bearer first");
-  EXPECT_EQ(seen[2], "Bearer second");
+  EXPECT_EQ(seen[2], "Bearer first");
+  EXPECT_EQ(seen[3], "Bearer second");
 
   // The server starts rejecting the cached token before the minute is up: the client re-reads
   // the file at once and retries once with the new token.
@@ -246,14 +253,12 @@ TEST_F(ClientTest, TokenFileIsReReadPeriodicallyAndOn401) {
 }
 
 TEST_F(ClientTest, RateLimiterSpacesRequests) {
-  auto now = std::chrono::steady_clock::time_point(1000s);
   std::vector<std::chrono::nanoseconds> sleeps;
   cfg_.qps = 2;
   cfg_.burst = 2;
-  cfg_.now = [&] { return now; };
   cfg_.sleep = [&](std::chrono::nanoseconds d) {
     sleeps.push_back(d);
-    now += std::chrono::duration_cast<std::chrono::steady_clock::duration>(d);
+    clock_.Advance(d);
   };
   transport_->on_send = [](const net::HttpRequest&) { return Resp(200, "{}"); };
   auto client = Make();
@@ -371,6 +376,27 @@ TEST_F(ClientTest, WatchStopIsHonouredPromptlyAndCancelsTheStream) {
   EXPECT_TRUE(s.ok());
   EXPECT_TRUE(*cancelled);
   EXPECT_LT(std::chrono::steady_clock::now() - start, 1s);
+}
+
+TEST_F(ClientTest, WatchWithoutDataForTimeoutPlus30SecondsIsUnavailable) {
+  // Each idle read lasts one second on the fake clock.
+  int idle_reads = 0;
+  transport_->on_stream = [&](const net::HttpRequest&) {
+    auto s = StreamOf({R"({"type":"ADDED","object":{"metadata":{"name":"a"}}})"}, /*hang=*/true);
+    auto* stream = static_cast<FakeLineStream*>(s.stream.get());
+    stream->on_idle = [&] {
+      ++idle_reads;
+      clock_.Advance(1s);
+    };
+    return s;
+  };
+  int events = 0;
+  Status s = Make()->Watch("/x", "timeoutSeconds=10", [&](const WatchEvent&) { return ++events > 0; },
+                           [] { return false; });
+  EXPECT_EQ(s.code(), StatusCode::kUnavailable) << s.message();
+  EXPECT_NE(s.message().find("no data for 40 s"), std::string::npos) << s.message();
+  EXPECT_EQ(events, 1);
+  EXPECT_EQ(idle_reads, 41) << "silence of exactly 40 s is still tolerated";
 }
 
 TEST(QueryEscapeTest, EscapesReservedCharacters) {

@@ -2,6 +2,8 @@
 
 #include "kube/events.h"
 
+#include <set>
+
 #include <gtest/gtest.h>
 
 #include "fake_client.h"
@@ -17,7 +19,8 @@ ObjectRef PolicyRef() { return {"kubeletpolicy.io/v1alpha1", "KubeletPolicy", "c
 
 TEST(EventRecorderTest, CreatesEventsInTheRightNamespace) {
   FakeKube kube;
-  auto rec = NewEventRecorder(kube, "kubelet-policy-controller");
+  FakeClock clock;
+  auto rec = NewEventRecorder(kube, clock, "kubelet-policy-controller");
   rec->Record(NodeRef("n1"), "Warning", "NonCompliant", "rule x failed");
   rec->Record(PolicyRef(), "Normal", "Ready", "all nodes checked");
   ASSERT_TRUE(rec->Flush(5s));
@@ -34,6 +37,7 @@ TEST(EventRecorderTest, CreatesEventsInTheRightNamespace) {
   EXPECT_EQ(ev["source"]["component"], "kubelet-policy-controller");
   EXPECT_EQ(ev["reportingComponent"], "kubelet-policy-controller");
   EXPECT_EQ(ev["count"], 1);
+  EXPECT_EQ(ev["firstTimestamp"], FormatRfc3339(clock.UnixSeconds()));
   EXPECT_EQ(ev["firstTimestamp"], ev["lastTimestamp"]);
   EXPECT_EQ(ev["metadata"]["name"].get<std::string>().rfind("n1.", 0), 0u);
   auto policy_events = kube.ObjectsUnder("/api/v1/namespaces/team-a/events/");
@@ -43,7 +47,8 @@ TEST(EventRecorderTest, CreatesEventsInTheRightNamespace) {
 
 TEST(EventRecorderTest, IdenticalEventsAreAggregated) {
   FakeKube kube;
-  auto rec = NewEventRecorder(kube, "c");
+  FakeClock clock;
+  auto rec = NewEventRecorder(kube, clock, "c");
   for (int i = 0; i < 3; ++i) rec->Record(NodeRef("n1"), "Warning", "NonCompliant", "same");
   rec->Record(NodeRef("n1"), "Warning", "NonCompliant", "different message");
   ASSERT_TRUE(rec->Flush(5s));
@@ -60,15 +65,46 @@ TEST(EventRecorderTest, IdenticalEventsAreAggregated) {
   EXPECT_EQ(kube.last_patch_type(), "application/merge-patch+json");
 }
 
+TEST(EventRecorderTest, AggregationMovesLastTimestampOnly) {
+  FakeKube kube;
+  FakeClock clock(1800000000);
+  auto rec = NewEventRecorder(kube, clock, "c");
+  rec->Record(NodeRef("n1"), "Warning", "NonCompliant", "same");
+  ASSERT_TRUE(rec->Flush(5s));
+  clock.Advance(90s);
+  rec->Record(NodeRef("n1"), "Warning", "NonCompliant", "same");
+  ASSERT_TRUE(rec->Flush(5s));
+  auto events = kube.ObjectsUnder("/api/v1/namespaces/default/events/");
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0]["count"], 2);
+  EXPECT_EQ(events[0]["firstTimestamp"], "2027-01-15T08:00:00Z");
+  EXPECT_EQ(events[0]["lastTimestamp"], "2027-01-15T08:01:30Z");
+}
+
+TEST(EventRecorderTest, NamesStayUniqueWhileTheClockStandsStill) {
+  FakeKube kube;
+  FakeClock clock;
+  auto rec = NewEventRecorder(kube, clock, "c");
+  for (int i = 0; i < 3; ++i) rec->Record(NodeRef("n1"), "Normal", "R" + std::to_string(i), "m");
+  ASSERT_TRUE(rec->Flush(5s));
+  EXPECT_EQ(rec->Dropped(), 0u) << "a second Event at the same time must not collide (409)";
+  auto events = kube.ObjectsUnder("/api/v1/namespaces/default/events/");
+  ASSERT_EQ(events.size(), 3u);
+  std::set<std::string> names;
+  for (const auto& e : events) names.insert(e["metadata"]["name"].get<std::string>());
+  EXPECT_EQ(names.size(), 3u);
+}
+
 TEST(EventRecorderTest, ExpiredEventIsRecreated) {
   FakeKube kube;
-  auto rec = NewEventRecorder(kube, "c");
+  FakeClock clock;
+  auto rec = NewEventRecorder(kube, clock, "c");
   rec->Record(NodeRef("n1"), "Normal", "R", "m");
   ASSERT_TRUE(rec->Flush(5s));
   auto events = kube.ObjectsUnder("/api/v1/namespaces/default/events/");
   ASSERT_EQ(events.size(), 1u);
   (void)kube.Delete("/api/v1/namespaces/default/events/" + events[0]["metadata"]["name"].get<std::string>(), "");
-  std::this_thread::sleep_for(2ms);  // a distinct name suffix
+  clock.Advance(2ms);
   rec->Record(NodeRef("n1"), "Normal", "R", "m");
   ASSERT_TRUE(rec->Flush(5s));
   events = kube.ObjectsUnder("/api/v1/namespaces/default/events/");
@@ -78,31 +114,27 @@ TEST(EventRecorderTest, ExpiredEventIsRecreated) {
 
 TEST(EventRecorderTest, PerObjectAndReasonRateLimit) {
   FakeKube kube;
-  auto now = std::chrono::steady_clock::time_point(1000s);
-  std::mutex clock_mu;
+  FakeClock clock;
   EventRecorderOptions opts;
   opts.burst = 3;
   opts.refill_interval = 300s;
-  opts.now = [&] {
-    std::lock_guard<std::mutex> lock(clock_mu);
-    return now;
-  };
-  auto rec = NewEventRecorder(kube, "c", "default", opts);
+  auto rec = NewEventRecorder(kube, clock, "c", "default", opts);
   for (int i = 0; i < 5; ++i) rec->Record(NodeRef("n1"), "Normal", "R", "m" + std::to_string(i));
   rec->Record(NodeRef("n2"), "Normal", "R", "other object has its own bucket");
   rec->Record(NodeRef("n1"), "Normal", "Other", "another reason has its own bucket");
   ASSERT_TRUE(rec->Flush(5s));
   EXPECT_EQ(kube.ObjectsUnder("/api/v1/namespaces/default/events/").size(), 5u);
   EXPECT_EQ(rec->Dropped(), 2u);
-  {
-    std::lock_guard<std::mutex> lock(clock_mu);
-    now += 301s;
-  }
+  clock.Advance(299s);
+  rec->Record(NodeRef("n1"), "Normal", "R", "not yet refilled");
+  ASSERT_TRUE(rec->Flush(5s));
+  EXPECT_EQ(rec->Dropped(), 3u);
+  clock.Advance(1s);
   rec->Record(NodeRef("n1"), "Normal", "R", "after refill");
   rec->Record(NodeRef("n1"), "Normal", "R", "over again");
   ASSERT_TRUE(rec->Flush(5s));
   EXPECT_EQ(kube.ObjectsUnder("/api/v1/namespaces/default/events/").size(), 6u);
-  EXPECT_EQ(rec->Dropped(), 3u);
+  EXPECT_EQ(rec->Dropped(), 4u);
 }
 
 TEST(EventRecorderTest, RecordNeverBlocksAndDropsWhenQueueIsFull) {
@@ -115,7 +147,8 @@ TEST(EventRecorderTest, RecordNeverBlocksAndDropsWhenQueueIsFull) {
   });
   EventRecorderOptions opts;
   opts.queue_size = 5;
-  auto rec = NewEventRecorder(kube, "c", "default", opts);
+  FakeClock clock;
+  auto rec = NewEventRecorder(kube, clock, "c", "default", opts);
   auto start = std::chrono::steady_clock::now();
   for (int i = 0; i < 50; ++i) rec->Record(NodeRef("n" + std::to_string(i)), "Normal", "R", "m");
   EXPECT_LT(std::chrono::steady_clock::now() - start, 100ms);
@@ -127,7 +160,8 @@ TEST(EventRecorderTest, RecordNeverBlocksAndDropsWhenQueueIsFull) {
 TEST(EventRecorderTest, ApiErrorsAreCountedNotFatal) {
   FakeKube kube;
   kube.fail_all = true;
-  auto rec = NewEventRecorder(kube, "c");
+  FakeClock clock;
+  auto rec = NewEventRecorder(kube, clock, "c");
   rec->Record(NodeRef("n1"), "Normal", "R", "m");
   ASSERT_TRUE(rec->Flush(5s));
   EXPECT_EQ(rec->Dropped(), 1u);

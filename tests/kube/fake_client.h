@@ -79,6 +79,9 @@ class FakeKube : public Client {
     return watch_queries_;
   }
   std::atomic<bool> fail_all{false};
+  // Runs after each scripted watch delivered its events (e.g. advances a FakeClock: how long
+  // the watch lasted). Set before the watches start.
+  std::function<void()> after_watch_events;
 
   Result Get(const std::string& path, const std::string& query) override {
     if (auto r = Pre("GET", path, query, nullptr)) return *r;
@@ -153,6 +156,7 @@ class FakeKube : public Client {
       if (stop()) return Status::Ok();
       if (!on_event(ev)) return Status::Ok();
     }
+    if (after_watch_events) after_watch_events();
     while (script.hang && !stop()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
     return script.end;
   }

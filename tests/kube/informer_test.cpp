@@ -62,6 +62,7 @@ void ServeList(FakeKube& kube, std::shared_ptr<std::vector<std::vector<nlohmann:
 
 TEST(InformerTest, PaginatedListThenWatchFromListVersion) {
   FakeKube kube;
+  FakeClock clock;
   auto pages = std::make_shared<std::vector<std::vector<nlohmann::json>>>(
       std::vector<std::vector<nlohmann::json>>{{Node("a", "1"), Node("b", "2")}, {Node("c", "3")}});
   ServeList(kube, pages, "50");
@@ -71,7 +72,7 @@ TEST(InformerTest, PaginatedListThenWatchFromListVersion) {
   opts.page_size = 2;
   opts.label_selector = "role=worker";
   opts.watch_timeout_seconds = 42;
-  Informer inf(kube, opts, Recording(rec));
+  Informer inf(kube, clock, opts, Recording(rec));
   inf.Start();
   ASSERT_TRUE(WaitFor([&] { return inf.HasSynced(); }));
   EXPECT_EQ(inf.Size(), 3u);
@@ -89,6 +90,7 @@ TEST(InformerTest, PaginatedListThenWatchFromListVersion) {
 
 TEST(InformerTest, WatchEventsUpdateCacheAndBookmarksMoveTheVersion) {
   FakeKube kube;
+  FakeClock clock;
   auto pages = std::make_shared<std::vector<std::vector<nlohmann::json>>>(
       std::vector<std::vector<nlohmann::json>>{{Node("a", "1")}});
   ServeList(kube, pages, "10");
@@ -99,7 +101,7 @@ TEST(InformerTest, WatchEventsUpdateCacheAndBookmarksMoveTheVersion) {
   Recorded rec;
   InformerOptions opts;
   opts.list_path = "/api/v1/nodes";
-  Informer inf(kube, opts, Recording(rec));
+  Informer inf(kube, clock, opts, Recording(rec));
   inf.Start();
   ASSERT_TRUE(WaitFor([&] { return kube.WatchQueries().size() >= 2; }));
   EXPECT_NE(kube.WatchQueries()[1].find("resourceVersion=20"), std::string::npos);  // resumed, no relist
@@ -118,13 +120,14 @@ TEST(InformerTest, WatchEventsUpdateCacheAndBookmarksMoveTheVersion) {
 
 TEST(InformerTest, GoneRelistsAndDetectsDeletes) {
   FakeKube kube;
+  FakeClock clock;
   auto pages = std::make_shared<std::vector<std::vector<nlohmann::json>>>(
       std::vector<std::vector<nlohmann::json>>{{Node("a", "1"), Node("b", "2"), Node("c", "3")}});
   ServeList(kube, pages, "10");
   Recorded rec;
   InformerOptions opts;
   opts.list_path = "/api/v1/nodes";
-  Informer inf(kube, opts, Recording(rec));
+  Informer inf(kube, clock, opts, Recording(rec));
   inf.Start();
   ASSERT_TRUE(WaitFor([&] { return inf.HasSynced(); }));
   // While the watch was down: b deleted, c changed, d added; then the watch says 410.
@@ -139,6 +142,7 @@ TEST(InformerTest, GoneRelistsAndDetectsDeletes) {
 
 TEST(InformerTest, ExpiredContinueTokenFallsBackToAFullList) {
   FakeKube kube;
+  FakeClock clock;
   std::atomic<int> full_lists{0};
   kube.SetHook([&](const std::string& verb, const std::string& path, const std::string& query,
                    const nlohmann::json&) -> std::optional<Result> {
@@ -153,7 +157,7 @@ TEST(InformerTest, ExpiredContinueTokenFallsBackToAFullList) {
   InformerOptions opts;
   opts.list_path = "/api/v1/nodes";
   opts.page_size = 1;
-  Informer inf(kube, opts, Recording(rec));
+  Informer inf(kube, clock, opts, Recording(rec));
   inf.Start();
   ASSERT_TRUE(WaitFor([&] { return inf.HasSynced(); }));
   EXPECT_EQ(full_lists.load(), 1);
@@ -163,6 +167,7 @@ TEST(InformerTest, ExpiredContinueTokenFallsBackToAFullList) {
 
 TEST(InformerTest, TransformIsAppliedBeforeCaching) {
   FakeKube kube;
+  FakeClock clock;
   auto pages = std::make_shared<std::vector<std::vector<nlohmann::json>>>(
       std::vector<std::vector<nlohmann::json>>{{Node("a", "1")}});
   ServeList(kube, pages, "10");
@@ -174,7 +179,7 @@ TEST(InformerTest, TransformIsAppliedBeforeCaching) {
   nlohmann::json added;
   InformerHandlers h;
   h.on_add = [&](const nlohmann::json& o) { added = o; };
-  Informer inf(kube, opts, h);
+  Informer inf(kube, clock, opts, h);
   inf.Start();
   ASSERT_TRUE(WaitFor([&] { return inf.HasSynced(); }));
   EXPECT_EQ(*inf.Get("a"), (nlohmann::json{{"metadata", {{"name", "a"}}}}));
@@ -184,6 +189,7 @@ TEST(InformerTest, TransformIsAppliedBeforeCaching) {
 
 TEST(InformerTest, ListErrorsAreRetriedWithBackoff) {
   FakeKube kube;
+  FakeClock clock;
   std::atomic<int> attempts{0};
   kube.SetHook([&](const std::string& verb, const std::string&, const std::string&,
                    const nlohmann::json&) -> std::optional<Result> {
@@ -193,7 +199,7 @@ TEST(InformerTest, ListErrorsAreRetriedWithBackoff) {
   });
   InformerOptions opts;
   opts.list_path = "/api/v1/nodes";
-  Informer inf(kube, opts, {});
+  Informer inf(kube, clock, opts, {});
   auto start = std::chrono::steady_clock::now();
   inf.Start();
   ASSERT_TRUE(WaitFor([&] { return inf.HasSynced(); }));
@@ -205,13 +211,14 @@ TEST(InformerTest, ListErrorsAreRetriedWithBackoff) {
 
 TEST(InformerTest, StopIsPromptWhileWatching) {
   FakeKube kube;
+  FakeClock clock;
   auto pages = std::make_shared<std::vector<std::vector<nlohmann::json>>>(
       std::vector<std::vector<nlohmann::json>>{{Node("a", "1")}});
   ServeList(kube, pages, "10");
   kube.PushWatch({{}, Status::Ok(), /*hang=*/true});
   InformerOptions opts;
   opts.list_path = "/api/v1/nodes";
-  Informer inf(kube, opts, {});
+  Informer inf(kube, clock, opts, {});
   inf.Start();
   ASSERT_TRUE(WaitFor([&] { return !kube.WatchQueries().empty(); }));
   auto start = std::chrono::steady_clock::now();
@@ -219,8 +226,39 @@ TEST(InformerTest, StopIsPromptWhileWatching) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, 500ms);
 }
 
+TEST(InformerTest, OnlyAWatchEndingWithinASecondWithoutEventsBacksOff) {
+  FakeKube kube;
+  FakeClock clock;
+  auto pages = std::make_shared<std::vector<std::vector<nlohmann::json>>>(
+      std::vector<std::vector<nlohmann::json>>{{Node("a", "1")}});
+  ServeList(kube, pages, "10");
+  std::mutex mu;
+  std::vector<std::chrono::steady_clock::time_point> ended;  // real time at the end of each watch
+  const std::vector<std::chrono::milliseconds> lasted = {1000ms, 999ms, 0ms};
+  kube.after_watch_events = [&] {
+    std::lock_guard<std::mutex> lock(mu);
+    if (ended.size() < lasted.size()) clock.Advance(lasted[ended.size()]);
+    ended.push_back(std::chrono::steady_clock::now());
+  };
+  kube.PushWatch({{}, Status::Ok(), false});
+  kube.PushWatch({{}, Status::Ok(), false});
+  kube.PushWatch({{}, Status::Ok(), true});
+  InformerOptions opts;
+  opts.list_path = "/api/v1/nodes";
+  Informer inf(kube, clock, opts, {});
+  inf.Start();
+  ASSERT_TRUE(WaitFor([&] {
+    std::lock_guard<std::mutex> lock(mu);
+    return ended.size() >= 3;
+  }));
+  inf.Stop();
+  EXPECT_LT(ended[1] - ended[0], 100ms) << "a watch that lasted 1 s is renewed at once";
+  EXPECT_GE(ended[2] - ended[1], 100ms) << "one that lasted 999 ms backs off (200 ms jittered to >= 100 ms)";
+}
+
 TEST(InformerTest, GarbageObjectsAreIgnored) {
   FakeKube kube;
+  FakeClock clock;
   kube.SetHook([&](const std::string& verb, const std::string&, const std::string&,
                    const nlohmann::json&) -> std::optional<Result> {
     if (verb != "GET") return std::nullopt;
@@ -230,7 +268,7 @@ TEST(InformerTest, GarbageObjectsAreIgnored) {
   kube.PushWatch({{{"ADDED", {{"metadata", nlohmann::json::object()}}}}, Status::Ok(), true});
   InformerOptions opts;
   opts.list_path = "/api/v1/nodes";
-  Informer inf(kube, opts, {});
+  Informer inf(kube, clock, opts, {});
   inf.Start();
   ASSERT_TRUE(WaitFor([&] { return inf.HasSynced(); }));
   EXPECT_EQ(inf.Size(), 1u);

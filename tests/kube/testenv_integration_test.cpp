@@ -51,7 +51,7 @@ class TestenvTest : public ::testing::Test {
     cfg_ = new ClientConfig(*cfg);
     cfg_->qps = 100;
     cfg_->burst = 200;
-    client_ = NewClient(*cfg_).release();
+    client_ = NewClient(clock_, *cfg_).release();
     ns_ = new std::string("kpc-it-" + RandomSuffix());
     Result r = client_->Create("/api/v1/namespaces", {{"apiVersion", "v1"}, {"kind", "Namespace"},
                                                      {"metadata", {{"name", *ns_}}}});
@@ -80,6 +80,7 @@ class TestenvTest : public ::testing::Test {
     return r.body["items"][0]["metadata"]["name"].get<std::string>();
   }
 
+  static inline const RealClock clock_;
   static inline ClientConfig* cfg_ = nullptr;
   static inline Client* client_ = nullptr;
   static inline std::string* ns_ = nullptr;
@@ -197,7 +198,7 @@ TEST_F(TestenvTest, InformerCacheFollows) {
   std::atomic<int> deletes{0};
   InformerHandlers h;
   h.on_delete = [&](const nlohmann::json&) { ++deletes; };
-  Informer inf(*client_, opts, h);
+  Informer inf(*client_, clock_, opts, h);
   inf.Start();
   ASSERT_TRUE(WaitFor([&] { return inf.HasSynced(); }));
   EXPECT_EQ(inf.Size(), 3u);
@@ -228,8 +229,8 @@ TEST_F(TestenvTest, LeaderElectionBetweenTwoElectors) {
     return c;
   };
   std::atomic<int> a_stopped{0};
-  LeaderElector a(*client_, config("replica-a"), [] {}, [&] { ++a_stopped; });
-  LeaderElector b(*client_, config("replica-b"), [] {}, [] {});
+  LeaderElector a(*client_, clock_, config("replica-a"), [] {}, [&] { ++a_stopped; });
+  LeaderElector b(*client_, clock_, config("replica-b"), [] {}, [] {});
   a.Start();
   ASSERT_TRUE(WaitFor([&] { return a.IsLeader(); }));
   b.Start();
@@ -261,7 +262,7 @@ TEST_F(TestenvTest, EventsAreCreatedAndAggregated) {
   ASSERT_FALSE(node.empty());
   Result n = client_->Get("/api/v1/nodes/" + node);
   ASSERT_TRUE(n.ok());
-  auto rec = NewEventRecorder(*client_, "kpc-integration-test");
+  auto rec = NewEventRecorder(*client_, clock_, "kpc-integration-test");
   std::string reason = "ItCheck" + RandomSuffix();
   ObjectRef node_ref{"v1", "Node", node, "", n.body["metadata"]["uid"]};
   rec->Record(node_ref, "Warning", reason, "integration test message");

@@ -24,6 +24,9 @@
 namespace kpc::net {
 namespace {
 
+// Real I/O: deadlines run on the real clock.
+const RealClock real_clock;
+
 using namespace std::chrono_literals;
 
 struct CertPair {
@@ -81,7 +84,7 @@ HttpResponse Text(int status, std::string body) {
 class PlainServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    server_ = NewHttpServer("127.0.0.1:0");
+    server_ = NewHttpServer(real_clock, "127.0.0.1:0");
     server_->Handle("/hello", [](const ServerRequest& req) {
       HttpResponse r = Text(200, "hello " + req.method + " q=" + req.query + " body=" + req.body);
       r.headers["X-Test"] = "yes";
@@ -95,7 +98,7 @@ class PlainServerTest : public ::testing::Test {
     ASSERT_TRUE(server_->Start().ok());
     ASSERT_GT(server_->port(), 0);
     base_ = "http://127.0.0.1:" + std::to_string(server_->port());
-    client_ = NewHttpClient(TlsConfig{});
+    client_ = NewHttpClient(real_clock, TlsConfig{});
   }
   void TearDown() override { server_->Stop(); }
 
@@ -178,18 +181,18 @@ TEST_F(PlainServerTest, GarbageRequestGets400AndServerKeepsServing) {
 }
 
 TEST_F(PlainServerTest, SecondServerOnSamePortFails) {
-  auto other = NewHttpServer("127.0.0.1:" + std::to_string(server_->port()));
+  auto other = NewHttpServer(real_clock, "127.0.0.1:" + std::to_string(server_->port()));
   Status s = other->Start();
   EXPECT_FALSE(s.ok());
 }
 
 TEST(HttpClientTest, ConnectionRefusedIsUnavailable) {
   // Bind and close to get a port nobody listens on.
-  auto tmp = NewHttpServer("127.0.0.1:0");
+  auto tmp = NewHttpServer(real_clock, "127.0.0.1:0");
   ASSERT_TRUE(tmp->Start().ok());
   int port = tmp->port();
   tmp->Stop();
-  auto client = NewHttpClient(TlsConfig{});
+  auto client = NewHttpClient(real_clock, TlsConfig{});
   HttpRequest req;
   req.url = "http://127.0.0.1:" + std::to_string(port) + "/x";
   req.timeout = 5s;
@@ -199,7 +202,7 @@ TEST(HttpClientTest, ConnectionRefusedIsUnavailable) {
 }
 
 TEST(HttpClientTest, BadUrlIsInvalidArgument) {
-  auto client = NewHttpClient(TlsConfig{});
+  auto client = NewHttpClient(real_clock, TlsConfig{});
   HttpRequest req;
   req.url = "ftp://127.0.0.1/x";
   auto resp = client->Send(req);
@@ -208,8 +211,8 @@ TEST(HttpClientTest, BadUrlIsInvalidArgument) {
 }
 
 TEST(HttpServerTest, BadAddressIsRejected) {
-  EXPECT_FALSE(NewHttpServer("no-port")->Start().ok());
-  EXPECT_FALSE(NewHttpServer("127.0.0.1:abc")->Start().ok());
+  EXPECT_FALSE(NewHttpServer(real_clock, "no-port")->Start().ok());
+  EXPECT_FALSE(NewHttpServer(real_clock, "127.0.0.1:abc")->Start().ok());
 }
 
 class TlsTest : public ::testing::Test {
@@ -219,14 +222,14 @@ class TlsTest : public ::testing::Test {
     TlsConfig serving;
     serving.client_cert_pem = pair_.cert_pem;
     serving.client_key_pem = pair_.key_pem;
-    server_ = NewHttpServer("127.0.0.1:0", serving);
+    server_ = NewHttpServer(real_clock, "127.0.0.1:0", serving);
     server_->Handle("/secure", [](const ServerRequest&) { return Text(200, "secret"); });
     ASSERT_TRUE(server_->Start().ok());
     url_ = "https://127.0.0.1:" + std::to_string(server_->port()) + "/secure";
   }
   void TearDown() override { server_->Stop(); }
   StatusOr<HttpResponse> Get(const TlsConfig& tls) {
-    auto client = NewHttpClient(tls);
+    auto client = NewHttpClient(real_clock, tls);
     HttpRequest req;
     req.url = url_;
     req.timeout = 5s;
@@ -284,7 +287,7 @@ TEST(TlsClientCertTest, ServerRequiresClientCertificate) {
   serving.client_cert_pem = server_pair.cert_pem;
   serving.client_key_pem = server_pair.key_pem;
   serving.ca_pem = client_pair.cert_pem;  // trust this client
-  auto server = NewHttpServer("127.0.0.1:0", serving);
+  auto server = NewHttpServer(real_clock, "127.0.0.1:0", serving);
   server->Handle("/m", [](const ServerRequest&) { return Text(200, "mtls"); });
   ASSERT_TRUE(server->Start().ok());
   HttpRequest req;
@@ -293,12 +296,12 @@ TEST(TlsClientCertTest, ServerRequiresClientCertificate) {
 
   TlsConfig without;
   without.ca_pem = server_pair.cert_pem;
-  EXPECT_FALSE(NewHttpClient(without)->Send(req).ok());
+  EXPECT_FALSE(NewHttpClient(real_clock, without)->Send(req).ok());
 
   TlsConfig with = without;
   with.client_cert_pem = client_pair.cert_pem;
   with.client_key_pem = client_pair.key_pem;
-  auto resp = NewHttpClient(with)->Send(req);
+  auto resp = NewHttpClient(real_clock, with)->Send(req);
   ASSERT_TRUE(resp.ok()) << resp.status().message();
   EXPECT_EQ(resp->body, "mtls");
   server->Stop();
@@ -396,7 +399,7 @@ class StreamingServer {
 
 TEST(LineStreamTest, ReadsLinesAsTheyArriveAndEndsCleanly) {
   StreamingServer server;
-  auto client = NewHttpClient(TlsConfig{});
+  auto client = NewHttpClient(real_clock, TlsConfig{});
   HttpRequest req;
   req.url = "http://127.0.0.1:" + std::to_string(server.port()) + "/watch";
   req.timeout = 5s;
@@ -436,7 +439,7 @@ TEST(LineStreamTest, ReadsLinesAsTheyArriveAndEndsCleanly) {
 
 TEST(LineStreamTest, CancelUnblocksAPendingReadPromptly) {
   StreamingServer server;
-  auto client = NewHttpClient(TlsConfig{});
+  auto client = NewHttpClient(real_clock, TlsConfig{});
   HttpRequest req;
   req.url = "http://127.0.0.1:" + std::to_string(server.port()) + "/watch";
   server.Push("first\n");
@@ -464,10 +467,10 @@ TEST(LineStreamTest, CancelUnblocksAPendingReadPromptly) {
 }
 
 TEST(LineStreamTest, NonSuccessStatusComesBackAsAResponse) {
-  auto server = NewHttpServer("127.0.0.1:0");
+  auto server = NewHttpServer(real_clock, "127.0.0.1:0");
   server->Handle("/gone", [](const ServerRequest&) { return Text(410, "{\"kind\":\"Status\",\"code\":410}"); });
   ASSERT_TRUE(server->Start().ok());
-  auto client = NewHttpClient(TlsConfig{});
+  auto client = NewHttpClient(real_clock, TlsConfig{});
   HttpRequest req;
   req.url = "http://127.0.0.1:" + std::to_string(server->port()) + "/gone";
   auto started = client->Stream(req);
@@ -482,7 +485,7 @@ TEST(LineStreamTest, NonSuccessStatusComesBackAsAResponse) {
 TEST(LineStreamTest, TruncatedStreamIsAnErrorOrEnd) {
   // A server that dies mid-chunk: the reader must get an error or the end, never hang/crash.
   auto server = std::make_unique<StreamingServer>();
-  auto client = NewHttpClient(TlsConfig{});
+  auto client = NewHttpClient(real_clock, TlsConfig{});
   HttpRequest req;
   req.url = "http://127.0.0.1:" + std::to_string(server->port()) + "/watch";
   server->Push("partial line without newline");

@@ -197,16 +197,18 @@ class CertRotatorTest : public ::testing::Test {
   }
   json SecretData() { return kube_.Object(kSecret).value()["data"]; }
 
+  int64_t Now() const { return clock_.UnixSeconds(); }
+
   kube::testing::FakeKube kube_;
-  int64_t now_ = kNow;
+  FakeClock clock_{kNow};
 };
 
 TEST_F(CertRotatorTest, BootstrapWritesSecretAndInjectsBundleIntoBothConfigurations) {
-  CertRotator r(kube_, Options(), [this] { return now_; });
+  CertRotator r(kube_, clock_, Options());
   ASSERT_TRUE(r.SyncOnce().ok());
   json data = SecretData();
   const std::string bundle = Decode(data["ca.crt"]);
-  EXPECT_TRUE(VerifyServingCert(Decode(data["tls.crt"]), bundle, "svc.ns.svc", now_).ok());
+  EXPECT_TRUE(VerifyServingCert(Decode(data["tls.crt"]), bundle, "svc.ns.svc", Now()).ok());
   for (const char* path : {kVwc, kMwc}) {
     json cc = kube_.Object(path).value()["webhooks"][0]["clientConfig"];
     EXPECT_EQ(Decode(cc["caBundle"]), bundle) << path;
@@ -226,7 +228,7 @@ TEST_F(CertRotatorTest, BootstrapWritesSecretAndInjectsBundleIntoBothConfigurati
 }
 
 TEST_F(CertRotatorTest, LocalModePointsWebhooksAtTheUrl) {
-  CertRotator r(kube_, Options("https://127.0.0.1:9443"), [this] { return now_; });
+  CertRotator r(kube_, clock_, Options("https://127.0.0.1:9443"));
   ASSERT_TRUE(r.SyncOnce().ok());
   json v = kube_.Object(kVwc).value()["webhooks"][0]["clientConfig"];
   json m = kube_.Object(kMwc).value()["webhooks"][0]["clientConfig"];
@@ -236,27 +238,27 @@ TEST_F(CertRotatorTest, LocalModePointsWebhooksAtTheUrl) {
 }
 
 TEST_F(CertRotatorTest, ForcedRotationByDeletingTheSecretNeverServesAnUntrustedCert) {
-  CertRotator r(kube_, Options(), [this] { return now_; });
+  CertRotator r(kube_, clock_, Options());
   ASSERT_TRUE(r.SyncOnce().ok());
   const std::string old_tls = Decode(SecretData()["tls.crt"]);
   ASSERT_TRUE(kube_.Delete(kSecret, "").ok());
 
-  now_ += 1;
+  clock_.Advance(std::chrono::seconds(1));
   ASSERT_TRUE(r.SyncOnce().ok());
   // New CA in front of the bundle, old CA kept; no serving pair yet (replicas keep the old).
   json cc = kube_.Object(kVwc).value()["webhooks"][0]["clientConfig"];
   const std::string bundle = Decode(cc["caBundle"]);
   EXPECT_EQ(Fingerprints(bundle).size(), 2u);
-  EXPECT_TRUE(VerifyServingCert(old_tls, bundle, "svc.ns.svc", now_).ok());
+  EXPECT_TRUE(VerifyServingCert(old_tls, bundle, "svc.ns.svc", Now()).ok());
   auto pair = r.ReadServingPair();
   ASSERT_TRUE(pair.ok());
   EXPECT_FALSE(pair->has_value());
 
-  now_ += 2;  // less than the propagation delay
+  clock_.Advance(std::chrono::seconds(2));  // less than the propagation delay
   ASSERT_TRUE(r.SyncOnce().ok());
   EXPECT_TRUE(Decode(SecretData()["tls.crt"]).empty());
 
-  now_ += 5;
+  clock_.Advance(std::chrono::seconds(5));
   ASSERT_TRUE(r.SyncOnce().ok());
   const std::string new_tls = Decode(SecretData()["tls.crt"]);
   ASSERT_FALSE(new_tls.empty());
@@ -264,8 +266,40 @@ TEST_F(CertRotatorTest, ForcedRotationByDeletingTheSecretNeverServesAnUntrustedC
   // Both the old and the new serving certificates are trusted by what the API server has.
   const std::string configured =
       Decode(kube_.Object(kMwc).value()["webhooks"][0]["clientConfig"]["caBundle"]);
-  EXPECT_TRUE(VerifyServingCert(new_tls, configured, "svc.ns.svc", now_).ok());
-  EXPECT_TRUE(VerifyServingCert(old_tls, configured, "svc.ns.svc", now_).ok());
+  EXPECT_TRUE(VerifyServingCert(new_tls, configured, "svc.ns.svc", Now()).ok());
+  EXPECT_TRUE(VerifyServingCert(old_tls, configured, "svc.ns.svc", Now()).ok());
+}
+
+TEST_F(CertRotatorTest, NewServingCertWaitsExactlyThePropagationDelay) {
+  CertRotator r(kube_, clock_, Options());
+  ASSERT_TRUE(r.SyncOnce().ok());
+  ASSERT_TRUE(kube_.Delete(kSecret, "").ok());
+  clock_.Advance(std::chrono::seconds(1));
+  ASSERT_TRUE(r.SyncOnce().ok());  // the new CA reaches the configurations now
+  clock_.Advance(std::chrono::seconds(4));
+  ASSERT_TRUE(r.SyncOnce().ok());
+  EXPECT_TRUE(Decode(SecretData()["tls.crt"]).empty()) << "4 s of the 5 s delay";
+  clock_.Advance(std::chrono::seconds(1));
+  ASSERT_TRUE(r.SyncOnce().ok());
+  const std::string tls = Decode(SecretData()["tls.crt"]);
+  ASSERT_FALSE(tls.empty());
+  EXPECT_TRUE(VerifyServingCert(tls, Decode(SecretData()["ca.crt"]), "svc.ns.svc", Now()).ok());
+}
+
+TEST_F(CertRotatorTest, ServingCertIsRenewedAsTheClockNearsItsExpiry) {
+  CertRotator r(kube_, clock_, Options());  // serving certificates last 30 days
+  ASSERT_TRUE(r.SyncOnce().ok());
+  const std::string first = Decode(SecretData()["tls.crt"]);
+  const std::string bundle = Decode(SecretData()["ca.crt"]);
+  clock_.Advance(std::chrono::seconds(19 * kDay));
+  ASSERT_TRUE(r.SyncOnce().ok());
+  EXPECT_EQ(Decode(SecretData()["tls.crt"]), first) << "more than a third of its lifetime left";
+  clock_.Advance(std::chrono::seconds(2 * kDay));
+  ASSERT_TRUE(r.SyncOnce().ok());
+  const std::string renewed = Decode(SecretData()["tls.crt"]);
+  EXPECT_NE(renewed, first) << "renewed under the same CA without waiting for propagation";
+  EXPECT_EQ(Decode(SecretData()["ca.crt"]), bundle);
+  EXPECT_TRUE(VerifyServingCert(renewed, bundle, "svc.ns.svc", Now()).ok());
 }
 
 TEST_F(CertRotatorTest, ApiErrorsAreReturned) {
@@ -276,7 +310,7 @@ TEST_F(CertRotatorTest, ApiErrorsAreReturned) {
     }
     return std::nullopt;
   });
-  CertRotator r(kube_, Options(), [this] { return now_; });
+  CertRotator r(kube_, clock_, Options());
   Status s = r.SyncOnce();
   EXPECT_EQ(s.code(), StatusCode::kPermissionDenied);
   EXPECT_NE(s.message().find("kubelet-policy-controller-webhook-tls"), std::string::npos)

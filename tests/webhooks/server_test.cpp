@@ -144,11 +144,12 @@ class WebhookServerTest : public ::testing::Test {
     WebhookServerOptions o;
     o.address = "127.0.0.1:0";
     o.max_body_bytes = 64 * 1024;
-    server_ = std::make_unique<WebhookServer>(o, metrics_, nullptr);
+    server_ = std::make_unique<WebhookServer>(metrics_, nullptr, clock_, o);
     ASSERT_TRUE(server_->SetServingPair(pki_.leaf).ok());
     ASSERT_TRUE(server_->Serving());
     port_ = server_->port();
   }
+  RealClock clock_;
   Registry metrics_;
   Pki pki_;
   std::unique_ptr<WebhookServer> server_;
@@ -317,7 +318,8 @@ TEST_F(WebhookServerTest, ReloaderPicksUpANewPairFromTheDirectory) {
 
 TEST(GracefulStopTest, RequestInFlightIsAnsweredIdleConnectionsAreClosed) {
   // A replica shutting down must not fail an admission call it has already received.
-  auto server = net::NewHttpServer("127.0.0.1:0");
+  RealClock clock;
+  auto server = net::NewHttpServer(clock, "127.0.0.1:0");
   std::atomic<bool> entered{false};
   server->Handle("/slow", [&](const net::ServerRequest&) {
     entered = true;
@@ -353,6 +355,44 @@ TEST(GracefulStopTest, RequestInFlightIsAnsweredIdleConnectionsAreClosed) {
   EXPECT_EQ(::recv(idle, buf, sizeof buf, 0), 0);  // closed without an answer
   ::close(idle);
   ::close(busy);
+}
+
+json ValidRule() {
+  return {{"id", "ro"},
+          {"config", {{"path", "readOnlyPort"}, {"operator", "LessThanOrEqual"}, {"value", 10255}}},
+          {"remediation", {{"value", 0}}}};
+}
+
+// Takes 3 ms of the fake clock to answer.
+class SlowConflictChecker final : public ConflictChecker {
+ public:
+  explicit SlowConflictChecker(FakeClock& clock) : clock_(clock) {}
+  std::vector<std::string> Conflicts(const kpc::policy::KubeletPolicy&) const override {
+    clock_.Advance(std::chrono::milliseconds(3));
+    return {};
+  }
+
+ private:
+  FakeClock& clock_;
+};
+
+TEST(WebhookServerLatencyTest, LatencyIsReadOnTheServersClock) {
+  Registry metrics;
+  FakeClock clock;
+  SlowConflictChecker slow(clock);
+  WebhookServer server(metrics, &slow, clock, WebhookServerOptions{});
+  net::ServerRequest req;
+  req.method = "POST";
+  req.path = kValidatingWebhookPath;
+  req.body = Review("uid-1", "CREATE", Policy("p", json::array({ValidRule()})));
+  auto resp = server.HandleForTest(kValidatingWebhookPath, req);
+  ASSERT_EQ(resp.status, 200) << resp.body;
+  ASSERT_NE(resp.body.find(R"("allowed":true)"), std::string::npos) << resp.body;
+  const std::string m = metrics.Render();
+  const std::string name = "kubeletpolicy_admission_duration_seconds";
+  EXPECT_NE(m.find(name + R"(_bucket{webhook="validate",le="0.0025"} 0)"), std::string::npos) << m;
+  EXPECT_NE(m.find(name + R"(_bucket{webhook="validate",le="0.005"} 1)"), std::string::npos) << m;
+  EXPECT_NE(m.find(name + R"(_sum{webhook="validate"} 0.003)"), std::string::npos) << m;
 }
 
 TEST(CachedConflictCheckerTest, FindsConflictsWithCachedPoliciesAndSkipsInvalidOnes) {
