@@ -8,7 +8,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config git
   libcpprest-dev nlohmann-json3-dev libyaml-cpp-dev libspdlog-dev libssl-dev
-  libgtest-dev libgmock-dev ccache
+  libgtest-dev libgmock-dev ccache libcli11-dev
 )
 
 missing=()
