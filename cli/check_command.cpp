@@ -3,15 +3,16 @@
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
-#include <thread>
 #include <fstream>
 #include <map>
 #include <optional>
 #include <sstream>
+#include <thread>
 
 #include "base/clock.h"
-#include "controller/node_info.h"
+#include "cli/check_flags.h"
 #include "cli/report.h"
+#include "controller/node_info.h"
 #include "kube/client.h"
 #include "policy/effective_config.h"
 #include "policy/evaluate.h"
@@ -24,22 +25,6 @@ namespace {
 
 // Inputs larger than this are refused rather than read into memory.
 constexpr uintmax_t kMaxInputBytes = 64ull << 20;
-
-struct Options {
-  std::vector<std::string> policies;
-  std::string configz;
-  std::string config_file;
-  std::vector<std::string> flags_files;
-  std::string node;
-  std::string output = "table";
-  std::map<std::string, std::string> node_labels;
-  bool labels_given = false;
-  std::optional<int> kubelet_minor;
-  std::string color = "auto";
-  std::string kubeconfig;  // live mode
-  std::string context;
-  bool live = false;
-};
 
 StatusOr<std::string> ReadFile(const std::string& path) {
   std::error_code ec;
@@ -58,126 +43,6 @@ StatusOr<std::string> ReadFile(const std::string& path) {
   return ss.str();
 }
 
-std::optional<int> ParseMinor(const std::string& v) {
-  // "v1.30.2", "1.30", "30"
-  std::string s = v;
-  if (!s.empty() && s[0] == 'v') s.erase(0, 1);
-  auto dot = s.find('.');
-  try {
-    if (dot == std::string::npos) return std::stoi(s);
-    auto rest = s.substr(dot + 1);
-    return std::stoi(rest.substr(0, rest.find('.')));
-  } catch (...) {
-    return std::nullopt;
-  }
-}
-
-StatusOr<Options> ParseArgs(const std::vector<std::string>& args) {
-  Options o;
-  for (size_t i = 0; i < args.size(); ++i) {
-    std::string a = args[i];
-    std::string value;
-    bool has_inline = false;
-    if (a.rfind("--", 0) == 0) {
-      auto eq = a.find('=');
-      if (eq != std::string::npos) {
-        value = a.substr(eq + 1);
-        a = a.substr(0, eq);
-        has_inline = true;
-      }
-    }
-    auto next = [&]() -> StatusOr<std::string> {
-      if (has_inline) return value;
-      if (i + 1 >= args.size()) return InvalidArgument(a + " needs a value");
-      return args[++i];
-    };
-    if (a == "-h" || a == "--help") return Status(StatusCode::kNotFound, "help");
-    std::string* single = nullptr;
-    if (a == "--policy" || a == "-p") {
-      auto v = next();
-      if (!v.ok()) return v.status();
-      o.policies.push_back(*v);
-      continue;
-    }
-    if (a == "--flags-file") {
-      auto v = next();
-      if (!v.ok()) return v.status();
-      o.flags_files.push_back(*v);
-      continue;
-    }
-    if (a == "--node-labels") {
-      auto v = next();
-      if (!v.ok()) return v.status();
-      o.labels_given = true;
-      std::stringstream ss(*v);
-      std::string kv;
-      while (std::getline(ss, kv, ',')) {
-        if (kv.empty()) continue;
-        auto eq = kv.find('=');
-        if (eq == std::string::npos) o.node_labels[kv] = "";
-        else o.node_labels[kv.substr(0, eq)] = kv.substr(eq + 1);
-      }
-      continue;
-    }
-    if (a == "--kubelet-version") {
-      auto v = next();
-      if (!v.ok()) return v.status();
-      o.kubelet_minor = ParseMinor(*v);
-      if (!o.kubelet_minor) return InvalidArgument("--kubelet-version: \"" + *v + "\" is not a version like v1.30.2");
-      continue;
-    }
-    if (a == "--kubeconfig") {
-      auto v = next();
-      if (!v.ok()) return v.status();
-      o.kubeconfig = *v;
-      o.live = true;
-      continue;
-    }
-    if (a == "--live") {
-      o.live = true;
-      continue;
-    }
-    if (a == "--configz") single = &o.configz;
-    else if (a == "--context") single = &o.context;
-    else if (a == "--config-file") single = &o.config_file;
-    else if (a == "--node") single = &o.node;
-    else if (a == "--output" || a == "-o") single = &o.output;
-    else if (a == "--color") single = &o.color;
-    else return InvalidArgument("unknown argument \"" + args[i] + "\"");
-    auto v = next();
-    if (!v.ok()) return v.status();
-    *single = *v;
-  }
-  if (o.live) {
-    if (!o.configz.empty() || !o.config_file.empty() || !o.flags_files.empty() || !o.node.empty() || o.labels_given) {
-      return InvalidArgument("with --kubeconfig (live mode) nodes, labels and configz come from the cluster: "
-                             "drop --configz, --config-file, --flags-file, --node and --node-labels");
-    }
-    if (o.output != "table" && o.output != "json") {
-      return InvalidArgument("--output must be table or json, got \"" + o.output + "\"");
-    }
-    return o;
-  }
-  if (o.policies.empty()) return InvalidArgument("--policy FILE is required (one or more)");
-  if (o.output != "table" && o.output != "json") {
-    return InvalidArgument("--output must be table or json, got \"" + o.output + "\"");
-  }
-  if (o.color != "auto" && o.color != "always" && o.color != "never") {
-    return InvalidArgument("--color must be auto, always or never");
-  }
-  bool file_mode = !o.config_file.empty() || !o.flags_files.empty();
-  if (!o.configz.empty() && file_mode) {
-    return InvalidArgument("use either --configz or --config-file/--flags-file, not both");
-  }
-  if (o.configz.empty() && !file_mode) {
-    return InvalidArgument("give the node configuration: --configz PATH, or --config-file FILE and/or --flags-file FILE");
-  }
-  if (!o.configz.empty() && !o.node.empty()) {
-    return InvalidArgument("--node is for --config-file/--flags-file; with --configz the node name is the file name");
-  }
-  return o;
-}
-
 struct NodeInput {
   std::string name;
   policy::EffectiveConfig config;
@@ -188,7 +53,7 @@ struct NodeInput {
 
 // Live mode: nodes and their /configz from the cluster; policies from the cluster when none
 // were given as files.
-StatusOr<std::vector<NodeInput>> LoadLive(const Options& o, std::vector<policy::SourcedPolicy>& policies,
+StatusOr<std::vector<NodeInput>> LoadLive(const CheckFlags& o, std::vector<policy::SourcedPolicy>& policies,
                                           std::ostream& err) {
   auto cfg = kube::ResolveConfig(o.kubeconfig, o.context, false);
   if (!cfg.ok()) return cfg.status();
@@ -279,7 +144,7 @@ StatusOr<std::vector<NodeInput>> LoadConfigz(const std::string& path) {
   return nodes;
 }
 
-StatusOr<NodeInput> LoadFiles(const Options& o) {
+StatusOr<NodeInput> LoadFiles(const CheckFlags& o) {
   std::optional<nlohmann::json> file;
   if (!o.config_file.empty()) {
     auto content = ReadFile(o.config_file);
@@ -306,69 +171,19 @@ StatusOr<NodeInput> LoadFiles(const Options& o) {
   return n;
 }
 
-}  // namespace
-
-std::string CheckUsage() {
-  return R"(Usage:
-  kubelet-policy-controller check --policy FILE... --configz PATH [options]
-  kubelet-policy-controller check --policy FILE... [--config-file FILE] [--flags-file FILE...] [--node NAME] [options]
-  kubelet-policy-controller check --kubeconfig FILE [--policy FILE...] [options]
-
-Evaluates KubeletPolicy files against kubelet configurations, offline.
-
-Inputs:
-  --policy, -p FILE     KubeletPolicy YAML/JSON (one object, a multi-document stream, or a List); repeatable
-  --configz PATH        a /configz response ({"kubeletconfig": {...}}) or a directory of them;
-                        each file is one node, named after the file (without extension)
-  --config-file FILE    the kubelet's --config file (KubeletConfiguration, JSON or YAML)
-  --flags-file FILE     a file carrying kubelet flags: systemd unit or drop-in, env file
-                        (KUBELET_ARGS=..., KUBELET_FLAGS=...), or plain flags; repeatable, later wins
-  --node NAME           node name to report (default: the config or flags file name)
-  --node-labels K=V,... labels of the node: policies whose nodeSelector does not select them are
-                        skipped, and exceptions match on them (default: no labels, every
-                        policy applies)
-  --kubelet-version V   kubelet version (e.g. v1.30.2), for feature-gate defaults
-
-Live mode:
-  --kubeconfig FILE     read nodes (labels, kubelet version) and each node's /configz from the
-                        cluster; policies from --policy files, or all KubeletPolicies of the
-                        cluster when no --policy is given. "--live" uses $KUBECONFIG or in-cluster
-  --context NAME        kubeconfig context
-
-Output:
-  --output, -o FORMAT   table (default) or json
-  --color WHEN          auto (default), always or never
-
-Value sources: an absent /configz field is its zero value (configz omits zero values); in
-config-file mode the kubelet's own defaulting applies, then flags override the file.
-Exit status: 0 no rule fails, 1 a rule fails or could not be evaluated, 2 invalid input.
-)";
-}
-
-int RunCheck(const std::vector<std::string>& args, std::ostream& out, std::ostream& err,
-             int64_t now_unix, bool is_terminal) {
-  auto opts = ParseArgs(args);
-  if (!opts.ok()) {
-    if (opts.status().code() == StatusCode::kNotFound) {
-      out << CheckUsage();
-      return 0;
-    }
-    err << "error: " << opts.status().message() << "\n\nRun 'kubelet-policy-controller check --help' for usage.\n";
-    return 2;
-  }
-  const Options& o = *opts;
-
+// The policies of --policy, parsed; their warnings go to `err`.
+StatusOr<std::vector<policy::SourcedPolicy>> LoadPolicies(const CheckFlags& o, std::ostream& err) {
   std::vector<policy::SourcedPolicy> policies;
   std::string problems;
   for (const auto& f : o.policies) {
     auto content = ReadFile(f);
     if (!content.ok()) {
-      problems += content.status().message() + "\n";
+      problems += "\n" + content.status().message();
       continue;
     }
     auto parsed = policy::ParsePolicies(*content, f);
     if (!parsed.ok()) {
-      problems += parsed.status().message() + "\n";
+      problems += "\n" + parsed.status().message();
       continue;
     }
     for (auto& p : *parsed) {
@@ -381,39 +196,34 @@ int RunCheck(const std::vector<std::string>& args, std::ostream& out, std::ostre
   std::map<std::string, std::string> seen_names;
   for (const auto& p : policies) {
     if (!seen_names.emplace(p.policy.name, "").second) {
-      problems += "policy name \"" + p.policy.name + "\" appears more than once\n";
+      problems += "\npolicy name \"" + p.policy.name + "\" appears more than once";
     }
   }
-  if (!problems.empty()) {
-    err << "error: invalid policy input:\n" << problems;
-    return 2;
-  }
+  if (!problems.empty()) return InvalidArgument("invalid policy input:" + problems);
+  return policies;
+}
 
-  std::vector<NodeInput> nodes;
-  if (o.live) {
-    auto loaded = LoadLive(o, policies, err);
-    if (!loaded.ok()) {
-      err << "error: " << loaded.status().message() << "\n";
-      return 2;
-    }
-    nodes = std::move(*loaded);
-  } else if (!o.configz.empty()) {
+// The nodes to evaluate, from the cluster, /configz files or a node's files. In live mode
+// without --policy, the cluster's policies are added to `policies`.
+StatusOr<std::vector<NodeInput>> LoadNodes(const CheckFlags& o, std::vector<policy::SourcedPolicy>& policies,
+                                           std::ostream& err) {
+  if (o.live) return LoadLive(o, policies, err);
+  if (!o.configz.empty()) {
     auto loaded = LoadConfigz(o.configz);
-    if (!loaded.ok()) {
-      err << "error: invalid configz input:\n" << loaded.status().message() << "\n";
-      return 2;
-    }
-    nodes = std::move(*loaded);
-  } else {
-    auto loaded = LoadFiles(o);
-    if (!loaded.ok()) {
-      err << "error: " << loaded.status().message() << "\n";
-      return 2;
-    }
-    for (const auto& w : loaded->config.warnings) err << "warning: " << w << "\n";
-    nodes.push_back(std::move(*loaded));
+    if (!loaded.ok()) return InvalidArgument("invalid configz input:\n" + loaded.status().message());
+    return loaded;
   }
+  auto loaded = LoadFiles(o);
+  if (!loaded.ok()) return loaded.status();
+  for (const auto& w : loaded->config.warnings) err << "warning: " << w << "\n";
+  std::vector<NodeInput> nodes;
+  nodes.push_back(std::move(*loaded));
+  return nodes;
+}
 
+// Every rule of every policy on every node it selects. Pure.
+CheckReport BuildReport(const CheckFlags& o, const std::vector<policy::SourcedPolicy>& policies,
+                        const std::vector<NodeInput>& nodes, int64_t now_unix) {
   CheckReport report;
   report.nodes = static_cast<int>(nodes.size());
   for (const auto& sp : policies) {
@@ -449,12 +259,35 @@ int RunCheck(const std::vector<std::string>& args, std::ostream& out, std::ostre
     }
     if (pol.suspend) report.notes.push_back("policy " + pol.name + " is suspended; checked anyway");
   }
+  return report;
+}
 
+}  // namespace
+
+int RunCheck(const std::vector<std::string>& args, std::ostream& out, std::ostream& err, int64_t now_unix,
+             bool is_terminal) {
+  auto line = ParseCheckFlags(args);
+  if (!line.ok()) return ReportUsageError(err, line.status(), "kubelet-policy-controller check");
+  if (line->help) {
+    out << *line->help;
+    return 0;
+  }
+  const CheckFlags& o = line->flags;
+  auto policies = LoadPolicies(o, err);
+  if (!policies.ok()) {
+    err << "error: " << policies.status().message() << "\n";
+    return 2;
+  }
+  auto nodes = LoadNodes(o, *policies, err);
+  if (!nodes.ok()) {
+    err << "error: " << nodes.status().message() << "\n";
+    return 2;
+  }
+  const CheckReport report = BuildReport(o, *policies, *nodes, now_unix);
   if (o.output == "json") {
     out << report.ToJson().dump(2) << "\n";
   } else {
-    bool color = o.color == "always" || (o.color == "auto" && is_terminal);
-    PrintTable(report, out, color);
+    PrintTable(report, out, o.color == "always" || (o.color == "auto" && is_terminal));
   }
   return report.AnyFailure() ? 1 : 0;
 }

@@ -4,9 +4,14 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <map>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
+
+#include "cli/check_flags.h"
+#include "tests/cli/help_text.h"
 
 namespace kpc::cli {
 namespace {
@@ -207,7 +212,7 @@ TEST(CheckCommandTest, InvalidInputExitsTwoWithClearMessage) {
 
   r = Check({"--policy", kApiExample, "--configz", configz, "--bogus"});
   EXPECT_EQ(r.code, 2);
-  EXPECT_NE(r.err.find("unknown argument \"--bogus\""), std::string::npos);
+  EXPECT_NE(r.err.find("unknown flag \"--bogus\""), std::string::npos) << r.err;
 }
 
 }  // namespace
@@ -321,6 +326,209 @@ INSTANTIATE_TEST_SUITE_P(
                      {"kubeconfig-file-permissions", "NotApplicable"}, {"kubelet-config-file-permissions", "NotApplicable"},
                      {"kubelet-service-file-permissions", "NotApplicable"}}}),
     [](const ::testing::TestParamInfo<ProfileCase>& info) { return std::string(info.param.name); });
+
+}  // namespace
+}  // namespace kpc::cli
+
+namespace kpc::cli {
+namespace {
+
+// ---- the flags of `check` ----
+
+CheckFlags MustParseCheck(const std::vector<std::string>& args) {
+  auto line = ParseCheckFlags(args);
+  EXPECT_TRUE(line.ok()) << line.status().message();
+  if (!line.ok()) return {};
+  EXPECT_FALSE(line->help);
+  return line->flags;
+}
+
+std::string CheckParseError(const std::vector<std::string>& args) {
+  auto line = ParseCheckFlags(args);
+  if (line.ok()) return "<parsed>";
+  EXPECT_EQ(line.status().code(), StatusCode::kInvalidArgument);
+  return line.status().message();
+}
+
+std::string JoinWords(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : ",") + s;
+  return out;
+}
+
+std::string Labels(const std::map<std::string, std::string>& m) {
+  std::string out;
+  for (const auto& [k, v] : m) out += (out.empty() ? "" : ",") + k + "=" + v;
+  return out;
+}
+
+struct CheckValueCase {
+  std::string flag;
+  std::string value;
+  std::vector<std::string> other;  // to make the line valid
+  std::function<std::string(const CheckFlags&)> field;
+  std::string want;
+};
+
+TEST(CheckFlagsTest, EveryValueFlagParsesInBothForms) {
+  const std::vector<std::string> policy = {"-p", "p.yaml"};
+  const std::vector<std::string> configz = {"-p", "p.yaml", "--configz", "dir"};
+  const std::vector<std::string> files = {"-p", "p.yaml", "--config-file", "c.yaml"};
+  const std::vector<CheckValueCase> cases = {
+      {"--policy", "a.yaml", {"--configz", "d"}, [](const CheckFlags& f) { return JoinWords(f.policies); }, "a.yaml"},
+      {"-p", "a.yaml", {"--configz", "d"}, [](const CheckFlags& f) { return JoinWords(f.policies); }, "a.yaml"},
+      {"--configz", "nodes/", policy, [](const CheckFlags& f) { return f.configz; }, "nodes/"},
+      {"--config-file", "/etc/k.yaml", policy, [](const CheckFlags& f) { return f.config_file; }, "/etc/k.yaml"},
+      {"--flags-file", "/etc/default/kubelet", policy, [](const CheckFlags& f) { return JoinWords(f.flags_files); },
+       "/etc/default/kubelet"},
+      {"--node", "worker-1", files, [](const CheckFlags& f) { return f.node; }, "worker-1"},
+      {"--node-labels", "a=1,b=,c", configz, [](const CheckFlags& f) { return Labels(f.node_labels); },
+       "a=1,b=,c="},
+      {"--kubelet-version", "v1.30.2", configz,
+       [](const CheckFlags& f) { return std::to_string(f.kubelet_minor.value_or(-1)); }, "30"},
+      {"--kubelet-version", "1.28", configz,
+       [](const CheckFlags& f) { return std::to_string(f.kubelet_minor.value_or(-1)); }, "28"},
+      {"--kubelet-version", "29", configz,
+       [](const CheckFlags& f) { return std::to_string(f.kubelet_minor.value_or(-1)); }, "29"},
+      {"--kubeconfig", "/k", {}, [](const CheckFlags& f) { return f.kubeconfig + (f.live ? " live" : ""); },
+       "/k live"},
+      {"--context", "ctx", {"--live"}, [](const CheckFlags& f) { return f.context; }, "ctx"},
+      {"--output", "json", configz, [](const CheckFlags& f) { return f.output; }, "json"},
+      {"-o", "json", configz, [](const CheckFlags& f) { return f.output; }, "json"},
+      {"--color", "never", configz, [](const CheckFlags& f) { return f.color; }, "never"},
+      {"--color", "always", configz, [](const CheckFlags& f) { return f.color; }, "always"},
+  };
+  for (const auto& c : cases) {
+    std::vector<std::string> spaced = c.other, joined = c.other;
+    spaced.insert(spaced.end(), {c.flag, c.value});
+    joined.push_back(c.flag + "=" + c.value);
+    EXPECT_EQ(c.field(MustParseCheck(spaced)), c.want) << JoinWords(spaced);
+    if (c.flag.rfind("--", 0) == 0) {
+      EXPECT_EQ(c.field(MustParseCheck(joined)), c.want) << JoinWords(joined);
+    }
+  }
+}
+
+TEST(CheckFlagsTest, DefaultsAndRepeatedFlags) {
+  CheckFlags f = MustParseCheck({"--policy", "a.yaml", "--configz", "d"});
+  EXPECT_EQ(f.output, "table");
+  EXPECT_EQ(f.color, "auto");
+  EXPECT_FALSE(f.live);
+  EXPECT_FALSE(f.labels_given);
+  EXPECT_TRUE(f.node_labels.empty());
+  EXPECT_FALSE(f.kubelet_minor);
+  EXPECT_EQ(f.node, "");
+
+  f = MustParseCheck({"-p", "a.yaml", "--policy=b.yaml", "-p", "c.yaml", "--flags-file", "1.conf",
+                      "--flags-file=2.conf", "--node-labels", "a=1,b=2", "--node-labels=b=3,c=4", "--output", "json",
+                      "-o", "table"});
+  EXPECT_EQ(JoinWords(f.policies), "a.yaml,b.yaml,c.yaml");
+  EXPECT_EQ(JoinWords(f.flags_files), "1.conf,2.conf");
+  EXPECT_EQ(Labels(f.node_labels), "a=1,b=3,c=4");  // merged, later wins
+  EXPECT_EQ(f.output, "table");                      // last wins
+
+  // --node-labels with nothing in it still means "the node's labels are known: none"
+  f = MustParseCheck({"-p", "a.yaml", "--configz", "d", "--node-labels="});
+  EXPECT_TRUE(f.labels_given);
+  EXPECT_TRUE(f.node_labels.empty());
+}
+
+TEST(CheckFlagsTest, LiveMode) {
+  EXPECT_TRUE(MustParseCheck({"--live"}).live);
+  EXPECT_TRUE(MustParseCheck({"--kubeconfig", ""}).live);
+  EXPECT_TRUE(MustParseCheck({"--kubeconfig=/k", "--live=false"}).live);
+  EXPECT_TRUE(MustParseCheck({"--live=false", "--kubeconfig=/k"}).live);
+  EXPECT_FALSE(MustParseCheck({"--live=false", "-p", "a.yaml", "--configz", "d"}).live);
+  EXPECT_EQ(JoinWords(MustParseCheck({"--live", "-p", "a.yaml"}).policies), "a.yaml");
+}
+
+TEST(CheckFlagsTest, BadValuesNameTheFlag) {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"-p", "a", "--configz", "d", "--output", "yaml"}, "--output: must be table or json, got \"yaml\""},
+      {{"-p", "a", "--configz", "d", "-o", "wide"}, "--output: must be table or json, got \"wide\""},
+      {{"--live", "--output=yaml"}, "--output: must be table or json"},
+      {{"-p", "a", "--configz", "d", "--color", "sometimes"}, "--color: must be auto, always or never"},
+      {{"--live", "--color=yes"}, "--color: must be auto, always or never"},
+      {{"-p", "a", "--configz", "d", "--kubelet-version", "latest"},
+       "--kubelet-version: \"latest\" is not a version like v1.30.2"},
+      {{"--policy", "", "--configz", "d"}, "--policy: needs a FILE, got \"\""},
+      {{"-p", "a", "--flags-file="}, "--flags-file: needs a FILE"},
+      {{"-p", "a", "--configz"}, "--configz needs a value: --configz PATH or --configz=PATH"},
+      {{"-p"}, "--policy needs a value"},
+      {{"--live=maybe"}, "--live: must be true or false, got \"maybe\""},
+  };
+  for (const auto& [args, want] : cases) {
+    EXPECT_NE(CheckParseError(args).find(want), std::string::npos)
+        << JoinWords(args) << " -> " << CheckParseError(args) << "\nwant: " << want;
+  }
+}
+
+TEST(CheckFlagsTest, UnknownFlagsAndStrayWords) {
+  EXPECT_EQ(CheckParseError({"-p", "a", "--configz", "d", "--bogus"}), "unknown flag \"--bogus\"");
+  EXPECT_EQ(CheckParseError({"-p", "a", "--configz", "d", "-x"}), "unknown flag \"-x\"");
+  EXPECT_EQ(CheckParseError({"-p", "a", "b", "--configz", "d"}), "unexpected argument \"b\" (flags start with --)");
+}
+
+TEST(CheckFlagsTest, ChecksAcrossFlags) {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--configz", "d"}, "--policy FILE is required (one or more)"},
+      {{"-p", "a"}, "give the node configuration: --configz PATH, or --config-file FILE and/or --flags-file FILE"},
+      {{"-p", "a", "--configz", "d", "--config-file", "c"}, "use either --configz or --config-file/--flags-file, not both"},
+      {{"-p", "a", "--configz", "d", "--flags-file", "c"}, "use either --configz or --config-file/--flags-file"},
+      {{"-p", "a", "--configz", "d", "--node", "n"}, "--node is for --config-file/--flags-file"},
+      {{"--live", "--configz", "d"}, "with --kubeconfig (live mode) nodes, labels and configz come from the cluster"},
+      {{"--kubeconfig", "k", "--node-labels", "a=b"}, "with --kubeconfig (live mode)"},
+      {{"--kubeconfig", "k", "--node", "n"}, "with --kubeconfig (live mode)"},
+      {{"--kubeconfig", "k", "--config-file", "c"}, "with --kubeconfig (live mode)"},
+  };
+  for (const auto& [args, want] : cases) {
+    EXPECT_NE(CheckParseError(args).find(want), std::string::npos) << JoinWords(args) << " -> " << CheckParseError(args);
+  }
+  for (const auto& args : std::vector<std::vector<std::string>>{{"-p", "a", "--configz", "d"},
+                                                                {"-p", "a", "--config-file", "c", "--node", "n"},
+                                                                {"-p", "a", "--flags-file", "f"},
+                                                                {"--live"},
+                                                                {"--kubeconfig", "k", "-p", "a", "-o", "json"}}) {
+    EXPECT_EQ(CheckParseError(args), "<parsed>") << JoinWords(args);
+  }
+}
+
+TEST(CheckFlagsTest, HelpGroupsAreTrue) {
+  for (const auto& args : std::vector<std::vector<std::string>>{{"--help"}, {"-h"}, {"-p", "a", "--help"}}) {
+    auto line = ParseCheckFlags(args);
+    ASSERT_TRUE(line.ok()) << line.status().message();
+    ASSERT_TRUE(line->help);
+  }
+  const std::string help = *ParseCheckFlags({"--help"})->help;
+  const std::map<std::string, std::vector<std::string>> want = {
+      {"Inputs",
+       {"--policy", "--configz", "--config-file", "--flags-file", "--node", "--node-labels", "--kubelet-version"}},
+      {"Live mode", {"--live", "--kubeconfig", "--context"}},
+      {"Output", {"--output", "--color"}},
+  };
+  EXPECT_EQ(help_text::HelpGroups(help), want) << help;
+  EXPECT_NE(help_text::HelpEntry(help, "--policy").find("--policy, -p FILE"), std::string::npos);
+  EXPECT_NE(help_text::HelpEntry(help, "--policy").find("(repeatable)"), std::string::npos);
+  EXPECT_NE(help_text::HelpEntry(help, "--flags-file").find("(repeatable)"), std::string::npos);
+  EXPECT_NE(help_text::HelpEntry(help, "--output").find("--output, -o FORMAT"), std::string::npos);
+  EXPECT_NE(help_text::HelpEntry(help, "--output").find("(default table)"), std::string::npos);
+  EXPECT_NE(help_text::HelpEntry(help, "--color").find("(default auto)"), std::string::npos);
+  EXPECT_NE(help.find("\nExit status: 0 no rule fails, 1 a rule fails or could not be evaluated, 2 invalid input.\n"),
+            std::string::npos);
+}
+
+TEST(CheckFlagsTest, RunCheckExitCodesForHelpAndUsageErrors) {
+  std::ostringstream out, err;
+  EXPECT_EQ(RunCheck({"--help"}, out, err, kNow, false), 0);
+  EXPECT_EQ(out.str(), *ParseCheckFlags({"--help"})->help);
+  EXPECT_EQ(err.str(), "");
+  std::ostringstream out2, err2;
+  EXPECT_EQ(RunCheck({"-p", kApiExample, "--configz", "d", "--color=blue"}, out2, err2, kNow, false), 2);
+  EXPECT_EQ(out2.str(), "");
+  EXPECT_EQ(err2.str(),
+            "error: --color: must be auto, always or never, got \"blue\"\n\n"
+            "Run 'kubelet-policy-controller check --help' for usage.\n");
+}
 
 }  // namespace
 }  // namespace kpc::cli

@@ -1,0 +1,474 @@
+#include "cli/run_flags.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <functional>
+#include <optional>
+#include <sstream>
+
+#include "cli/run_command.h"
+#include "tests/cli/help_text.h"
+
+namespace kpc::cli {
+namespace {
+
+using help_text::HelpEntry;
+using help_text::HelpGroups;
+
+constexpr int64_t kSecond = 1'000'000'000;
+
+// Sets (or unsets) an environment variable for one test and restores it afterwards.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, std::optional<std::string> value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    if (value) setenv(name, value->c_str(), 1);
+    else unsetenv(name);
+  }
+  ~ScopedEnv() {
+    if (old_) setenv(name_, old_->c_str(), 1);
+    else unsetenv(name_);
+  }
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
+// Every test starts without the variables the flags fall back to.
+class RunFlagsTest : public ::testing::Test {
+ protected:
+  ScopedEnv pod_namespace_{"POD_NAMESPACE", std::nullopt};
+  ScopedEnv agent_image_{"AGENT_IMAGE", std::nullopt};
+};
+
+RunFlags MustParse(const std::vector<std::string>& args) {
+  auto line = ParseRunFlags(args);
+  EXPECT_TRUE(line.ok()) << line.status().message();
+  if (!line.ok()) return {};
+  EXPECT_FALSE(line->help);
+  return line->flags;
+}
+
+std::string ParseError(const std::vector<std::string>& args) {
+  auto line = ParseRunFlags(args);
+  if (line.ok()) return "<parsed>";
+  EXPECT_EQ(line.status().code(), StatusCode::kInvalidArgument);
+  return line.status().message();
+}
+
+std::string Str(double d) {
+  std::ostringstream out;
+  out << d;
+  return out.str();
+}
+
+std::string Join(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : ",") + s;
+  return out;
+}
+
+// A flag taking a value, the value given, and the field it lands in (as text).
+struct ValueCase {
+  std::string flag;
+  std::string value;
+  std::function<std::string(const RunFlags&)> field;
+  std::string want;
+};
+
+const std::vector<ValueCase>& ValueCases() {
+  static const std::vector<ValueCase> cases = {
+      {"--kubeconfig", "/k/config", [](const RunFlags& f) { return f.kubeconfig; }, "/k/config"},
+      {"--context", "kind-a", [](const RunFlags& f) { return f.context; }, "kind-a"},
+      {"--kube-api-qps", "60.5", [](const RunFlags& f) { return Str(f.qps); }, "60.5"},
+      {"--kube-api-burst", "200", [](const RunFlags& f) { return std::to_string(f.burst); }, "200"},
+      {"--workers", "4", [](const RunFlags& f) { return std::to_string(f.workers); }, "4"},
+      {"--workers", "3.0", [](const RunFlags& f) { return std::to_string(f.workers); }, "3"},
+      {"--configz-concurrency", "20",
+       [](const RunFlags& f) { return std::to_string(f.configz_concurrency); }, "20"},
+      {"--configz-qps", "12.5", [](const RunFlags& f) { return Str(f.configz_qps); }, "12.5"},
+      {"--configz-timeout", "5s", [](const RunFlags& f) { return std::to_string(f.configz_timeout_ns); },
+       std::to_string(5 * kSecond)},
+      {"--configz-timeout", "1m30s", [](const RunFlags& f) { return std::to_string(f.configz_timeout_ns); },
+       std::to_string(90 * kSecond)},
+      {"--leader-elect-namespace", "ns1", [](const RunFlags& f) { return f.lease_namespace; }, "ns1"},
+      {"--leader-elect-name", "lease1", [](const RunFlags& f) { return f.lease_name; }, "lease1"},
+      {"--leader-elect-lease-duration", "20s",
+       [](const RunFlags& f) { return std::to_string(f.lease_duration_ns); }, std::to_string(20 * kSecond)},
+      {"--leader-elect-renew-deadline", "5s",
+       [](const RunFlags& f) { return std::to_string(f.renew_deadline_ns); }, std::to_string(5 * kSecond)},
+      {"--leader-elect-retry-period", "1s", [](const RunFlags& f) { return std::to_string(f.retry_period_ns); },
+       std::to_string(kSecond)},
+      {"--health-addr", "127.0.0.1:0", [](const RunFlags& f) { return f.health_addr; }, "127.0.0.1:0"},
+      {"--metrics-addr", ":9090", [](const RunFlags& f) { return f.metrics_addr; }, ":9090"},
+      {"--webhook-addr", ":8443", [](const RunFlags& f) { return f.webhook_addr; }, ":8443"},
+      {"--webhook-cert-dir", "/certs", [](const RunFlags& f) { return f.webhook_cert_dir; }, "/certs"},
+      {"--webhook-cert-mode", "cert-manager", [](const RunFlags& f) { return f.webhook_cert_mode; },
+       "cert-manager"},
+      {"--webhook-namespace", "wns", [](const RunFlags& f) { return f.webhook_namespace; }, "wns"},
+      {"--webhook-service-name", "svc", [](const RunFlags& f) { return f.webhook_service; }, "svc"},
+      {"--webhook-secret-name", "sec", [](const RunFlags& f) { return f.webhook_secret; }, "sec"},
+      {"--webhook-configuration-name", "cfg", [](const RunFlags& f) { return f.webhook_configuration; }, "cfg"},
+      {"--webhook-ca-validity", "100h",
+       [](const RunFlags& f) { return std::to_string(f.webhook_ca_validity_ns); },
+       std::to_string(100 * 3600 * kSecond)},
+      {"--webhook-cert-validity", "10h",
+       [](const RunFlags& f) { return std::to_string(f.webhook_cert_validity_ns); },
+       std::to_string(10 * 3600 * kSecond)},
+      {"--webhook-cert-sync-period", "1s",
+       [](const RunFlags& f) { return std::to_string(f.webhook_sync_period_ns); }, std::to_string(kSecond)},
+      {"--remediation-namespace", "rns", [](const RunFlags& f) { return f.remediation_namespace; }, "rns"},
+      {"--agent-image", "img@sha256:ab", [](const RunFlags& f) { return f.agent_image; }, "img@sha256:ab"},
+      {"--agent-image-pull-policy", "Always", [](const RunFlags& f) { return f.agent_image_pull_policy; },
+       "Always"},
+      {"--agent-host-path", "/run/x", [](const RunFlags& f) { return Join(f.extra_host_paths); }, "/run/x"},
+      {"--kubelet-restart-command", "systemctl restart kubelet",
+       [](const RunFlags& f) { return f.restart_command; }, "systemctl restart kubelet"},
+      {"--remediation-job-ttl", "2h", [](const RunFlags& f) { return std::to_string(f.job_ttl_ns); },
+       std::to_string(2 * 3600 * kSecond)},
+      {"--file-audit-interval", "30m",
+       [](const RunFlags& f) { return std::to_string(f.file_audit_interval_ns); }, std::to_string(1800 * kSecond)},
+      {"--file-audit-qps", "0.5", [](const RunFlags& f) { return Str(f.file_audit_qps); }, "0.5"},
+      {"--log-format", "json", [](const RunFlags& f) { return f.log_format; }, "json"},
+      {"--log-level", "debug", [](const RunFlags& f) { return f.log_level; }, "debug"},
+      {"--log-level", "warning", [](const RunFlags& f) { return f.log_level; }, "warning"},
+  };
+  return cases;
+}
+
+TEST_F(RunFlagsTest, EveryValueFlagParsesInBothForms) {
+  for (const auto& c : ValueCases()) {
+    EXPECT_EQ(c.field(MustParse({c.flag, c.value})), c.want) << c.flag << " " << c.value;
+    EXPECT_EQ(c.field(MustParse({c.flag + "=" + c.value})), c.want) << c.flag << "=" << c.value;
+  }
+}
+
+TEST_F(RunFlagsTest, BooleanFlags) {
+  struct Case {
+    std::vector<std::string> args;
+    std::function<bool(const RunFlags&)> field;
+    bool want;
+  };
+  const std::vector<Case> cases = {
+      {{"--insecure-skip-tls-verify"}, [](const RunFlags& f) { return f.allow_insecure; }, true},
+      {{"--insecure-skip-tls-verify=true"}, [](const RunFlags& f) { return f.allow_insecure; }, true},
+      {{"--insecure-skip-tls-verify=false"}, [](const RunFlags& f) { return f.allow_insecure; }, false},
+      {{"--leader-elect"}, [](const RunFlags& f) { return f.leader_elect; }, true},
+      {{"--leader-elect=true"}, [](const RunFlags& f) { return f.leader_elect; }, true},
+      {{"--leader-elect=false"}, [](const RunFlags& f) { return f.leader_elect; }, false},
+      {{"--leader-elect=false", "--leader-elect"}, [](const RunFlags& f) { return f.leader_elect; }, true},
+      {{"--local-webhooks"}, [](const RunFlags& f) { return f.local_webhooks; }, true},
+      {{"--local-webhooks=false"}, [](const RunFlags& f) { return f.local_webhooks; }, false},
+      // a boolean flag never takes the next word: --webhook-addr stays a flag
+      {{"--local-webhooks", "--webhook-addr=:9555"}, [](const RunFlags& f) { return f.local_webhooks; }, true},
+  };
+  for (const auto& c : cases) {
+    EXPECT_EQ(c.field(MustParse(c.args)), c.want) << Join(c.args);
+  }
+}
+
+TEST_F(RunFlagsTest, DefaultsAreTheDocumentedOnes) {
+  const RunFlags f = MustParse({});
+  EXPECT_EQ(f.kubeconfig, "");
+  EXPECT_EQ(f.context, "");
+  EXPECT_FALSE(f.allow_insecure);
+  EXPECT_EQ(f.qps, 50);
+  EXPECT_EQ(f.burst, 100);
+  EXPECT_EQ(f.workers, 2);
+  EXPECT_EQ(f.configz_concurrency, 10);
+  EXPECT_EQ(f.configz_qps, 40);
+  EXPECT_EQ(f.configz_timeout_ns, 10 * kSecond);
+  EXPECT_TRUE(f.leader_elect);
+  EXPECT_EQ(f.lease_namespace, "kube-system");
+  EXPECT_EQ(f.lease_name, "kubelet-policy-controller");
+  EXPECT_EQ(f.lease_duration_ns, 15 * kSecond);
+  EXPECT_EQ(f.renew_deadline_ns, 10 * kSecond);
+  EXPECT_EQ(f.retry_period_ns, 2 * kSecond);
+  EXPECT_EQ(f.health_addr, ":8081");
+  EXPECT_EQ(f.metrics_addr, ":8080");
+  EXPECT_EQ(f.webhook_addr, ":9443");
+  EXPECT_EQ(f.webhook_cert_mode, "self-managed");
+  EXPECT_EQ(f.webhook_cert_dir, "/var/run/kubelet-policy-controller/webhook-certs");
+  EXPECT_FALSE(f.local_webhooks);
+  EXPECT_EQ(f.webhook_namespace, "kubelet-policy-system");
+  EXPECT_EQ(f.webhook_service, "kubelet-policy-controller-webhook");
+  EXPECT_EQ(f.webhook_secret, "kubelet-policy-controller-webhook-tls");
+  EXPECT_EQ(f.webhook_configuration, "kubelet-policy-controller");
+  EXPECT_EQ(f.webhook_ca_validity_ns, 87600 * 3600 * kSecond);
+  EXPECT_EQ(f.webhook_cert_validity_ns, 8760 * 3600 * kSecond);
+  EXPECT_EQ(f.webhook_sync_period_ns, 10 * kSecond);
+  EXPECT_EQ(f.remediation_namespace, "kubelet-policy-remediation");
+  EXPECT_EQ(f.agent_image, "");
+  EXPECT_EQ(f.agent_image_pull_policy, "IfNotPresent");
+  EXPECT_TRUE(f.extra_host_paths.empty());
+  EXPECT_EQ(f.restart_command, "");
+  EXPECT_EQ(f.job_ttl_ns, 24 * 3600 * kSecond);
+  EXPECT_EQ(f.file_audit_interval_ns, 3600 * kSecond);
+  EXPECT_EQ(f.file_audit_qps, 5);
+  EXPECT_EQ(f.log_format, "text");
+  EXPECT_EQ(f.log_level, "info");
+}
+
+TEST_F(RunFlagsTest, EnvironmentFallbacks) {
+  {
+    ScopedEnv ns("POD_NAMESPACE", "kubelet-policy-system-2");
+    ScopedEnv image("AGENT_IMAGE", "registry.example/kpc@sha256:00");
+    RunFlags f = MustParse({});
+    EXPECT_EQ(f.lease_namespace, "kubelet-policy-system-2");
+    EXPECT_EQ(f.webhook_namespace, "kubelet-policy-system-2");
+    EXPECT_EQ(f.agent_image, "registry.example/kpc@sha256:00");
+    // a flag wins over the environment
+    f = MustParse({"--leader-elect-namespace", "a", "--webhook-namespace=b", "--agent-image", "c"});
+    EXPECT_EQ(f.lease_namespace, "a");
+    EXPECT_EQ(f.webhook_namespace, "b");
+    EXPECT_EQ(f.agent_image, "c");
+  }
+  {
+    // set but empty: the default
+    ScopedEnv ns("POD_NAMESPACE", "");
+    ScopedEnv image("AGENT_IMAGE", "");
+    const RunFlags f = MustParse({});
+    EXPECT_EQ(f.lease_namespace, "kube-system");
+    EXPECT_EQ(f.webhook_namespace, "kubelet-policy-system");
+    EXPECT_EQ(f.agent_image, "");
+  }
+}
+
+TEST_F(RunFlagsTest, RepeatedFlags) {
+  RunFlags f = MustParse({"--agent-host-path", "/a", "--agent-host-path=/b", "--agent-host-path", "/run/c"});
+  EXPECT_EQ(Join(f.extra_host_paths), "/a,/b,/run/c");
+  // a single-valued flag given twice: the last one wins
+  f = MustParse({"--workers", "3", "--workers=4", "--log-level", "debug", "--log-level=warn"});
+  EXPECT_EQ(f.workers, 4);
+  EXPECT_EQ(f.log_level, "warn");
+}
+
+TEST_F(RunFlagsTest, EmptyAndFlagLikeValues) {
+  // `--flag=` is an empty value and does not swallow the next word
+  RunFlags f = MustParse({"--webhook-addr=", "--leader-elect=false", "--workers", "3"});
+  EXPECT_EQ(f.webhook_addr, "");
+  EXPECT_FALSE(f.leader_elect);
+  EXPECT_EQ(f.workers, 3);
+  f = MustParse({"--kubeconfig", "", "--context="});
+  EXPECT_EQ(f.kubeconfig, "");
+  EXPECT_EQ(f.context, "");
+  // the word after a flag taking a value is its value, whatever it looks like
+  f = MustParse({"--kubeconfig", "--webhook-addr=", "--kubelet-restart-command", "-v"});
+  EXPECT_EQ(f.kubeconfig, "--webhook-addr=");
+  EXPECT_EQ(f.webhook_addr, ":9443");
+  EXPECT_EQ(f.restart_command, "-v");
+  // values with '='
+  f = MustParse({"--kubelet-restart-command=env A=1 systemctl restart kubelet"});
+  EXPECT_EQ(f.restart_command, "env A=1 systemctl restart kubelet");
+}
+
+// What the install manifests and the e2e suite pass today (deploy/base/deployment.yaml, the
+// Helm chart, e2e/testenv/controllertests): all must keep parsing.
+TEST_F(RunFlagsTest, ArgumentsOfTheInstallAndTheTestsParse) {
+  const std::vector<std::string> deployment = {
+      "--leader-elect=true", "--health-addr=:8081", "--metrics-addr=:8080", "--webhook-addr=:9443",
+      "--webhook-cert-dir=/var/run/kubelet-policy-controller/webhook-certs", "--webhook-cert-mode=self-managed",
+      "--remediation-namespace=kubelet-policy-remediation", "--agent-image=kubelet-policy-controller:test",
+      "--file-audit-interval=1h", "--kube-api-qps=50", "--kube-api-burst=100", "--workers=2",
+      "--configz-concurrency=10", "--configz-qps=40", "--configz-timeout=10s", "--log-format=json",
+      "--log-level=info", "--kubeconfig", "/nonexistent/kubeconfig", "--log-format", "text"};
+  RunFlags f = MustParse(deployment);
+  EXPECT_EQ(f.kubeconfig, "/nonexistent/kubeconfig");
+  EXPECT_EQ(f.log_format, "text");
+  EXPECT_EQ(f.agent_image, "kubelet-policy-controller:test");
+
+  const std::vector<std::string> e2e = {
+      "--kubeconfig", "/tmp/sa.kubeconfig", "--leader-elect-namespace", "kubelet-policy-system",
+      "--health-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", "--log-format", "json",
+      "--configz-timeout=5s", "--webhook-addr=", "--leader-elect=false", "--leader-elect-lease-duration=3s",
+      "--leader-elect-renew-deadline=2s", "--leader-elect-retry-period=500ms", "--agent-image",
+      "kubelet-policy-controller:e2e", "--agent-host-path", "/run/testenv", "--kubelet-restart-command",
+      "/bin/sh -c true", "--local-webhooks", "--webhook-addr=:9555", "--webhook-cert-sync-period=1s",
+      "--webhook-cert-mode=self-managed", "--webhook-cert-validity=2h"};
+  f = MustParse(e2e);
+  EXPECT_EQ(f.webhook_addr, ":9555");
+  EXPECT_TRUE(f.local_webhooks);
+  EXPECT_EQ(f.retry_period_ns, kSecond / 2);
+  EXPECT_EQ(f.restart_command, "/bin/sh -c true");
+}
+
+TEST_F(RunFlagsTest, BadValuesNameTheFlag) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string want;  // part of the message
+  };
+  const std::vector<Case> cases = {
+      {{"--workers", "abc"}, "--workers: must be a positive whole number, got \"abc\""},
+      {{"--workers=2.5"}, "--workers: must be a positive whole number"},
+      {{"--workers=0"}, "--workers: must be a positive whole number"},
+      {{"--kube-api-burst=-1"}, "--kube-api-burst: must be a positive whole number"},
+      {{"--configz-concurrency", "1e12"}, "--configz-concurrency: must be a positive whole number"},
+      {{"--kube-api-qps", "fast"}, "--kube-api-qps: must be a positive number, got \"fast\""},
+      {{"--kube-api-qps=0"}, "--kube-api-qps: must be a positive number"},
+      {{"--kube-api-qps=nan"}, "--kube-api-qps: must be a positive number"},
+      {{"--file-audit-qps="}, "--file-audit-qps: must be a positive number, got \"\""},
+      {{"--configz-timeout", "10"}, "--configz-timeout: must be a positive duration like 10s"},
+      {{"--configz-timeout=-1s"}, "--configz-timeout: must be a positive duration"},
+      {{"--remediation-job-ttl=0s"}, "--remediation-job-ttl: must be a positive duration"},
+      {{"--webhook-ca-validity=forever"}, "--webhook-ca-validity: must be a positive duration"},
+      {{"--leader-elect=yes"}, "--leader-elect: must be true or false, got \"yes\""},
+      {{"--leader-elect="}, "--leader-elect: must be true or false, got \"\""},
+      {{"--insecure-skip-tls-verify=1"}, "--insecure-skip-tls-verify: must be true or false"},
+      {{"--webhook-cert-mode", "manual"}, "--webhook-cert-mode: must be self-managed or cert-manager"},
+      {{"--log-format=yaml"}, "--log-format: must be text or json, got \"yaml\""},
+      {{"--log-level", "loud"}, "--log-level: must be trace, debug, info, warn or error, got \"loud\""},
+      {{"--agent-host-path", "relative"}, "--agent-host-path: must be an absolute path without \"..\""},
+      {{"--agent-host-path=/etc/../root"}, "--agent-host-path: must be an absolute path"},
+      {{"--agent-host-path="}, "--agent-host-path: needs a PATH"},
+      {{"--kubeconfig"}, "--kubeconfig needs a value: --kubeconfig FILE or --kubeconfig=FILE"},
+      {{"--log-level", "debug", "--workers"}, "--workers needs a value"},
+  };
+  for (const auto& c : cases) {
+    EXPECT_NE(ParseError(c.args).find(c.want), std::string::npos)
+        << Join(c.args) << " -> " << ParseError(c.args) << "\nwant: " << c.want;
+  }
+}
+
+TEST_F(RunFlagsTest, UnknownFlagsAndStrayWords) {
+  EXPECT_EQ(ParseError({"--bogus"}), "unknown flag \"--bogus\"");
+  EXPECT_EQ(ParseError({"--workers", "3", "--kubeconfig-file=x"}), "unknown flag \"--kubeconfig-file=x\"");
+  EXPECT_EQ(ParseError({"-x"}), "unknown flag \"-x\"");
+  EXPECT_EQ(ParseError({"--leader-elect", "false"}), "unexpected argument \"false\" (flags start with --)");
+  EXPECT_EQ(ParseError({"--agent-host-path", "/a", "/b"}), "unexpected argument \"/b\" (flags start with --)");
+  // no prefix matching
+  EXPECT_EQ(ParseError({"--work=3"}), "unknown flag \"--work=3\"");
+}
+
+TEST_F(RunFlagsTest, ChecksAcrossFlags) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string want;  // "" when valid
+  };
+  const std::vector<Case> cases = {
+      {{"--configz-qps=50"}, ""},
+      {{"--configz-qps=51"},
+       "--configz-qps (51) must not exceed --kube-api-qps (50): every /configz fetch is an API server request"},
+      {{"--kube-api-qps=100", "--configz-qps=80"}, ""},
+      {{"--local-webhooks", "--webhook-addr=:9443"}, ""},
+      {{"--local-webhooks", "--webhook-cert-mode=cert-manager"},
+       "--local-webhooks makes its own certificates: it needs --webhook-cert-mode=self-managed"},
+      {{"--local-webhooks", "--webhook-addr="},
+       "--local-webhooks needs --webhook-addr (the port to serve on 127.0.0.1)"},
+      {{"--local-webhooks", "--webhook-addr=:0"}, "--local-webhooks needs a fixed port in --webhook-addr, got \":0\""},
+      {{"--local-webhooks", "--webhook-addr=:https"},
+       "--local-webhooks needs a fixed port in --webhook-addr, got \":https\""},
+      {{"--webhook-addr=", "--webhook-cert-mode=cert-manager"}, ""},
+      {{"--leader-elect-renew-deadline=15s"},
+       "--leader-elect-renew-deadline must be shorter than --leader-elect-lease-duration"},
+      {{"--leader-elect-retry-period=10s"},
+       "--leader-elect-retry-period must be shorter than --leader-elect-renew-deadline"},
+      {{"--leader-elect-lease-duration=1m", "--leader-elect-renew-deadline=40s", "--leader-elect-retry-period=10s"},
+       ""},
+  };
+  for (const auto& c : cases) {
+    auto line = ParseRunFlags(c.args);
+    if (c.want.empty()) {
+      EXPECT_TRUE(line.ok()) << Join(c.args) << ": " << line.status().message();
+    } else {
+      EXPECT_EQ(line.ok() ? "<parsed>" : line.status().message(), c.want) << Join(c.args);
+    }
+  }
+}
+
+TEST(LocalWebhookPortTest, FixedPortsOnly) {
+  const std::vector<std::pair<std::string, std::optional<std::string>>> cases = {
+      {":9443", "9443"}, {"0.0.0.0:8443", "8443"}, {"[::]:443", "443"}, {"9443", "9443"},
+      {":0", std::nullopt}, {":", std::nullopt}, {"", std::nullopt}, {":https", std::nullopt},
+      {"localhost", std::nullopt}};
+  for (const auto& [addr, want] : cases) EXPECT_EQ(LocalWebhookPort(addr), want) << addr;
+}
+
+TEST_F(RunFlagsTest, HelpIsAValueNotAnError) {
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"--help"}, {"-h"}, {"--workers", "3", "--help"}, {"--configz-qps=500", "--help"}}) {
+    auto line = ParseRunFlags(args);
+    ASSERT_TRUE(line.ok()) << Join(args) << ": " << line.status().message();
+    ASSERT_TRUE(line->help) << Join(args);
+    EXPECT_EQ(line->help->rfind("Usage:\n  kubelet-policy-controller run [flags]\n", 0), 0u);
+  }
+}
+
+TEST_F(RunFlagsTest, HelpGroupsAreTrue) {
+  auto line = ParseRunFlags({"--help"});
+  ASSERT_TRUE(line.ok() && line->help);
+  const auto groups = HelpGroups(*line->help);
+  const std::map<std::string, std::vector<std::string>> want = {
+      {"Kubernetes connection",
+       {"--kubeconfig", "--context", "--insecure-skip-tls-verify", "--kube-api-qps", "--kube-api-burst"}},
+      {"Configz checks", {"--workers", "--configz-concurrency", "--configz-qps", "--configz-timeout"}},
+      {"Leader election (only the leader reconciles)",
+       {"--leader-elect", "--leader-elect-namespace", "--leader-elect-name", "--leader-elect-lease-duration",
+        "--leader-elect-renew-deadline", "--leader-elect-retry-period"}},
+      {"Health and metrics", {"--health-addr", "--metrics-addr"}},
+      {"Admission webhooks (HTTPS, every replica; /validate-kubeletpolicy and /mutate-kubeletpolicy)",
+       {"--webhook-addr", "--webhook-cert-mode", "--webhook-cert-dir", "--local-webhooks", "--webhook-namespace",
+        "--webhook-service-name", "--webhook-secret-name", "--webhook-configuration-name", "--webhook-ca-validity",
+        "--webhook-cert-validity", "--webhook-cert-sync-period"}},
+      {"Agent Jobs (remediation and file audits)",
+       {"--remediation-namespace", "--agent-image", "--agent-image-pull-policy", "--agent-host-path"}},
+      {"Remediation", {"--kubelet-restart-command", "--remediation-job-ttl"}},
+      {"File audits", {"--file-audit-interval", "--file-audit-qps"}},
+      {"Logging", {"--log-format", "--log-level"}},
+  };
+  EXPECT_EQ(groups, want) << *line->help;
+  // every flag the table above parses is listed
+  for (const auto& c : ValueCases()) {
+    EXPECT_NE(HelpEntry(*line->help, c.flag), "") << c.flag;
+  }
+}
+
+TEST_F(RunFlagsTest, HelpShowsDefaultsAndEnvironment) {
+  auto line = ParseRunFlags({"--help"});
+  ASSERT_TRUE(line.ok() && line->help);
+  const std::string& help = *line->help;
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"--kube-api-qps", "--kube-api-qps N "},
+      {"--kube-api-qps", "(default 50)"},
+      {"--configz-timeout", "--configz-timeout DURATION "},
+      {"--configz-timeout", "(default 10s)"},
+      {"--leader-elect", "--leader-elect[=false] "},
+      {"--leader-elect", "(default true)"},
+      {"--leader-elect-namespace", "(default $POD_NAMESPACE, else kube-system)"},
+      {"--webhook-namespace", "(default $POD_NAMESPACE, else kubelet-policy-system)"},
+      {"--agent-image", "(default $AGENT_IMAGE, else kubelet-policy-controller:latest)"},
+      {"--agent-host-path", "(repeatable)"},
+      {"--file-audit-interval", "(default 1h)"},
+      {"--remediation-job-ttl", "(default 24h)"},
+      {"--webhook-ca-validity", "(default 87600h)"},
+      {"--webhook-cert-validity", "(default 8760h)"},
+      {"--webhook-cert-dir", "(default /var/run/kubelet-policy-controller/webhook-certs)"},
+      {"--log-level", "(default info)"},
+  };
+  for (const auto& [flag, want] : cases) {
+    EXPECT_NE(HelpEntry(help, flag).find(want), std::string::npos) << flag << ": " << HelpEntry(help, flag);
+  }
+  // a flag without a default shows none
+  EXPECT_EQ(HelpEntry(help, "--insecure-skip-tls-verify").find("default"), std::string::npos);
+}
+
+TEST_F(RunFlagsTest, RunOperatorExitCodesForHelpAndUsageErrors) {
+  std::ostringstream out, err;
+  EXPECT_EQ(RunOperator({"--help"}, out, err), 0);
+  EXPECT_NE(out.str().find("Kubernetes connection:"), std::string::npos);
+  EXPECT_EQ(err.str(), "");
+
+  std::ostringstream out2, err2;
+  EXPECT_EQ(RunOperator({"--no-such-flag"}, out2, err2), 2);
+  EXPECT_EQ(out2.str(), "");
+  EXPECT_EQ(err2.str(),
+            "error: unknown flag \"--no-such-flag\"\n\nRun 'kubelet-policy-controller run --help' for usage.\n");
+
+  std::ostringstream out3, err3;
+  EXPECT_EQ(RunOperator({"--workers=x"}, out3, err3), 2);
+  EXPECT_NE(err3.str().find("error: --workers: must be a positive whole number"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace kpc::cli
