@@ -137,18 +137,7 @@ Status ValidateCheckFlags(const CheckFlags& f) {
 }
 
 StatusOr<CommandLine<CheckFlags>> ParseCheckFlags(const std::vector<std::string>& args) {
-  CommandLine<CheckFlags> line;
-  CLI::App app;
-  ConfigureApp(app, kUsage, kHelpColumn);
-  app.footer(kFooter);
-  AddCheckFlags(app, line.flags);
-  auto help = ParseCommandLine(app, args);
-  if (!help.ok()) return help.status();
-  line.help = std::move(*help);
-  if (!line.help) {
-    if (Status s = ValidateCheckFlags(line.flags); !s.ok()) return s;
-  }
-  return line;
+  return ReadFlags<CheckFlags>({kUsage, kFooter, kHelpColumn}, args, AddCheckFlags, ValidateCheckFlags);
 }
 
 }  // namespace kpc::cli

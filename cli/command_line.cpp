@@ -190,6 +190,19 @@ StatusOr<std::optional<std::string>> ParseCommandLine(CLI::App& app, const std::
   return std::optional<std::string>();
 }
 
+StatusOr<std::optional<std::string>> ReadCommandLine(const CommandText& text, const std::vector<std::string>& args,
+                                                     const std::function<void(CLI::App&)>& add,
+                                                     const std::function<Status()>& validate) {
+  CLI::App app;
+  ConfigureApp(app, text.usage, text.help_column);
+  if (!text.footer.empty()) app.footer(text.footer);
+  add(app);
+  auto help = ParseCommandLine(app, args);
+  if (!help.ok() || *help) return help;
+  if (Status s = validate(); !s.ok()) return s;
+  return help;
+}
+
 int ReportUsageError(std::ostream& err, const Status& error, std::string_view command) {
   err << "error: " << error.message() << "\n\nRun '" << command << " --help' for usage.\n";
   return 2;

@@ -14,6 +14,7 @@
 // Not thread-safe: a CLI::App and the variables bound to it belong to one thread.
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <ostream>
 #include <string>
@@ -44,6 +45,31 @@ void ConfigureApp(CLI::App& app, std::string usage, std::size_t help_column);
 // Returns the help text when -h/--help was given, nullopt when the flags were read, or an
 // InvalidArgument status naming the flag.
 StatusOr<std::optional<std::string>> ParseCommandLine(CLI::App& app, const std::vector<std::string>& args);
+
+// How a command's help opens and ends, and where its descriptions start (see ConfigureApp).
+struct CommandText {
+  std::string usage;
+  std::string footer;  // may be empty
+  std::size_t help_column = 24;
+};
+
+// Sets up an app as ConfigureApp does, lets `add` bind the flags, parses `args` as
+// ParseCommandLine does and, unless help was asked for, runs `validate` over the result.
+StatusOr<std::optional<std::string>> ReadCommandLine(const CommandText& text, const std::vector<std::string>& args,
+                                                     const std::function<void(CLI::App&)>& add,
+                                                     const std::function<Status()>& validate);
+
+// ReadCommandLine into a flags struct: `add` binds its fields, `validate` checks them.
+template <typename Flags>
+StatusOr<CommandLine<Flags>> ReadFlags(const CommandText& text, const std::vector<std::string>& args,
+                                       void (*add)(CLI::App&, Flags&), Status (*validate)(const Flags&)) {
+  CommandLine<Flags> line;
+  auto help = ReadCommandLine(
+      text, args, [&](CLI::App& app) { add(app, line.flags); }, [&] { return validate(line.flags); });
+  if (!help.ok()) return help.status();
+  line.help = std::move(*help);
+  return line;
+}
 
 // Prints `error` and the hint to run `<command> --help`; returns the usage exit code, 2.
 int ReportUsageError(std::ostream& err, const Status& error, std::string_view command);

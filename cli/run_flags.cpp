@@ -181,17 +181,7 @@ Status ValidateRunFlags(const RunFlags& f) {
 }
 
 StatusOr<CommandLine<RunFlags>> ParseRunFlags(const std::vector<std::string>& args) {
-  CommandLine<RunFlags> line;
-  CLI::App app;
-  ConfigureApp(app, kUsage, kHelpColumn);
-  AddRunFlags(app, line.flags);
-  auto help = ParseCommandLine(app, args);
-  if (!help.ok()) return help.status();
-  line.help = std::move(*help);
-  if (!line.help) {
-    if (Status s = ValidateRunFlags(line.flags); !s.ok()) return s;
-  }
-  return line;
+  return ReadFlags<RunFlags>({kUsage, "", kHelpColumn}, args, AddRunFlags, ValidateRunFlags);
 }
 
 }  // namespace kpc::cli

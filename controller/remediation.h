@@ -106,7 +106,7 @@ struct JobSpecInput {
 };
 nlohmann::json BuildJob(const JobSpecInput& in, const RemediationOptions& options);
 
-// What the operator needs of a Job (from the Job informer).
+// What the remediation controller needs of a Job (from the Job informer).
 struct JobView {
   std::string name;
   std::string uid;
@@ -135,7 +135,7 @@ int64_t CreationUnix(const nlohmann::json& obj);
 std::string LabelOf(const nlohmann::json& obj, const char* key);
 std::string AnnotationOf(const nlohmann::json& obj, const char* key);
 
-// Informer transforms: keep what the operator reads.
+// Informer transforms: keep what the controllers read.
 nlohmann::json TransformJob(const nlohmann::json& job);
 nlohmann::json TransformPod(const nlohmann::json& pod);
 

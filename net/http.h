@@ -69,7 +69,7 @@ class HttpClient {
 // cpprestsdk-backed client for one base URL's TLS settings.
 std::unique_ptr<HttpClient> NewHttpClient(const Clock& clock, const TlsConfig& tls);
 
-// A minimal HTTP server for /healthz, /readyz, /metrics (and later the webhooks).
+// A minimal HTTP server: /healthz, /readyz, /metrics and the admission webhooks.
 struct ServerRequest {
   std::string method;
   std::string path;   // without query
