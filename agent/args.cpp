@@ -126,8 +126,8 @@ std::unique_ptr<CLI::App> BuildApp(RawArgs& raw) {
   app->get_formatter()->column_width(34);
   app->require_subcommand(1);
   app->footer(kExitCodes);
-  CLI::App* remediate = app->add_subcommand(
-      "remediate", "set kubelet config fields and flags, chmod/chown files\n");
+  CLI::App* remediate =
+      app->add_subcommand("remediate", "set kubelet config fields and flags, chmod/chown files\n");
   CLI::App* audit = app->add_subcommand("audit-files", "report the state of kubelet files\n");
   for (CLI::App* sub : {remediate, audit}) {
     sub->allow_extras();  // reported below in the words of the flag they name

@@ -1,7 +1,6 @@
 #include "cli/check_flags.h"
 
 #include <CLI/CLI.hpp>
-
 #include <sstream>
 
 namespace kpc::cli {
@@ -44,8 +43,10 @@ void MergeLabels(const std::string& text, std::map<std::string, std::string>& la
   while (std::getline(ss, kv, ',')) {
     if (kv.empty()) continue;
     auto eq = kv.find('=');
-    if (eq == std::string::npos) labels[kv] = "";
-    else labels[kv.substr(0, eq)] = kv.substr(eq + 1);
+    if (eq == std::string::npos)
+      labels[kv] = "";
+    else
+      labels[kv.substr(0, eq)] = kv.substr(eq + 1);
   }
 }
 
@@ -61,7 +62,8 @@ void AddInputFlags(CLI::App& app, CheckFlags& f) {
   AddRepeated(app, "--flags-file", f.flags_files, "FILE",
               "a file carrying kubelet flags: systemd unit or drop-in, env file\n"
               "(KUBELET_ARGS=..., KUBELET_FLAGS=...), or plain flags; later files win");
-  AddText(app, "--node", f.node, "NAME", "node name to report (default: the config or flags file name)");
+  AddText(app, "--node", f.node, "NAME",
+          "node name to report (default: the config or flags file name)");
   app.add_option("--node-labels", CLI::callback_t{},
                  "labels of the node: policies whose nodeSelector does not select them\n"
                  "are skipped, and exceptions match on them; without it every policy\n"
@@ -74,7 +76,8 @@ void AddInputFlags(CLI::App& app, CheckFlags& f) {
         f.labels_given = true;
         MergeLabels(v, f.node_labels);
       });
-  app.add_option("--kubelet-version", CLI::callback_t{}, "kubelet version (e.g. v1.30.2), for feature-gate defaults")
+  app.add_option("--kubelet-version", CLI::callback_t{},
+                 "kubelet version (e.g. v1.30.2), for feature-gate defaults")
       ->option_text("V")
       ->type_name("V")
       ->check(CLI::Validator(
@@ -93,9 +96,8 @@ void AddLiveFlags(CLI::App& app, CheckFlags& f) {
           "read nodes (labels, kubelet version) and each node's /configz from\n"
           "the cluster ($KUBECONFIG or in-cluster); policies from --policy files,\n"
           "or all KubeletPolicies of the cluster when no --policy is given");
-  AddText(app, "--kubeconfig", f.kubeconfig, "FILE", "--live with this kubeconfig")->each([&f](const std::string&) {
-    f.live = true;
-  });
+  AddText(app, "--kubeconfig", f.kubeconfig, "FILE", "--live with this kubeconfig")
+      ->each([&f](const std::string&) { f.live = true; });
   AddText(app, "--context", f.context, "NAME", "kubeconfig context");
 }
 
@@ -115,9 +117,11 @@ void AddCheckFlags(CLI::App& app, CheckFlags& f) {
 
 Status ValidateCheckFlags(const CheckFlags& f) {
   if (f.live) {
-    if (!f.configz.empty() || !f.config_file.empty() || !f.flags_files.empty() || !f.node.empty() || f.labels_given) {
-      return InvalidArgument("with --kubeconfig (live mode) nodes, labels and configz come from the cluster: "
-                             "drop --configz, --config-file, --flags-file, --node and --node-labels");
+    if (!f.configz.empty() || !f.config_file.empty() || !f.flags_files.empty() || !f.node.empty() ||
+        f.labels_given) {
+      return InvalidArgument(
+          "with --kubeconfig (live mode) nodes, labels and configz come from the cluster: "
+          "drop --configz, --config-file, --flags-file, --node and --node-labels");
     }
     return Status::Ok();
   }
@@ -128,16 +132,19 @@ Status ValidateCheckFlags(const CheckFlags& f) {
   }
   if (f.configz.empty() && !file_mode) {
     return InvalidArgument(
-        "give the node configuration: --configz PATH, or --config-file FILE and/or --flags-file FILE");
+        "give the node configuration: --configz PATH, or --config-file FILE and/or --flags-file "
+        "FILE");
   }
   if (!f.configz.empty() && !f.node.empty()) {
-    return InvalidArgument("--node is for --config-file/--flags-file; with --configz the node name is the file name");
+    return InvalidArgument(
+        "--node is for --config-file/--flags-file; with --configz the node name is the file name");
   }
   return Status::Ok();
 }
 
 StatusOr<CommandLine<CheckFlags>> ParseCheckFlags(const std::vector<std::string>& args) {
-  return ReadFlags<CheckFlags>({kUsage, kFooter, kHelpColumn}, args, AddCheckFlags, ValidateCheckFlags);
+  return ReadFlags<CheckFlags>({kUsage, kFooter, kHelpColumn}, args, AddCheckFlags,
+                               ValidateCheckFlags);
 }
 
 }  // namespace kpc::cli

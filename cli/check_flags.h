@@ -16,8 +16,8 @@ namespace kpc::cli {
 // Defaults are the documented ones (README "`check`: evaluate offline", `check --help`).
 struct CheckFlags {
   // Inputs
-  std::vector<std::string> policies;     // --policy, -p
-  std::string configz;                   // a file or a directory
+  std::vector<std::string> policies;  // --policy, -p
+  std::string configz;                // a file or a directory
   std::string config_file;
   std::vector<std::string> flags_files;  // later files win
   std::string node;

@@ -1,7 +1,6 @@
 #include "cli/command_line.h"
 
 #include <CLI/CLI.hpp>
-
 #include <cmath>
 #include <cstdlib>
 #include <functional>
@@ -53,7 +52,8 @@ class HelpFormatter : public CLI::Formatter {
 
   std::string make_option_desc(const CLI::Option* opt) const override {
     std::vector<std::string> notes;
-    if (opt->get_multi_option_policy() == CLI::MultiOptionPolicy::TakeAll) notes.push_back("repeatable");
+    if (opt->get_multi_option_policy() == CLI::MultiOptionPolicy::TakeAll)
+      notes.push_back("repeatable");
     const std::string def = opt->get_default_str();
     const std::string env = opt->get_envname();
     if (!env.empty()) {
@@ -112,7 +112,8 @@ std::string ShortDuration(int64_t ns) {
 // Rewrites each `--flag=` of an option taking a value into `--flag` "" (CLI11 would take the
 // next word as the value). The word after `--flag`/`-f` is a value and stays as it is, and so
 // does everything after `--`.
-StatusOr<std::vector<std::string>> SplitEmptyInlineValues(const CLI::App& app, std::vector<std::string> args) {
+StatusOr<std::vector<std::string>> SplitEmptyInlineValues(const CLI::App& app,
+                                                          std::vector<std::string> args) {
   std::vector<std::string> out;
   bool value_next = false;
   for (size_t i = 0; i < args.size(); ++i) {
@@ -123,7 +124,8 @@ StatusOr<std::vector<std::string>> SplitEmptyInlineValues(const CLI::App& app, s
       continue;
     }
     if (a == "--") {
-      out.insert(out.end(), std::make_move_iterator(args.begin() + i), std::make_move_iterator(args.end()));
+      out.insert(out.end(), std::make_move_iterator(args.begin() + i),
+                 std::make_move_iterator(args.end()));
       break;
     }
     const bool is_long = a.size() > 2 && a.starts_with("--");
@@ -154,7 +156,9 @@ std::string MissingValueMessage(const CLI::App& app, const std::string& what) {
   return name + " needs a value: " + name + " " + value + " or " + name + "=" + value;
 }
 
-CLI::Validator Rule(std::function<std::string(std::string&)> fn) { return CLI::Validator(std::move(fn), ""); }
+CLI::Validator Rule(std::function<std::string(std::string&)> fn) {
+  return CLI::Validator(std::move(fn), "");
+}
 
 }  // namespace
 
@@ -169,7 +173,8 @@ void ConfigureApp(CLI::App& app, std::string usage, std::size_t help_column) {
   app.allow_extras();
 }
 
-StatusOr<std::optional<std::string>> ParseCommandLine(CLI::App& app, const std::vector<std::string>& args) {
+StatusOr<std::optional<std::string>> ParseCommandLine(CLI::App& app,
+                                                      const std::vector<std::string>& args) {
   auto split = SplitEmptyInlineValues(app, args);
   if (!split.ok()) return split.status();
   std::vector<std::string> reversed(split->rbegin(), split->rend());  // CLI11 pops from the back
@@ -184,13 +189,15 @@ StatusOr<std::optional<std::string>> ParseCommandLine(CLI::App& app, const std::
   }
   if (auto extra = app.remaining(); !extra.empty()) {
     const std::string& word = extra.front();
-    return InvalidArgument(word.starts_with("-") ? "unknown flag " + Quoted(word)
-                                                 : "unexpected argument " + Quoted(word) + " (flags start with --)");
+    return InvalidArgument(word.starts_with("-")
+                               ? "unknown flag " + Quoted(word)
+                               : "unexpected argument " + Quoted(word) + " (flags start with --)");
   }
   return std::optional<std::string>();
 }
 
-StatusOr<std::optional<std::string>> ReadCommandLine(const CommandText& text, const std::vector<std::string>& args,
+StatusOr<std::optional<std::string>> ReadCommandLine(const CommandText& text,
+                                                     const std::vector<std::string>& args,
                                                      const std::function<void(CLI::App&)>& add,
                                                      const std::function<Status()>& validate) {
   CLI::App app;
@@ -208,24 +215,26 @@ int ReportUsageError(std::ostream& err, const Status& error, std::string_view co
   return 2;
 }
 
-CLI::Option* AddText(CLI::App& app, const std::string& name, std::string& out, const std::string& value_name,
-                     const std::string& description) {
-  CLI::Option* opt = app.add_option(name, out, description)->option_text(value_name)->type_name(value_name);
+CLI::Option* AddText(CLI::App& app, const std::string& name, std::string& out,
+                     const std::string& value_name, const std::string& description) {
+  CLI::Option* opt =
+      app.add_option(name, out, description)->option_text(value_name)->type_name(value_name);
   if (!out.empty()) opt->default_str(out);
   return opt;
 }
 
-CLI::Option* AddChoice(CLI::App& app, const std::string& name, std::string& out, const std::string& value_name,
-                       const std::vector<std::string>& choices, const std::string& description,
-                       const std::vector<std::string>& aliases) {
-  return AddText(app, name, out, value_name, description)->check(Rule([choices, aliases](std::string& v) {
-    for (const auto* list : {&choices, &aliases}) {
-      for (const auto& c : *list) {
-        if (v == c) return std::string();
-      }
-    }
-    return "must be " + OneOf(choices) + ", got " + Quoted(v);
-  }));
+CLI::Option* AddChoice(CLI::App& app, const std::string& name, std::string& out,
+                       const std::string& value_name, const std::vector<std::string>& choices,
+                       const std::string& description, const std::vector<std::string>& aliases) {
+  return AddText(app, name, out, value_name, description)
+      ->check(Rule([choices, aliases](std::string& v) {
+        for (const auto* list : {&choices, &aliases}) {
+          for (const auto& c : *list) {
+            if (v == c) return std::string();
+          }
+        }
+        return "must be " + OneOf(choices) + ", got " + Quoted(v);
+      }));
 }
 
 CLI::Option* AddRepeated(CLI::App& app, const std::string& name, std::vector<std::string>& out,
@@ -235,10 +244,13 @@ CLI::Option* AddRepeated(CLI::App& app, const std::string& name, std::vector<std
       ->allow_extra_args(false)  // one value per occurrence: `--flag a b` leaves b over
       ->option_text(value_name)
       ->type_name(value_name)
-      ->check(Rule([value_name](std::string& v) { return v.empty() ? "needs a " + value_name + ", got \"\"" : ""; }));
+      ->check(Rule([value_name](std::string& v) {
+        return v.empty() ? "needs a " + value_name + ", got \"\"" : "";
+      }));
 }
 
-CLI::Option* AddBool(CLI::App& app, const std::string& name, bool& out, const std::string& description) {
+CLI::Option* AddBool(CLI::App& app, const std::string& name, bool& out,
+                     const std::string& description) {
   CLI::Option* opt = app.add_flag(name, out, description)->check(Rule([](std::string& v) {
     return v == "true" || v == "false" ? std::string() : "must be true or false, got " + Quoted(v);
   }));
@@ -260,7 +272,8 @@ CLI::Option* AddPositiveNumber(CLI::App& app, const std::string& name, double& o
       }));
 }
 
-CLI::Option* AddPositiveInt(CLI::App& app, const std::string& name, int& out, const std::string& description) {
+CLI::Option* AddPositiveInt(CLI::App& app, const std::string& name, int& out,
+                            const std::string& description) {
   return app.add_option(name, out, description)
       ->option_text("N")
       ->type_name("N")
@@ -275,14 +288,16 @@ CLI::Option* AddPositiveInt(CLI::App& app, const std::string& name, int& out, co
       }));
 }
 
-CLI::Option* AddDuration(CLI::App& app, const std::string& name, int64_t& out_ns, const std::string& description) {
+CLI::Option* AddDuration(CLI::App& app, const std::string& name, int64_t& out_ns,
+                         const std::string& description) {
   return app.add_option(name, out_ns, description)
       ->option_text("DURATION")
       ->type_name("DURATION")
       ->default_str(ShortDuration(out_ns))
       ->transform(Rule([](std::string& v) {
         auto ns = policy::ParseGoDuration(v);
-        if (!ns || *ns <= 0) return "must be a positive duration like 10s or 1h30m, got " + Quoted(v);
+        if (!ns || *ns <= 0)
+          return "must be a positive duration like 10s or 1h30m, got " + Quoted(v);
         v = std::to_string(*ns);
         return std::string();
       }));

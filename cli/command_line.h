@@ -44,7 +44,8 @@ void ConfigureApp(CLI::App& app, std::string usage, std::size_t help_column);
 // Parses `args` (the words after the command name) into the options bound on `app`.
 // Returns the help text when -h/--help was given, nullopt when the flags were read, or an
 // InvalidArgument status naming the flag.
-StatusOr<std::optional<std::string>> ParseCommandLine(CLI::App& app, const std::vector<std::string>& args);
+StatusOr<std::optional<std::string>> ParseCommandLine(CLI::App& app,
+                                                      const std::vector<std::string>& args);
 
 // How a command's help opens and ends, and where its descriptions start (see ConfigureApp).
 struct CommandText {
@@ -55,17 +56,21 @@ struct CommandText {
 
 // Sets up an app as ConfigureApp does, lets `add` bind the flags, parses `args` as
 // ParseCommandLine does and, unless help was asked for, runs `validate` over the result.
-StatusOr<std::optional<std::string>> ReadCommandLine(const CommandText& text, const std::vector<std::string>& args,
+StatusOr<std::optional<std::string>> ReadCommandLine(const CommandText& text,
+                                                     const std::vector<std::string>& args,
                                                      const std::function<void(CLI::App&)>& add,
                                                      const std::function<Status()>& validate);
 
 // ReadCommandLine into a flags struct: `add` binds its fields, `validate` checks them.
 template <typename Flags>
-StatusOr<CommandLine<Flags>> ReadFlags(const CommandText& text, const std::vector<std::string>& args,
-                                       void (*add)(CLI::App&, Flags&), Status (*validate)(const Flags&)) {
+StatusOr<CommandLine<Flags>> ReadFlags(const CommandText& text,
+                                       const std::vector<std::string>& args,
+                                       void (*add)(CLI::App&, Flags&),
+                                       Status (*validate)(const Flags&)) {
   CommandLine<Flags> line;
   auto help = ReadCommandLine(
-      text, args, [&](CLI::App& app) { add(app, line.flags); }, [&] { return validate(line.flags); });
+      text, args, [&](CLI::App& app) { add(app, line.flags); },
+      [&] { return validate(line.flags); });
   if (!help.ok()) return help.status();
   line.help = std::move(*help);
   return line;
@@ -76,23 +81,27 @@ int ReportUsageError(std::ostream& err, const Status& error, std::string_view co
 
 // Options with this binary's value rules. Each reads the bound variable's current value as the
 // default shown in --help, and names the flag in its errors.
-CLI::Option* AddText(CLI::App& app, const std::string& name, std::string& out, const std::string& value_name,
-                     const std::string& description);
+CLI::Option* AddText(CLI::App& app, const std::string& name, std::string& out,
+                     const std::string& value_name, const std::string& description);
 // Like AddText, but only one of `choices` (or of `aliases`, accepted without being shown).
-CLI::Option* AddChoice(CLI::App& app, const std::string& name, std::string& out, const std::string& value_name,
-                       const std::vector<std::string>& choices, const std::string& description,
+CLI::Option* AddChoice(CLI::App& app, const std::string& name, std::string& out,
+                       const std::string& value_name, const std::vector<std::string>& choices,
+                       const std::string& description,
                        const std::vector<std::string>& aliases = {});
 // Repeatable: each occurrence appends one value.
 CLI::Option* AddRepeated(CLI::App& app, const std::string& name, std::vector<std::string>& out,
                          const std::string& value_name, const std::string& description);
 // --name, --name=true, --name=false.
-CLI::Option* AddBool(CLI::App& app, const std::string& name, bool& out, const std::string& description);
+CLI::Option* AddBool(CLI::App& app, const std::string& name, bool& out,
+                     const std::string& description);
 // A finite number > 0.
 CLI::Option* AddPositiveNumber(CLI::App& app, const std::string& name, double& out,
                                const std::string& description);
 // A whole number > 0 ("2" or "2.0").
-CLI::Option* AddPositiveInt(CLI::App& app, const std::string& name, int& out, const std::string& description);
+CLI::Option* AddPositiveInt(CLI::App& app, const std::string& name, int& out,
+                            const std::string& description);
 // A Go duration > 0 ("10s", "1h30m"), stored in nanoseconds.
-CLI::Option* AddDuration(CLI::App& app, const std::string& name, int64_t& out_ns, const std::string& description);
+CLI::Option* AddDuration(CLI::App& app, const std::string& name, int64_t& out_ns,
+                         const std::string& description);
 
 }  // namespace kpc::cli

@@ -10,6 +10,6 @@
 
 int main(int argc, char** argv) {
   const kpc::RealClock clock;
-  return kpc::cli::RunMain(std::vector<std::string>(argv + 1, argv + argc), std::cout, std::cerr, clock,
-                           isatty(STDOUT_FILENO) == 1);
+  return kpc::cli::RunMain(std::vector<std::string>(argv + 1, argv + argc), std::cout, std::cerr,
+                           clock, isatty(STDOUT_FILENO) == 1);
 }

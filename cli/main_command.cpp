@@ -12,19 +12,21 @@ namespace {
 
 constexpr std::size_t kHelpColumn = 12;
 
-constexpr const char* kUsage = R"(kubelet-policy-controller keeps every node's kubelet configuration compliant
+constexpr const char* kUsage =
+    R"(kubelet-policy-controller keeps every node's kubelet configuration compliant
 with KubeletPolicy objects.
 
 Usage:
   kubelet-policy-controller <command> [flags]
 )";
 
-constexpr const char* kFooter = "Run 'kubelet-policy-controller <command> --help' for a command's flags.";
+constexpr const char* kFooter =
+    "Run 'kubelet-policy-controller <command> --help' for a command's flags.";
 
 }  // namespace
 
-int RunMain(const std::vector<std::string>& args, std::ostream& out, std::ostream& err, const Clock& clock,
-            bool stdout_is_terminal) {
+int RunMain(const std::vector<std::string>& args, std::ostream& out, std::ostream& err,
+            const Clock& clock, bool stdout_is_terminal) {
   CLI::App app;
   ConfigureApp(app, kUsage, kHelpColumn);
   app.footer(kFooter);
@@ -34,9 +36,10 @@ int RunMain(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     return app.add_subcommand(name, description)->group("Commands");
   };
   const CLI::App* run = command("run", "run the operator against a cluster");
-  const CLI::App* check = command("check", "evaluate policy files against kubelet configurations (offline)");
-  const CLI::App* agent =
-      command("agent", "the node agent: audit kubelet files, remediate them (runs in Jobs on a node)");
+  const CLI::App* check =
+      command("check", "evaluate policy files against kubelet configurations (offline)");
+  const CLI::App* agent = command(
+      "agent", "the node agent: audit kubelet files, remediate them (runs in Jobs on a node)");
   const CLI::App* version = command("version", "print build information");
   const CLI::App* help = command("help", "print this help")->group("");
 

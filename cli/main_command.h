@@ -14,7 +14,7 @@ namespace kpc::cli {
 
 // `args` exclude the program name. `clock` is the time `check` judges exceptions by;
 // `stdout_is_terminal` lets `check` colour its table. Returns the exit code.
-int RunMain(const std::vector<std::string>& args, std::ostream& out, std::ostream& err, const Clock& clock,
-            bool stdout_is_terminal);
+int RunMain(const std::vector<std::string>& args, std::ostream& out, std::ostream& err,
+            const Clock& clock, bool stdout_is_terminal);
 
 }  // namespace kpc::cli

@@ -49,7 +49,8 @@ std::string Identity() {
   return std::string(host) + "_" + suffix;
 }
 
-net::HttpResponse Text(int status, std::string body, std::string type = "text/plain; charset=utf-8") {
+net::HttpResponse Text(int status, std::string body,
+                       std::string type = "text/plain; charset=utf-8") {
   net::HttpResponse r;
   r.status = status;
   r.headers["content-type"] = std::move(type);
@@ -70,7 +71,8 @@ OperatorOptions OperatorOptionsFrom(const RunFlags& f) {
   for (std::string w; words >> w;) opts.remediation.restart_command.push_back(w);
   for (const auto& p : f.extra_host_paths) opts.remediation.host_paths.push_back(p);
   opts.remediation.job_ttl_seconds = f.job_ttl_ns / 1'000'000'000;
-  opts.file_audit_interval = std::chrono::seconds(std::max<int64_t>(f.file_audit_interval_ns / 1'000'000'000, 1));
+  opts.file_audit_interval =
+      std::chrono::seconds(std::max<int64_t>(f.file_audit_interval_ns / 1'000'000'000, 1));
   opts.remediation.audit_ttl_seconds = opts.file_audit_interval.count();
   opts.file_audit_qps = f.file_audit_qps;
   return opts;
@@ -151,13 +153,14 @@ struct Webhooks {
 };
 
 Webhooks StartWebhooks(const RunFlags& f, kube::Client& client, Operator& op, Registry& metrics,
-                        const Clock& clock) {
+                       const Clock& clock) {
   Webhooks w;
   if (f.webhook_addr.empty()) return w;
   webhooks::WebhookServerOptions wo;
-  wo.address = f.local_webhooks ? "127.0.0.1:" + LocalWebhookPort(f.webhook_addr).value_or("") : f.webhook_addr;
-  w.conflicts = std::make_unique<webhooks::CachedConflictChecker>([&op] { return op.CachedPolicies(); },
-                                                                  op.ParseCache());
+  wo.address = f.local_webhooks ? "127.0.0.1:" + LocalWebhookPort(f.webhook_addr).value_or("")
+                                : f.webhook_addr;
+  w.conflicts = std::make_unique<webhooks::CachedConflictChecker>(
+      [&op] { return op.CachedPolicies(); }, op.ParseCache());
   w.server = std::make_unique<webhooks::WebhookServer>(metrics, w.conflicts.get(), clock, wo);
   webhooks::PairSource source;
   if (f.webhook_cert_mode == "cert-manager") {
@@ -170,7 +173,8 @@ Webhooks StartWebhooks(const RunFlags& f, kube::Client& client, Operator& op, Re
     spdlog::info("webhook certificates: self-managed in Secret {}/{}{}", ro.ns, ro.secret_name,
                  f.local_webhooks ? "; local webhooks at " + ro.url_base : "");
   }
-  w.reloader = std::make_unique<webhooks::CertReloader>(source, *w.server, Millis(f.webhook_sync_period_ns));
+  w.reloader =
+      std::make_unique<webhooks::CertReloader>(source, *w.server, Millis(f.webhook_sync_period_ns));
   w.reloader->Start();
   return w;
 }
@@ -180,7 +184,8 @@ void RotateCertificates(webhooks::CertRotator& rotator, std::chrono::millisecond
                         const std::function<bool()>& stop) {
   while (!stop()) {
     if (Status s = rotator.SyncOnce(); !s.ok()) {
-      spdlog::warn("webhook certificates: {} (retrying in {}s)", s.message(), period.count() / 1000.0);
+      spdlog::warn("webhook certificates: {} (retrying in {}s)", s.message(),
+                   period.count() / 1000.0);
     }
     for (auto waited = std::chrono::milliseconds(0); waited < period && !stop();
          waited += std::chrono::milliseconds(100)) {
@@ -201,14 +206,16 @@ struct Endpoints {
 };
 
 StatusOr<Endpoints> ServeHealthAndMetrics(const RunFlags& f, const Operator& op,
-                                          const webhooks::WebhookServer* webhook, const Registry& metrics,
-                                          ApiRequestMetrics& api_requests, const Clock& clock) {
+                                          const webhooks::WebhookServer* webhook,
+                                          const Registry& metrics, ApiRequestMetrics& api_requests,
+                                          const Clock& clock) {
   Endpoints e;
   e.health = net::NewHttpServer(clock, f.health_addr);
   e.health->Handle("/healthz", [](const net::ServerRequest&) { return Text(200, "ok\n"); });
   e.health->Handle("/readyz", [&op, webhook](const net::ServerRequest&) {
     if (!op.HasSynced()) return Text(503, "informer caches not synced yet\n");
-    if (webhook && !webhook->Serving()) return Text(503, "webhook server has no serving certificate yet\n");
+    if (webhook && !webhook->Serving())
+      return Text(503, "webhook server has no serving certificate yet\n");
     return Text(200, "ok\n");
   });
   auto metrics_handler = [&metrics, &api_requests](const net::ServerRequest&) {
@@ -236,9 +243,9 @@ StatusOr<Endpoints> ServeHealthAndMetrics(const RunFlags& f, const Operator& op,
 // runs at once without leader election, else each time this replica wins the Lease.
 class Leadership {
  public:
-  Leadership(std::optional<kube::LeaderElectionConfig> election, kube::Client& client, const Clock& clock,
-             Operator& op, webhooks::CertRotator* rotator, std::chrono::milliseconds rotation_period,
-             std::atomic<bool>& is_leader)
+  Leadership(std::optional<kube::LeaderElectionConfig> election, kube::Client& client,
+             const Clock& clock, Operator& op, webhooks::CertRotator* rotator,
+             std::chrono::milliseconds rotation_period, std::atomic<bool>& is_leader)
       : election_(std::move(election)),
         client_(client),
         clock_(clock),
@@ -252,8 +259,8 @@ class Leadership {
       thread_ = std::thread([this] { Lead(); });
       return;
     }
-    spdlog::info("leader election: Lease {}/{} as {}", election_->lease_namespace, election_->lease_name,
-                 election_->identity);
+    spdlog::info("leader election: Lease {}/{} as {}", election_->lease_namespace,
+                 election_->lease_name, election_->identity);
     elector_ = std::make_unique<kube::LeaderElector>(
         client_, clock_, *election_, [this] { Lead(); },
         [this] {
@@ -275,7 +282,8 @@ class Leadership {
     is_leader_ = true;
     auto stop = [this] { return shutting_down_.load() || (elector_ && !elector_->IsLeader()); };
     std::thread certs;
-    if (rotator_) certs = std::thread([&] { RotateCertificates(*rotator_, rotation_period_, stop); });
+    if (rotator_)
+      certs = std::thread([&] { RotateCertificates(*rotator_, rotation_period_, stop); });
     op_.RunLeader(stop);
     if (certs.joinable()) certs.join();
   }
@@ -312,15 +320,17 @@ int Serve(const RunFlags& f) {
   metrics.AddCallbackGauge("kubeletpolicy_leader", "1 when this replica is the leader.",
                            [&is_leader] { return is_leader ? 1.0 : 0.0; });
   Webhooks webhooks = StartWebhooks(f, api, op, metrics, clock);
-  auto endpoints = ServeHealthAndMetrics(f, op, webhooks.server.get(), metrics, api_requests, clock);
+  auto endpoints =
+      ServeHealthAndMetrics(f, op, webhooks.server.get(), metrics, api_requests, clock);
   if (!endpoints.ok()) {
     spdlog::error("{}", endpoints.status().message());
     return 1;
   }
 
   op.Start();
-  Leadership leadership(f.leader_elect ? std::optional(LeaderElectionFrom(f)) : std::nullopt, api, clock, op,
-                        webhooks.rotator.get(), Millis(f.webhook_sync_period_ns), is_leader);
+  Leadership leadership(f.leader_elect ? std::optional(LeaderElectionFrom(f)) : std::nullopt, api,
+                        clock, op, webhooks.rotator.get(), Millis(f.webhook_sync_period_ns),
+                        is_leader);
   leadership.Start();
 
   while (g_signal == 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));

@@ -1,7 +1,6 @@
 #include "cli/run_flags.h"
 
 #include <CLI/CLI.hpp>
-
 #include <sstream>
 
 #include "controller/remediation.h"
@@ -20,17 +19,21 @@ Runs the operator: watches KubeletPolicy objects and Nodes, checks every selecte
 
 void AddConnectionFlags(CLI::App& app, RunFlags& f) {
   app.option_defaults()->group("Kubernetes connection");
-  AddText(app, "--kubeconfig", f.kubeconfig, "FILE", "kubeconfig (default: $KUBECONFIG, in-cluster, ~/.kube/config)");
+  AddText(app, "--kubeconfig", f.kubeconfig, "FILE",
+          "kubeconfig (default: $KUBECONFIG, in-cluster, ~/.kube/config)");
   AddText(app, "--context", f.context, "NAME", "kubeconfig context (default: current-context)");
-  AddBool(app, "--insecure-skip-tls-verify", f.allow_insecure, "accept a kubeconfig that disables TLS verification");
-  AddPositiveNumber(app, "--kube-api-qps", f.qps, "client-side QPS limit to the API server, /configz included");
+  AddBool(app, "--insecure-skip-tls-verify", f.allow_insecure,
+          "accept a kubeconfig that disables TLS verification");
+  AddPositiveNumber(app, "--kube-api-qps", f.qps,
+                    "client-side QPS limit to the API server, /configz included");
   AddPositiveInt(app, "--kube-api-burst", f.burst, "client-side burst");
 }
 
 void AddConfigzFlags(CLI::App& app, RunFlags& f) {
   app.option_defaults()->group("Configz checks");
   AddPositiveInt(app, "--workers", f.workers, "policies reconciled in parallel");
-  AddPositiveInt(app, "--configz-concurrency", f.configz_concurrency, "/configz fetches in flight at once");
+  AddPositiveInt(app, "--configz-concurrency", f.configz_concurrency,
+                 "/configz fetches in flight at once");
   AddPositiveNumber(app, "--configz-qps", f.configz_qps,
                     "/configz fetches started per second; at most --kube-api-qps");
   AddDuration(app, "--configz-timeout", f.configz_timeout_ns, "per-fetch timeout");
@@ -39,12 +42,15 @@ void AddConfigzFlags(CLI::App& app, RunFlags& f) {
 void AddLeaderElectionFlags(CLI::App& app, RunFlags& f) {
   app.option_defaults()->group("Leader election (only the leader reconciles)");
   AddBool(app, "--leader-elect", f.leader_elect, "lead while holding a Lease; false: lead at once");
-  AddText(app, "--leader-elect-namespace", f.lease_namespace, "NS", "Lease namespace")->envname("POD_NAMESPACE");
+  AddText(app, "--leader-elect-namespace", f.lease_namespace, "NS", "Lease namespace")
+      ->envname("POD_NAMESPACE");
   AddText(app, "--leader-elect-name", f.lease_name, "NAME", "Lease name");
-  AddDuration(app, "--leader-elect-lease-duration", f.lease_duration_ns, "how long a Lease is held without renewal");
+  AddDuration(app, "--leader-elect-lease-duration", f.lease_duration_ns,
+              "how long a Lease is held without renewal");
   AddDuration(app, "--leader-elect-renew-deadline", f.renew_deadline_ns,
               "the leader gives up when it cannot renew for this long");
-  AddDuration(app, "--leader-elect-retry-period", f.retry_period_ns, "time between attempts to acquire or renew");
+  AddDuration(app, "--leader-elect-retry-period", f.retry_period_ns,
+              "time between attempts to acquire or renew");
 }
 
 void AddServingFlags(CLI::App& app, RunFlags& f) {
@@ -56,9 +62,12 @@ void AddServingFlags(CLI::App& app, RunFlags& f) {
 
 void AddWebhookFlags(CLI::App& app, RunFlags& f) {
   app.option_defaults()->group(
-      "Admission webhooks (HTTPS, every replica; /validate-kubeletpolicy and /mutate-kubeletpolicy)");
-  AddText(app, "--webhook-addr", f.webhook_addr, "ADDR", "listen address; empty disables the webhook server");
-  AddChoice(app, "--webhook-cert-mode", f.webhook_cert_mode, "MODE", {"self-managed", "cert-manager"},
+      "Admission webhooks (HTTPS, every replica; /validate-kubeletpolicy and "
+      "/mutate-kubeletpolicy)");
+  AddText(app, "--webhook-addr", f.webhook_addr, "ADDR",
+          "listen address; empty disables the webhook server");
+  AddChoice(app, "--webhook-cert-mode", f.webhook_cert_mode, "MODE",
+            {"self-managed", "cert-manager"},
             "self-managed: the leader keeps a CA and serving certificate in the\n"
             "Secret --webhook-secret-name, injects the CA bundle into the webhook\n"
             "configurations and renews before expiry; every replica serves the\n"
@@ -72,10 +81,13 @@ void AddWebhookFlags(CLI::App& app, RunFlags& f) {
           "both webhook configurations at https://127.0.0.1:PORT with this\n"
           "process's own CA bundle (the configurations must already exist:\n"
           "kubectl apply -f deploy/base/webhooks.yaml)");
-  AddText(app, "--webhook-namespace", f.webhook_namespace, "NS", "namespace of the Secret and Service")
+  AddText(app, "--webhook-namespace", f.webhook_namespace, "NS",
+          "namespace of the Secret and Service")
       ->envname("POD_NAMESPACE");
-  AddText(app, "--webhook-service-name", f.webhook_service, "NAME", "Service the certificate is for");
-  AddText(app, "--webhook-secret-name", f.webhook_secret, "NAME", "Secret of the self-managed CA and serving pair");
+  AddText(app, "--webhook-service-name", f.webhook_service, "NAME",
+          "Service the certificate is for");
+  AddText(app, "--webhook-secret-name", f.webhook_secret, "NAME",
+          "Secret of the self-managed CA and serving pair");
   AddText(app, "--webhook-configuration-name", f.webhook_configuration, "NAME",
           "Validating- and MutatingWebhookConfiguration");
   AddDuration(app, "--webhook-ca-validity", f.webhook_ca_validity_ns,
@@ -90,10 +102,12 @@ void AddAgentJobFlags(CLI::App& app, RunFlags& f) {
   app.option_defaults()->group("Agent Jobs (remediation and file audits)");
   AddText(app, "--remediation-namespace", f.remediation_namespace, "NS",
           "namespace of the Jobs (Pod Security level privileged)");
-  AddText(app, "--agent-image", f.agent_image, "IMAGE", "image the Jobs run; pin it by digest: name@sha256:...")
+  AddText(app, "--agent-image", f.agent_image, "IMAGE",
+          "image the Jobs run; pin it by digest: name@sha256:...")
       ->envname("AGENT_IMAGE")
       ->default_str(controller::RemediationOptions{}.image);
-  AddText(app, "--agent-image-pull-policy", f.agent_image_pull_policy, "POLICY", "imagePullPolicy of the Jobs");
+  AddText(app, "--agent-image-pull-policy", f.agent_image_pull_policy, "POLICY",
+          "imagePullPolicy of the Jobs");
   AddRepeated(app, "--agent-host-path", f.extra_host_paths, "PATH",
               "also mount this host directory into the Jobs (read-only for file\n"
               "audits); /etc, /var/lib/kubelet and the systemd unit directories\n"
@@ -120,16 +134,17 @@ void AddFileAuditFlags(CLI::App& app, RunFlags& f) {
   app.option_defaults()->group("File audits");
   AddDuration(app, "--file-audit-interval", f.file_audit_interval_ns,
               "how often file rules are audited on each node; audit Jobs are\nkept as long");
-  AddPositiveNumber(app, "--file-audit-qps", f.file_audit_qps, "audit Jobs created per second at most");
+  AddPositiveNumber(app, "--file-audit-qps", f.file_audit_qps,
+                    "audit Jobs created per second at most");
 }
 
 void AddLoggingFlags(CLI::App& app, RunFlags& f) {
   app.option_defaults()->group("Logging");
-  AddChoice(app, "--log-format", f.log_format, "FORMAT", {"text", "json"}, "text, or one JSON object per line");
+  AddChoice(app, "--log-format", f.log_format, "FORMAT", {"text", "json"},
+            "text, or one JSON object per line");
   // spdlog's names; "warning" and "err" are its aliases, "critical" and "off" undocumented.
   AddChoice(app, "--log-level", f.log_level, "LEVEL", {"trace", "debug", "info", "warn", "error"},
-            "trace, debug, info, warn or error",
-            {"warning", "err", "critical", "off"});
+            "trace, debug, info, warn or error", {"warning", "err", "critical", "off"});
 }
 
 }  // namespace
@@ -163,19 +178,24 @@ Status ValidateRunFlags(const RunFlags& f) {
     return InvalidArgument(msg.str());
   }
   if (f.local_webhooks && f.webhook_cert_mode != "self-managed") {
-    return InvalidArgument("--local-webhooks makes its own certificates: it needs --webhook-cert-mode=self-managed");
+    return InvalidArgument(
+        "--local-webhooks makes its own certificates: it needs --webhook-cert-mode=self-managed");
   }
   if (f.local_webhooks && f.webhook_addr.empty()) {
-    return InvalidArgument("--local-webhooks needs --webhook-addr (the port to serve on 127.0.0.1)");
+    return InvalidArgument(
+        "--local-webhooks needs --webhook-addr (the port to serve on 127.0.0.1)");
   }
   if (f.local_webhooks && !LocalWebhookPort(f.webhook_addr)) {
-    return InvalidArgument("--local-webhooks needs a fixed port in --webhook-addr, got \"" + f.webhook_addr + "\"");
+    return InvalidArgument("--local-webhooks needs a fixed port in --webhook-addr, got \"" +
+                           f.webhook_addr + "\"");
   }
   if (f.renew_deadline_ns >= f.lease_duration_ns) {
-    return InvalidArgument("--leader-elect-renew-deadline must be shorter than --leader-elect-lease-duration");
+    return InvalidArgument(
+        "--leader-elect-renew-deadline must be shorter than --leader-elect-lease-duration");
   }
   if (f.retry_period_ns >= f.renew_deadline_ns) {
-    return InvalidArgument("--leader-elect-retry-period must be shorter than --leader-elect-renew-deadline");
+    return InvalidArgument(
+        "--leader-elect-retry-period must be shorter than --leader-elect-renew-deadline");
   }
   return Status::Ok();
 }

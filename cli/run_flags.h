@@ -38,7 +38,7 @@ struct RunFlags {
   std::string health_addr = ":8081";
   std::string metrics_addr = ":8080";
   // Admission webhooks
-  std::string webhook_addr = ":9443";  // empty: no webhook server
+  std::string webhook_addr = ":9443";              // empty: no webhook server
   std::string webhook_cert_mode = "self-managed";  // or "cert-manager"
   std::string webhook_cert_dir = "/var/run/kubelet-policy-controller/webhook-certs";
   bool local_webhooks = false;

@@ -12,18 +12,20 @@ using nlohmann::json;
 
 // ---- pure pieces ----
 
-std::optional<std::chrono::nanoseconds> CheckInterval(const NodeInfo& node,
-                                                      const std::vector<policy::KubeletPolicy>& policies) {
+std::optional<std::chrono::nanoseconds> CheckInterval(
+    const NodeInfo& node, const std::vector<policy::KubeletPolicy>& policies) {
   std::optional<int64_t> interval;
   for (const auto& p : policies) {
-    if (p.node_selector.Matches(node.labels)) interval = std::min(interval.value_or(p.check_interval_ns), p.check_interval_ns);
+    if (p.node_selector.Matches(node.labels))
+      interval = std::min(interval.value_or(p.check_interval_ns), p.check_interval_ns);
   }
   if (!interval) return std::nullopt;
   return std::chrono::nanoseconds(*interval);
 }
 
-NodeResult EvaluateCheck(const policy::KubeletPolicy& policy, const NodeInfo& node, const ConfigzResult& check,
-                         policy::NodeFacts facts, int64_t now_unix, policy::NodeEvaluation* evaluation) {
+NodeResult EvaluateCheck(const policy::KubeletPolicy& policy, const NodeInfo& node,
+                         const ConfigzResult& check, policy::NodeFacts facts, int64_t now_unix,
+                         policy::NodeEvaluation* evaluation) {
   NodeResult nr;
   nr.node = node.name;
   nr.last_checked_unix = check.checked_unix;
@@ -38,9 +40,15 @@ NodeResult EvaluateCheck(const policy::KubeletPolicy& policy, const NodeInfo& no
   policy::NodeEvaluation ev = policy::EvaluateNode(policy, facts, *check.config, now_unix);
   policy::NodeVerdict v = policy::VerdictOf(ev.rules);
   switch (v.verdict) {
-    case policy::Verdict::kCompliant: nr.state = NodeState::kCompliant; break;
-    case policy::Verdict::kNonCompliant: nr.state = NodeState::kNonCompliant; break;
-    case policy::Verdict::kUnknown: nr.state = NodeState::kUnknown; break;
+    case policy::Verdict::kCompliant:
+      nr.state = NodeState::kCompliant;
+      break;
+    case policy::Verdict::kNonCompliant:
+      nr.state = NodeState::kNonCompliant;
+      break;
+    case policy::Verdict::kUnknown:
+      nr.state = NodeState::kUnknown;
+      break;
   }
   nr.failed_rules = std::move(v.failed_rules);
   nr.message = std::move(v.message);
@@ -55,8 +63,9 @@ std::map<std::string, NodeState> StatesFromStatus(const json& status) {
     if (!n.is_object()) continue;
     const std::string s = n.value("state", "");
     NodeState state = NodeState::kCompliant;
-    for (NodeState candidate : {NodeState::kNonCompliant, NodeState::kUnknown, NodeState::kRemediating,
-                                NodeState::kRemediationPlanned, NodeState::kRemediationFailed, NodeState::kBlocked}) {
+    for (NodeState candidate :
+         {NodeState::kNonCompliant, NodeState::kUnknown, NodeState::kRemediating,
+          NodeState::kRemediationPlanned, NodeState::kRemediationFailed, NodeState::kBlocked}) {
       if (s == NodeStateName(candidate)) state = candidate;
     }
     out[n.value("name", "")] = state;
@@ -71,7 +80,8 @@ bool NonCompliantState(NodeState s) {
 }
 
 // The Event for a node entering `state` from `before`; nullopt when there is none.
-std::optional<NodeEvent> TransitionEvent(const std::string& policy, const NodeResult& r, NodeState before) {
+std::optional<NodeEvent> TransitionEvent(const std::string& policy, const NodeResult& r,
+                                         NodeState before) {
   NodeEvent e{r.node, "Warning", "", ""};
   switch (r.state) {
     case NodeState::kNonCompliant:
@@ -92,7 +102,8 @@ std::optional<NodeEvent> TransitionEvent(const std::string& policy, const NodeRe
     case NodeState::kRemediationPlanned:
       e.type = "Normal";
       e.reason = "RemediationPlanned";
-      e.message = "DryRun: remediation of node " + r.node + " for " + policy + " would: " + r.message;
+      e.message =
+          "DryRun: remediation of node " + r.node + " for " + policy + " would: " + r.message;
       return e;
     case NodeState::kRemediationFailed:
       e.reason = "RemediationFailed";
@@ -109,7 +120,8 @@ std::optional<NodeEvent> TransitionEvent(const std::string& policy, const NodeRe
 
 }  // namespace
 
-std::vector<NodeEvent> TransitionEvents(const std::string& policy, const std::map<std::string, NodeState>& before,
+std::vector<NodeEvent> TransitionEvents(const std::string& policy,
+                                        const std::map<std::string, NodeState>& before,
                                         const std::vector<NodeResult>& results,
                                         std::map<std::string, NodeState>* next) {
   std::vector<NodeEvent> events;
@@ -131,17 +143,20 @@ std::vector<NodeEvent> TransitionEvents(const std::string& policy, const std::ma
 std::optional<int64_t> NextExceptionExpiry(const policy::KubeletPolicy& policy, int64_t now_unix) {
   std::optional<int64_t> next;
   for (const auto& e : policy.exceptions) {
-    if (e.expires_unix && *e.expires_unix > now_unix) next = std::min(next.value_or(*e.expires_unix), *e.expires_unix);
+    if (e.expires_unix && *e.expires_unix > now_unix)
+      next = std::min(next.value_or(*e.expires_unix), *e.expires_unix);
   }
   return next;
 }
 
 // ---- the controller ----
 
-ComplianceController::ComplianceController(kube::Client& client, kube::EventRecorder& events, Registry& metrics,
-                                           const Clock& clock, const kube::Store& policies, const kube::Store& nodes,
+ComplianceController::ComplianceController(kube::Client& client, kube::EventRecorder& events,
+                                           Registry& metrics, const Clock& clock,
+                                           const kube::Store& policies, const kube::Store& nodes,
                                            const PolicyIndex& index, NodeFactsStore& facts,
-                                           RemediationController& remediation, ComplianceOptions options, Hooks hooks)
+                                           RemediationController& remediation,
+                                           ComplianceOptions options, Hooks hooks)
     : client_(client),
       events_(events),
       clock_(clock),
@@ -152,20 +167,23 @@ ComplianceController::ComplianceController(kube::Client& client, kube::EventReco
       remediation_(remediation),
       options_(options),
       hooks_(std::move(hooks)),
-      nodes_gauge_(metrics.AddGauge("kubeletpolicy_nodes", "Nodes selected by a KubeletPolicy, by compliance state.",
+      nodes_gauge_(metrics.AddGauge("kubeletpolicy_nodes",
+                                    "Nodes selected by a KubeletPolicy, by compliance state.",
                                     {"policy", "state"})),
-      rule_gauge_(metrics.AddGauge("kubeletpolicy_rule_failing_nodes", "Nodes failing a rule of a KubeletPolicy.",
-                                   {"policy", "rule"})),
-      fetch_latency_(metrics.AddHistogram("kubeletpolicy_configz_fetch_duration_seconds",
-                                          "Latency of /configz fetches through the API server's node proxy.", {},
-                                          {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30})),
+      rule_gauge_(metrics.AddGauge("kubeletpolicy_rule_failing_nodes",
+                                   "Nodes failing a rule of a KubeletPolicy.", {"policy", "rule"})),
+      fetch_latency_(
+          metrics.AddHistogram("kubeletpolicy_configz_fetch_duration_seconds",
+                               "Latency of /configz fetches through the API server's node proxy.",
+                               {}, {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30})),
       fetch_errors_(metrics.AddCounter("kubeletpolicy_configz_fetch_errors_total",
                                        "Failed /configz fetches by reason.", {"reason"})),
       status_writes_(metrics.AddCounter("kubeletpolicy_status_writes_total",
                                         "KubeletPolicy status writes by result.", {"result"})) {
   scheduler_ = std::make_unique<ConfigzScheduler>(clock_, options_.scheduler,
                                                   [this](const std::string& n) { Fetch(n); });
-  metrics.AddCallbackGauge("kubeletpolicy_configz_fetches_in_flight", "Configz fetches in progress.",
+  metrics.AddCallbackGauge("kubeletpolicy_configz_fetches_in_flight",
+                           "Configz fetches in progress.",
                            [this] { return static_cast<double>(scheduler_->InFlight()); });
 }
 
@@ -174,7 +192,8 @@ ComplianceController::~ComplianceController() { Stop(); }
 void ComplianceController::Start() { scheduler_->Start(); }
 void ComplianceController::Stop() { scheduler_->Stop(); }
 
-void ComplianceController::Reschedule(const NodeInfo& node, const std::vector<policy::KubeletPolicy>& policies) {
+void ComplianceController::Reschedule(const NodeInfo& node,
+                                      const std::vector<policy::KubeletPolicy>& policies) {
   if (auto interval = CheckInterval(node, policies)) {
     scheduler_->Schedule(node.name, *interval);
   } else {
@@ -260,13 +279,14 @@ ReconcileResult ComplianceController::Reconcile(const std::string& name) {
   return ReconcileValid(policy, *obj, mem, in, refresh);
 }
 
-ComplianceController::Selected ComplianceController::EvaluateSelected(const policy::KubeletPolicy& policy,
-                                                                       Memory& mem, int64_t now_unix) {
+ComplianceController::Selected ComplianceController::EvaluateSelected(
+    const policy::KubeletPolicy& policy, Memory& mem, int64_t now_unix) {
   // An exception that expired since a cached evaluation changes that node's verdict.
   auto expired_since = [&](int64_t since) {
-    return std::any_of(policy.exceptions.begin(), policy.exceptions.end(), [&](const policy::PolicyException& e) {
-      return e.expires_unix && *e.expires_unix > since && *e.expires_unix <= now_unix;
-    });
+    return std::any_of(
+        policy.exceptions.begin(), policy.exceptions.end(), [&](const policy::PolicyException& e) {
+          return e.expires_unix && *e.expires_unix > since && *e.expires_unix <= now_unix;
+        });
   };
   Selected sel;
   std::map<std::string, Memory::CachedEvaluation> evaluations;
@@ -289,7 +309,8 @@ ComplianceController::Selected ComplianceController::EvaluateSelected(const poli
     auto cached = mem.evaluations.find(node.name);
     if (cached != mem.evaluations.end() && cached->second.checked_at == check->checked_at &&
         cached->second.generation == policy.generation && cached->second.labels == node.labels &&
-        cached->second.kubelet_minor == node.kubelet_minor && cached->second.facts_version == facts_version &&
+        cached->second.kubelet_minor == node.kubelet_minor &&
+        cached->second.facts_version == facts_version &&
         !expired_since(cached->second.evaluated_unix)) {
       evaluations[node.name] = std::move(cached->second);
     } else {
@@ -315,8 +336,9 @@ ComplianceController::Selected ComplianceController::EvaluateSelected(const poli
   return sel;
 }
 
-ReconcileResult ComplianceController::ReconcileValid(const policy::KubeletPolicy& policy, const json& obj,
-                                                     Memory& mem, StatusInput& in, int64_t refresh) {
+ReconcileResult ComplianceController::ReconcileValid(const policy::KubeletPolicy& policy,
+                                                     const json& obj, Memory& mem, StatusInput& in,
+                                                     int64_t refresh) {
   Selected sel = EvaluateSelected(policy, mem, in.now_unix);
   for (const auto& nr : sel.results) {
     for (const auto& r : nr.failed_rules) in.failing_by_rule[r]++;
@@ -344,7 +366,8 @@ ReconcileResult ComplianceController::ReconcileValid(const policy::KubeletPolicy
   const kube::ObjectRef policy_ref = PolicyRef(policy, obj);
   for (const auto& e : TransitionEvents(policy.name, mem.states, in.nodes, &next)) {
     auto uid = uids.find(e.node);
-    RecordAboutNode(events_, policy_ref, {"v1", "Node", e.node, "", uid == uids.end() ? "" : uid->second}, e.type,
+    RecordAboutNode(events_, policy_ref,
+                    {"v1", "Node", e.node, "", uid == uids.end() ? "" : uid->second}, e.type,
                     e.reason, e.message);
   }
   mem.states = std::move(next);
@@ -363,8 +386,8 @@ Status ComplianceController::WriteStatus(const std::string& name, json obj, cons
     kube::Result r = client_.Update(path, obj);
     if (r.ok()) {
       status_writes_.WithLabels({"ok"}).Inc();
-      spdlog::info("kubeletpolicy {}: status written (generation {}, {} nodes selected)", name, in.generation,
-                   in.nodes.size());
+      spdlog::info("kubeletpolicy {}: status written (generation {}, {} nodes selected)", name,
+                   in.generation, in.nodes.size());
       return Status::Ok();
     }
     if (r.status.code() == StatusCode::kConflict) {
@@ -372,7 +395,8 @@ Status ComplianceController::WriteStatus(const std::string& name, json obj, cons
       status_writes_.WithLabels({"conflict"}).Inc();
       kube::Result fresh = client_.Get(std::string(kPolicyPath) + "/" + name);
       if (!fresh.ok()) return fresh.status;
-      if (GenerationOf(fresh.body) != in.generation) return Status::Ok();  // a newer spec will be reconciled
+      if (GenerationOf(fresh.body) != in.generation)
+        return Status::Ok();  // a newer spec will be reconciled
       obj = fresh.body;
       continue;
     }
@@ -383,18 +407,23 @@ Status ComplianceController::WriteStatus(const std::string& name, json obj, cons
   return Status(StatusCode::kConflict, "status of " + name + " kept conflicting");
 }
 
-void ComplianceController::UpdateMetrics(const std::string& name, const StatusInput& in, Memory& mem) {
+void ComplianceController::UpdateMetrics(const std::string& name, const StatusInput& in,
+                                         Memory& mem) {
   int compliant = 0, noncompliant = 0, unknown = 0;
   for (const auto& n : in.nodes) {
-    if (n.state == NodeState::kCompliant) ++compliant;
-    else if (n.state == NodeState::kUnknown || n.state == NodeState::kPending) ++unknown;
-    else ++noncompliant;
+    if (n.state == NodeState::kCompliant)
+      ++compliant;
+    else if (n.state == NodeState::kUnknown || n.state == NodeState::kPending)
+      ++unknown;
+    else
+      ++noncompliant;
   }
   nodes_gauge_.WithLabels({name, "compliant"}).Set(compliant);
   nodes_gauge_.WithLabels({name, "noncompliant"}).Set(noncompliant);
   nodes_gauge_.WithLabels({name, "unknown"}).Set(unknown);
   for (const auto& id : mem.rule_ids) {
-    if (std::find(in.rule_ids.begin(), in.rule_ids.end(), id) == in.rule_ids.end()) rule_gauge_.Remove({name, id});
+    if (std::find(in.rule_ids.begin(), in.rule_ids.end(), id) == in.rule_ids.end())
+      rule_gauge_.Remove({name, id});
   }
   for (const auto& id : in.rule_ids) {
     auto it = in.failing_by_rule.find(id);

@@ -14,11 +14,10 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "base/clock.h"
 #include "base/metrics.h"
@@ -41,13 +40,14 @@ namespace kpc::controller {
 
 // The check interval of a node: the shortest checkInterval of the policies selecting it;
 // nullopt when none does.
-std::optional<std::chrono::nanoseconds> CheckInterval(const NodeInfo& node,
-                                                      const std::vector<policy::KubeletPolicy>& policies);
+std::optional<std::chrono::nanoseconds> CheckInterval(
+    const NodeInfo& node, const std::vector<policy::KubeletPolicy>& policies);
 
 // The node's result for `policy` from its latest check and file facts: Unknown when the check
 // failed, else the verdict of the evaluation (written to `evaluation`).
-NodeResult EvaluateCheck(const policy::KubeletPolicy& policy, const NodeInfo& node, const ConfigzResult& check,
-                         policy::NodeFacts facts, int64_t now_unix, policy::NodeEvaluation* evaluation);
+NodeResult EvaluateCheck(const policy::KubeletPolicy& policy, const NodeInfo& node,
+                         const ConfigzResult& check, policy::NodeFacts facts, int64_t now_unix,
+                         policy::NodeEvaluation* evaluation);
 
 // The per-node states a policy's status reports (to continue from after a restart).
 std::map<std::string, NodeState> StatesFromStatus(const nlohmann::json& status);
@@ -59,7 +59,8 @@ struct NodeEvent {
 // Events for the nodes whose state changed since `before` (a node missing there was Compliant),
 // and the states to remember. Pending nodes keep their previous state and make no Event;
 // moving between non-compliant states (NonCompliant, Planned, Failed, Blocked) is no news.
-std::vector<NodeEvent> TransitionEvents(const std::string& policy, const std::map<std::string, NodeState>& before,
+std::vector<NodeEvent> TransitionEvents(const std::string& policy,
+                                        const std::map<std::string, NodeState>& before,
                                         const std::vector<NodeResult>& results,
                                         std::map<std::string, NodeState>* next);
 
@@ -76,13 +77,14 @@ struct ComplianceOptions {
 class ComplianceController {
  public:
   struct Hooks {
-    std::function<void(const std::string& node)> checked;  // a check finished: reconcile its policies
+    std::function<void(const std::string& node)>
+        checked;  // a check finished: reconcile its policies
   };
   // Every reference must outlive the controller.
-  ComplianceController(kube::Client& client, kube::EventRecorder& events, Registry& metrics, const Clock& clock,
-                       const kube::Store& policies, const kube::Store& nodes, const PolicyIndex& index,
-                       NodeFactsStore& facts, RemediationController& remediation, ComplianceOptions options,
-                       Hooks hooks);
+  ComplianceController(kube::Client& client, kube::EventRecorder& events, Registry& metrics,
+                       const Clock& clock, const kube::Store& policies, const kube::Store& nodes,
+                       const PolicyIndex& index, NodeFactsStore& facts,
+                       RemediationController& remediation, ComplianceOptions options, Hooks hooks);
   ~ComplianceController();
 
   ReconcileResult Reconcile(const std::string& name);
@@ -128,9 +130,10 @@ class ComplianceController {
 
   void Fetch(const std::string& node);
   Selected EvaluateSelected(const policy::KubeletPolicy& policy, Memory& mem, int64_t now_unix);
-  ReconcileResult ReconcileValid(const policy::KubeletPolicy& policy, const nlohmann::json& obj, Memory& mem,
-                                 StatusInput& in, int64_t refresh);
-  Status WriteStatus(const std::string& name, nlohmann::json obj, const StatusInput& in, int64_t refresh_seconds);
+  ReconcileResult ReconcileValid(const policy::KubeletPolicy& policy, const nlohmann::json& obj,
+                                 Memory& mem, StatusInput& in, int64_t refresh);
+  Status WriteStatus(const std::string& name, nlohmann::json obj, const StatusInput& in,
+                     int64_t refresh_seconds);
   void UpdateMetrics(const std::string& name, const StatusInput& in, Memory& mem);
   void RemoveMetrics(const std::string& name, const Memory& mem);
 

@@ -8,7 +8,8 @@
 namespace kpc::controller {
 
 bool HasFileRules(const policy::KubeletPolicy& policy) {
-  return std::any_of(policy.rules.begin(), policy.rules.end(), [](const policy::Rule& r) { return r.file.has_value(); });
+  return std::any_of(policy.rules.begin(), policy.rules.end(),
+                     [](const policy::Rule& r) { return r.file.has_value(); });
 }
 
 bool NeedsFileAudit(const NodeInfo& node, const std::vector<policy::KubeletPolicy>& policies) {
@@ -17,7 +18,8 @@ bool NeedsFileAudit(const NodeInfo& node, const std::vector<policy::KubeletPolic
   });
 }
 
-std::optional<JobSpecInput> PlanAudit(const NodeInfo& node, const std::vector<policy::KubeletPolicy>& policies,
+std::optional<JobSpecInput> PlanAudit(const NodeInfo& node,
+                                      const std::vector<policy::KubeletPolicy>& policies,
                                       int64_t now_unix, std::chrono::seconds interval) {
   if (!NeedsFileAudit(node, policies)) return std::nullopt;
   std::set<std::string> paths;
@@ -38,15 +40,17 @@ std::optional<JobSpecInput> PlanAudit(const NodeInfo& node, const std::vector<po
   return in;
 }
 
-FileAuditController::FileAuditController(kube::Client& client, Registry& metrics, const Clock& clock,
-                                         NodeFactsStore& facts, FileAuditOptions options, Hooks hooks)
+FileAuditController::FileAuditController(kube::Client& client, Registry& metrics,
+                                         const Clock& clock, NodeFactsStore& facts,
+                                         FileAuditOptions options, Hooks hooks)
     : client_(client),
       clock_(clock),
       facts_(facts),
       options_(std::move(options)),
       hooks_(std::move(hooks)),
       jobs_created_(metrics.AddCounter("kubeletpolicy_jobs_created_total",
-                                       "Remediation and file-audit Jobs created, by type.", {"type"})) {
+                                       "Remediation and file-audit Jobs created, by type.",
+                                       {"type"})) {
   // Few audits at a time: each is a pod on a node.
   scheduler_ = std::make_unique<ConfigzScheduler>(clock_, SchedulerOptions{2, options_.qps, 0.1},
                                                   [this](const std::string& n) { EnsureAudit(n); });
@@ -54,7 +58,8 @@ FileAuditController::FileAuditController(kube::Client& client, Registry& metrics
 
 FileAuditController::~FileAuditController() { Stop(); }
 
-void FileAuditController::Reschedule(const NodeInfo& node, const std::vector<policy::KubeletPolicy>& policies) {
+void FileAuditController::Reschedule(const NodeInfo& node,
+                                     const std::vector<policy::KubeletPolicy>& policies) {
   if (NeedsFileAudit(node, policies)) {
     scheduler_->Schedule(node.name, options_.interval);
   } else {
@@ -81,7 +86,8 @@ void FileAuditController::EnsureAudit(const std::string& node) {
   kube::Result r = client_.Create(path, BuildJob(*job, options_.jobs));
   if (r.ok()) {
     jobs_created_.WithLabels({"audit"}).Inc();
-    spdlog::info("node {}: file audit Job {}/{} created", node, options_.jobs.job_namespace, job->name);
+    spdlog::info("node {}: file audit Job {}/{} created", node, options_.jobs.job_namespace,
+                 job->name);
   } else if (r.status.code() != StatusCode::kAlreadyExists) {
     spdlog::warn("node {}: creating file audit Job {}: {}", node, job->name, r.status.message());
   }
@@ -93,7 +99,8 @@ void FileAuditController::OnPod(const nlohmann::json& pod) {
   if (!result) return;  // not terminated yet
   const std::string node = AnnotationOf(pod, kNodeAnnotation);
   if (node.empty() || !pod.contains("metadata") || !pod["metadata"].is_object()) return;
-  if (facts_.RecordAudit(node, pod["metadata"].value("uid", ""), CreationUnix(pod), *result) && hooks_.facts_changed) {
+  if (facts_.RecordAudit(node, pod["metadata"].value("uid", ""), CreationUnix(pod), *result) &&
+      hooks_.facts_changed) {
     hooks_.facts_changed(node);
   }
 }

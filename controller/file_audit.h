@@ -8,11 +8,10 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "base/clock.h"
 #include "base/metrics.h"
@@ -33,7 +32,8 @@ bool NeedsFileAudit(const NodeInfo& node, const std::vector<policy::KubeletPolic
 // The audit Job for `node` at `now_unix`: nullopt when no policy selecting it has file rules.
 // One Job per node per interval slot and per set of audited paths, so a restarted controller or
 // a second leader finds the Job of the current slot instead of creating another. Pure.
-std::optional<JobSpecInput> PlanAudit(const NodeInfo& node, const std::vector<policy::KubeletPolicy>& policies,
+std::optional<JobSpecInput> PlanAudit(const NodeInfo& node,
+                                      const std::vector<policy::KubeletPolicy>& policies,
                                       int64_t now_unix, std::chrono::seconds interval);
 
 struct FileAuditOptions {
@@ -45,13 +45,13 @@ struct FileAuditOptions {
 class FileAuditController {
  public:
   struct Hooks {
-    std::function<std::optional<NodeInfo>(const std::string& node)> node;        // from the node cache
-    std::function<std::vector<policy::KubeletPolicy>()> policies;                 // valid, unsuspended
-    std::function<void(const std::string& node)> facts_changed;                   // reconcile its policies
+    std::function<std::optional<NodeInfo>(const std::string& node)> node;  // from the node cache
+    std::function<std::vector<policy::KubeletPolicy>()> policies;          // valid, unsuspended
+    std::function<void(const std::string& node)> facts_changed;            // reconcile its policies
   };
   // Every reference must outlive the controller.
-  FileAuditController(kube::Client& client, Registry& metrics, const Clock& clock, NodeFactsStore& facts,
-                      FileAuditOptions options, Hooks hooks);
+  FileAuditController(kube::Client& client, Registry& metrics, const Clock& clock,
+                      NodeFactsStore& facts, FileAuditOptions options, Hooks hooks);
   ~FileAuditController();
 
   // Audits the node on schedule when `policies` ask for it, else stops auditing it.

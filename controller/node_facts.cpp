@@ -4,8 +4,8 @@
 
 namespace kpc::controller {
 
-bool NodeFactsStore::RecordAudit(const std::string& node, const std::string& pod_uid, int64_t created_unix,
-                                 const StatusOr<agent::AgentResult>& result) {
+bool NodeFactsStore::RecordAudit(const std::string& node, const std::string& pod_uid,
+                                 int64_t created_unix, const StatusOr<agent::AgentResult>& result) {
   std::lock_guard<std::mutex> l(mu_);
   Record& rec = records_[node];
   if (rec.pod_uid == pod_uid || created_unix < rec.created_unix) return false;
@@ -14,7 +14,8 @@ bool NodeFactsStore::RecordAudit(const std::string& node, const std::string& pod
   if (result.ok()) {
     rec.result = *result;
   } else {
-    spdlog::warn("node {}: file audit pod {} gave no result: {}", node, pod_uid, result.status().message());
+    spdlog::warn("node {}: file audit pod {} gave no result: {}", node, pod_uid,
+                 result.status().message());
   }
   rec.version = ++last_version_;
   return true;

@@ -23,7 +23,8 @@ class NodeFactsStore {
                    const StatusOr<agent::AgentResult>& result);
   // Files a remediation changed, as they are now, so file rules see the fix at once (only on a
   // node that has been audited). Returns whether the node's facts changed.
-  bool RecordChangedFiles(const std::string& node, const std::map<std::string, policy::FileFacts>& files);
+  bool RecordChangedFiles(const std::string& node,
+                          const std::map<std::string, policy::FileFacts>& files);
 
   // The node's facts, and a version that changes whenever they do (0: never audited).
   policy::NodeFacts FactsFor(const std::string& node, uint64_t* version) const;

@@ -28,7 +28,9 @@ std::string NameOf(const nlohmann::json& obj) {
 int64_t GenerationOf(const nlohmann::json& obj) {
   if (!obj.is_object() || !obj.contains("metadata") || !obj["metadata"].is_object()) return 0;
   const auto& md = obj["metadata"];
-  return md.contains("generation") && md["generation"].is_number_integer() ? md["generation"].get<int64_t>() : 0;
+  return md.contains("generation") && md["generation"].is_number_integer()
+             ? md["generation"].get<int64_t>()
+             : 0;
 }
 
 }  // namespace kpc::controller

@@ -3,10 +3,9 @@
 // controllers ask for them: valid ones, and the ones that select a node. Thread-safe.
 
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "controller/node_info.h"
 #include "kube/store.h"
@@ -20,9 +19,12 @@ inline constexpr const char* kPolicyPath = "/apis/kubeletpolicy.io/v1alpha1/kube
 class PolicyIndex {
  public:
   // Both must outlive the index.
-  PolicyIndex(const kube::Store& policies, policy::PolicyParseCache& cache) : policies_(policies), cache_(cache) {}
+  PolicyIndex(const kube::Store& policies, policy::PolicyParseCache& cache)
+      : policies_(policies), cache_(cache) {}
 
-  std::shared_ptr<const policy::PolicyParseResult> Parsed(const nlohmann::json& obj) const { return cache_.Parse(obj); }
+  std::shared_ptr<const policy::PolicyParseResult> Parsed(const nlohmann::json& obj) const {
+    return cache_.Parse(obj);
+  }
   // Valid policies that are not suspended.
   std::vector<policy::KubeletPolicy> Active() const;
   // Names of the valid policies (suspended ones too) whose nodeSelector matches the node.

@@ -11,7 +11,7 @@
 namespace kpc::controller {
 
 struct ReconcileResult {
-  Status status;  // not OK: requeue with per-key backoff
+  Status status;                                          // not OK: requeue with per-key backoff
   std::optional<std::chrono::nanoseconds> requeue_after;  // OK: look again after this long
 };
 

@@ -8,8 +8,9 @@ namespace kpc::controller {
 
 using nlohmann::json;
 
-void RecordAboutNode(kube::EventRecorder& events, const kube::ObjectRef& policy, const kube::ObjectRef& node,
-                     const std::string& type, const std::string& reason, const std::string& message) {
+void RecordAboutNode(kube::EventRecorder& events, const kube::ObjectRef& policy,
+                     const kube::ObjectRef& node, const std::string& type,
+                     const std::string& reason, const std::string& message) {
   const std::string msg = policy::TruncateMessage(message, 1024);
   events.Record(policy, type, reason, msg);
   events.Record(node, type, reason, msg);
@@ -17,13 +18,16 @@ void RecordAboutNode(kube::EventRecorder& events, const kube::ObjectRef& policy,
 
 kube::ObjectRef PolicyRef(const policy::KubeletPolicy& policy, const json& obj) {
   std::string uid;
-  if (obj.contains("metadata") && obj["metadata"].is_object()) uid = obj["metadata"].value("uid", "");
+  if (obj.contains("metadata") && obj["metadata"].is_object())
+    uid = obj["metadata"].value("uid", "");
   return {"kubeletpolicy.io/v1alpha1", "KubeletPolicy", policy.name, "", uid};
 }
 
-RemediationController::RemediationController(kube::Client& client, kube::EventRecorder& events, Registry& metrics,
-                                             const Clock& clock, const kube::Store& jobs, const kube::Store& pods,
-                                             NodeFactsStore& facts, RemediationOptions options, Hooks hooks)
+RemediationController::RemediationController(kube::Client& client, kube::EventRecorder& events,
+                                             Registry& metrics, const Clock& clock,
+                                             const kube::Store& jobs, const kube::Store& pods,
+                                             NodeFactsStore& facts, RemediationOptions options,
+                                             Hooks hooks)
     : client_(client),
       events_(events),
       clock_(clock),
@@ -33,17 +37,20 @@ RemediationController::RemediationController(kube::Client& client, kube::EventRe
       options_(std::move(options)),
       hooks_(std::move(hooks)),
       jobs_created_(metrics.AddCounter("kubeletpolicy_jobs_created_total",
-                                       "Remediation and file-audit Jobs created, by type.", {"type"})),
+                                       "Remediation and file-audit Jobs created, by type.",
+                                       {"type"})),
       remediations_(metrics.AddCounter(
           "kubeletpolicy_node_remediations_total",
-          "Node remediations whose Job succeeded, by the verification result (Succeeded, Failed).", {"result"})) {}
+          "Node remediations whose Job succeeded, by the verification result (Succeeded, Failed).",
+          {"result"})) {}
 
 std::string RemediationController::JobsPath() const {
   return "/apis/batch/v1/namespaces/" + options_.job_namespace + "/jobs";
 }
 
 RolloutInput RemediationController::Gather(const policy::KubeletPolicy& policy, const json& obj,
-                                           std::vector<RolloutNode> nodes, std::vector<policy::KubeletPolicy> others) {
+                                           std::vector<RolloutNode> nodes,
+                                           std::vector<policy::KubeletPolicy> others) {
   RolloutInput in;
   in.policy = &policy;
   in.nodes = std::move(nodes);
@@ -65,10 +72,9 @@ RolloutInput RemediationController::Gather(const policy::KubeletPolicy& policy, 
   return in;
 }
 
-StatusOr<RemediationController::Outcome> RemediationController::Reconcile(const policy::KubeletPolicy& policy,
-                                                                          const json& obj,
-                                                                          std::vector<RolloutNode> nodes,
-                                                                          std::vector<policy::KubeletPolicy> others) {
+StatusOr<RemediationController::Outcome> RemediationController::Reconcile(
+    const policy::KubeletPolicy& policy, const json& obj, std::vector<RolloutNode> nodes,
+    std::vector<policy::KubeletPolicy> others) {
   RolloutInput in = Gather(policy, obj, std::move(nodes), std::move(others));
   RolloutPlan plan = PlanRollout(in);
   Status retry;
@@ -85,21 +91,27 @@ StatusOr<RemediationController::Outcome> RemediationController::Reconcile(const 
   return out;
 }
 
-Status RemediationController::Execute(const policy::KubeletPolicy& policy, const json& obj, RolloutPlan& plan,
-                                      Status& retry) {
+Status RemediationController::Execute(const policy::KubeletPolicy& policy, const json& obj,
+                                      RolloutPlan& plan, Status& retry) {
   const kube::ObjectRef policy_ref = PolicyRef(policy, obj);
   auto node_ref = [](const std::string& node, const std::string& uid) {
     return kube::ObjectRef{"v1", "Node", node, "", uid};
   };
   for (auto& action : plan.actions) {
     if (auto* p = std::get_if<PatchVerification>(&action)) {
-      json patch = {{"metadata", {{"annotations", {{kVerificationAnnotation, p->fixed ? "Succeeded" : "Failed"}}}}}};
-      kube::Result r = client_.Patch(JobsPath() + "/" + p->job, patch, "application/merge-patch+json");
+      json patch = {
+          {"metadata",
+           {{"annotations", {{kVerificationAnnotation, p->fixed ? "Succeeded" : "Failed"}}}}}};
+      kube::Result r =
+          client_.Patch(JobsPath() + "/" + p->job, patch, "application/merge-patch+json");
       if (!r.ok() && r.status.code() != StatusCode::kNotFound) {
-        return Status(r.status.code(), "recording the verification on Job " + p->job + ": " + r.status.message());
+        return Status(r.status.code(),
+                      "recording the verification on Job " + p->job + ": " + r.status.message());
       }
       remediations_.WithLabels({p->fixed ? "Succeeded" : "Failed"}).Inc();
-      if (p->fixed) RecordAboutNode(events_, policy_ref, node_ref(p->node, p->node_uid), "Normal", "RemediationSucceeded", p->event_message);
+      if (p->fixed)
+        RecordAboutNode(events_, policy_ref, node_ref(p->node, p->node_uid), "Normal",
+                        "RemediationSucceeded", p->event_message);
     } else if (auto* t = std::get_if<TriggerCheck>(&action)) {
       if (hooks_.trigger_check) hooks_.trigger_check(t->node);
     } else if (auto* d = std::get_if<DeleteJob>(&action)) {
@@ -108,8 +120,8 @@ Status RemediationController::Execute(const policy::KubeletPolicy& policy, const
     } else if (auto* c = std::get_if<CreateJob>(&action)) {
       kube::Result r = client_.Create(JobsPath(), c->manifest);
       if (!r.ok() && r.status.code() != StatusCode::kAlreadyExists) {
-        spdlog::warn("kubeletpolicy {}: creating remediation Job {} for node {}: {}", policy.name, c->name, c->node,
-                     r.status.message());
+        spdlog::warn("kubeletpolicy {}: creating remediation Job {} for node {}: {}", policy.name,
+                     c->name, c->node, r.status.message());
         plan.nodes[c->node_index] = c->if_failed;
         --plan.in_progress;
         ++plan.waiting;
@@ -119,8 +131,8 @@ Status RemediationController::Execute(const policy::KubeletPolicy& policy, const
       plan.memory.created_jobs[c->name] = {c->node, clock_.Now()};
       if (r.ok()) {
         jobs_created_.WithLabels({"remediate"}).Inc();
-        RecordAboutNode(events_, policy_ref, node_ref(c->node, c->node_uid), "Normal", "RemediationStarted",
-                        c->event_message);
+        RecordAboutNode(events_, policy_ref, node_ref(c->node, c->node_uid), "Normal",
+                        "RemediationStarted", c->event_message);
       }
     } else if (auto* e = std::get_if<PolicyEvent>(&action)) {
       events_.Record(policy_ref, e->type, e->reason, e->message);

@@ -13,11 +13,10 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "base/clock.h"
 #include "base/metrics.h"
@@ -31,20 +30,21 @@
 namespace kpc::controller {
 
 // An Event about one node of a policy: recorded on the policy and on the Node.
-void RecordAboutNode(kube::EventRecorder& events, const kube::ObjectRef& policy, const kube::ObjectRef& node,
-                     const std::string& type, const std::string& reason, const std::string& message);
+void RecordAboutNode(kube::EventRecorder& events, const kube::ObjectRef& policy,
+                     const kube::ObjectRef& node, const std::string& type,
+                     const std::string& reason, const std::string& message);
 kube::ObjectRef PolicyRef(const policy::KubeletPolicy& policy, const nlohmann::json& obj);
 
 class RemediationController {
  public:
   struct Hooks {
-    std::function<void(const std::string& node)> trigger_check;    // a /configz check now
+    std::function<void(const std::string& node)> trigger_check;     // a /configz check now
     std::function<void(const std::string& policy)> enqueue_policy;  // reconcile it
   };
   // Every reference must outlive the controller.
-  RemediationController(kube::Client& client, kube::EventRecorder& events, Registry& metrics, const Clock& clock,
-                        const kube::Store& jobs, const kube::Store& pods, NodeFactsStore& facts,
-                        RemediationOptions options, Hooks hooks);
+  RemediationController(kube::Client& client, kube::EventRecorder& events, Registry& metrics,
+                        const Clock& clock, const kube::Store& jobs, const kube::Store& pods,
+                        NodeFactsStore& facts, RemediationOptions options, Hooks hooks);
 
   struct Outcome {
     std::vector<NodeResult> nodes;  // the rollout's states laid over the compliance verdicts
@@ -56,7 +56,8 @@ class RemediationController {
   // policy. An error means nothing should be written for this pass (a verification could not be
   // recorded): retry with backoff.
   StatusOr<Outcome> Reconcile(const policy::KubeletPolicy& policy, const nlohmann::json& obj,
-                              std::vector<RolloutNode> nodes, std::vector<policy::KubeletPolicy> others);
+                              std::vector<RolloutNode> nodes,
+                              std::vector<policy::KubeletPolicy> others);
   // The policy was deleted.
   void Forget(const std::string& policy);
 
@@ -65,12 +66,13 @@ class RemediationController {
   void OnPod(const nlohmann::json& pod);
 
  private:
-  RolloutInput Gather(const policy::KubeletPolicy& policy, const nlohmann::json& obj, std::vector<RolloutNode> nodes,
-                      std::vector<policy::KubeletPolicy> others);
+  RolloutInput Gather(const policy::KubeletPolicy& policy, const nlohmann::json& obj,
+                      std::vector<RolloutNode> nodes, std::vector<policy::KubeletPolicy> others);
   // Carries out `plan` in order, updating its nodes and counts where a Job could not be created
   // (`retry` then says why). Returns an error, with the rest of the plan skipped, when a
   // verification could not be recorded.
-  Status Execute(const policy::KubeletPolicy& policy, const nlohmann::json& obj, RolloutPlan& plan, Status& retry);
+  Status Execute(const policy::KubeletPolicy& policy, const nlohmann::json& obj, RolloutPlan& plan,
+                 Status& retry);
   std::string JobsPath() const;
 
   kube::Client& client_;
@@ -85,8 +87,9 @@ class RemediationController {
   CounterFamily& remediations_;
 
   mutable std::mutex mu_;
-  std::map<std::string, StatusOr<agent::AgentResult>> job_results_;  // remediation Job -> agent result
-  std::map<std::string, RolloutMemory> memory_;                       // policy -> rollout memory
+  std::map<std::string, StatusOr<agent::AgentResult>>
+      job_results_;                              // remediation Job -> agent result
+  std::map<std::string, RolloutMemory> memory_;  // policy -> rollout memory
 };
 
 }  // namespace kpc::controller

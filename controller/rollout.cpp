@@ -66,8 +66,10 @@ int ConsecutiveFailures(const Context& c) {
   });
   int consecutive = 0;
   for (const JobView* j : finished) {
-    if (j->succeeded && j->verification == "Succeeded") consecutive = 0;
-    else if ((j->failed && !c.Blocked(*j)) || (j->succeeded && j->verification == "Failed")) ++consecutive;
+    if (j->succeeded && j->verification == "Succeeded")
+      consecutive = 0;
+    else if ((j->failed && !c.Blocked(*j)) || (j->succeeded && j->verification == "Failed"))
+      ++consecutive;
   }
   return consecutive;
 }
@@ -75,7 +77,8 @@ int ConsecutiveFailures(const Context& c) {
 // A stalled rollout stays stalled until the spec changes (the status carries it across restarts).
 bool WasStalled(const json& previous_status, int64_t generation) {
   const json c = FindCondition(previous_status, "Stalled");
-  return c.is_object() && c.value("status", "") == "True" && c.value("reason", "") == "RolloutStalled" &&
+  return c.is_object() && c.value("status", "") == "True" &&
+         c.value("reason", "") == "RolloutStalled" &&
          c.value("observedGeneration", int64_t{-1}) == generation;
 }
 
@@ -101,15 +104,18 @@ struct Pass {
 
 // The Job of the same plan as `name` already ran: its outcome decides the node. Returns true
 // when the node is decided (no new Job).
-bool DecideFromSameJob(const Context& c, const JobView& same, int attempts, NodeResult& nr, Pass& pass) {
+bool DecideFromSameJob(const Context& c, const JobView& same, int attempts, NodeResult& nr,
+                       Pass& pass) {
   if (same.failed) {
     const auto* r = c.ResultOf(same.name);
     const bool blocked = c.Blocked(same);
     std::string why = same.failure_message;
     if (r && r->ok()) {
       const agent::AgentResult& ar = **r;
-      if (ar.blocked) why = ar.blocked->reason + ": " + ar.blocked->message;
-      else if (!ar.errors.empty()) why = ar.errors.front();
+      if (ar.blocked)
+        why = ar.blocked->reason + ": " + ar.blocked->message;
+      else if (!ar.errors.empty())
+        why = ar.errors.front();
     } else if (r) {
       why = r->status().message();
     }
@@ -122,7 +128,8 @@ bool DecideFromSameJob(const Context& c, const JobView& same, int attempts, Node
   if (same.succeeded && same.verification == "Failed") {
     nr.state = NodeState::kRemediationFailed;
     nr.remediation = RemediationJson(same, "Failed", attempts);
-    nr.message = "Job " + same.name + " succeeded but the node still does not comply: " + nr.message;
+    nr.message =
+        "Job " + same.name + " succeeded but the node still does not comply: " + nr.message;
     return true;
   }
   if (same.succeeded && same.generation == c.policy.generation) {
@@ -135,14 +142,15 @@ bool DecideFromSameJob(const Context& c, const JobView& same, int attempts, Node
 
 // Verification of the latest Job when it succeeded: a /configz check after it, with the node
 // Ready. Returns true when the node is decided by it.
-bool Verify(const Context& c, const RolloutNode& node, const JobView& latest, const RemediationPlan& fix,
-            int attempts, NodeResult& nr, Pass& pass) {
+bool Verify(const Context& c, const RolloutNode& node, const JobView& latest,
+            const RemediationPlan& fix, int attempts, NodeResult& nr, Pass& pass) {
   auto [seen_it, first] = pass.plan.memory.finished_seen.emplace(latest.name, c.in.now);
   if (first) pass.plan.actions.push_back(TriggerCheck{nr.node});
   if (!node.last_check || *node.last_check <= seen_it->second || !node.info.ready) {
     nr.state = NodeState::kRemediating;
     nr.remediation = RemediationJson(latest, "Verifying", attempts);
-    nr.message = "verifying: waiting for the node to be Ready and a /configz check after Job " + latest.name;
+    nr.message =
+        "verifying: waiting for the node to be Ready and a /configz check after Job " + latest.name;
     ++pass.plan.in_progress;
     return true;
   }
@@ -159,13 +167,14 @@ bool Verify(const Context& c, const RolloutNode& node, const JobView& latest, co
     ++pass.consecutive;
     nr.state = NodeState::kRemediationFailed;
     nr.remediation = RemediationJson(latest, "Failed", attempts);
-    nr.message = "Job " + latest.name + " succeeded but the node still does not comply: " + nr.message;
+    nr.message =
+        "Job " + latest.name + " succeeded but the node still does not comply: " + nr.message;
     if (pass.consecutive >= c.policy.remediation.failure_threshold) pass.stalled = true;
   }
   // Verification patches go first: should one fail, nothing after it has been done.
-  auto first_other = std::find_if(pass.plan.actions.begin(), pass.plan.actions.end(), [](const RolloutAction& a) {
-    return !std::holds_alternative<PatchVerification>(a);
-  });
+  auto first_other = std::find_if(
+      pass.plan.actions.begin(), pass.plan.actions.end(),
+      [](const RolloutAction& a) { return !std::holds_alternative<PatchVerification>(a); });
   pass.plan.actions.insert(first_other, std::move(patch));
   return true;
 }
@@ -174,7 +183,8 @@ bool Verify(const Context& c, const RolloutNode& node, const JobView& latest, co
 bool BlockOnConflict(const Context& c, const RolloutNode& node, NodeResult& nr) {
   std::vector<std::string> fights;
   for (const auto& [other, messages] : c.conflicting) {
-    if (other.node_selector.Matches(node.info.labels)) fights.insert(fights.end(), messages.begin(), messages.end());
+    if (other.node_selector.Matches(node.info.labels))
+      fights.insert(fights.end(), messages.begin(), messages.end());
   }
   if (fights.empty()) return false;
   nr.state = NodeState::kBlocked;
@@ -192,8 +202,10 @@ void PlanNode(const Context& c, size_t index, Pass& pass) {
   static const std::vector<JobView> kNone;
   const std::vector<JobView>& list = jt == c.jobs.end() ? kNone : jt->second;
   const JobView* latest = list.empty() ? nullptr : &list.back();
-  const int attempts = static_cast<int>(
-      std::count_if(list.begin(), list.end(), [&](const JobView& j) { return j.generation == c.policy.generation; }));
+  const int attempts =
+      static_cast<int>(std::count_if(list.begin(), list.end(), [&](const JobView& j) {
+        return j.generation == c.policy.generation;
+      }));
   if (latest && latest->Active()) {
     nr.state = NodeState::kRemediating;
     nr.remediation = RemediationJson(*latest, "Running", attempts);
@@ -202,12 +214,14 @@ void PlanNode(const Context& c, size_t index, Pass& pass) {
     return;
   }
   const auto& created = pass.plan.memory.created_jobs;
-  if (std::any_of(created.begin(), created.end(), [&](const auto& e) { return e.second.first == nr.node; })) {
+  if (std::any_of(created.begin(), created.end(),
+                  [&](const auto& e) { return e.second.first == nr.node; })) {
     nr.state = NodeState::kRemediating;
     ++pass.plan.in_progress;
     return;
   }
-  if (nr.state == NodeState::kPending || nr.state == NodeState::kUnknown || !node.evaluation) return;
+  if (nr.state == NodeState::kPending || nr.state == NodeState::kUnknown || !node.evaluation)
+    return;
   RemediationPlan fix = PlanRemediation(c.policy, *node.evaluation);
   if (c.enforce && latest && latest->succeeded && latest->verification.empty() &&
       latest->generation == c.policy.generation) {
@@ -232,7 +246,8 @@ void PlanNode(const Context& c, size_t index, Pass& pass) {
   }
   std::vector<std::string> args = RemediateArgs(c.policy, fix, c.in.options);
   std::string job_name = RemediationJobName(c.policy.name, nr.node, c.policy.generation, args);
-  auto same = std::find_if(list.begin(), list.end(), [&](const JobView& j) { return j.name == job_name; });
+  auto same =
+      std::find_if(list.begin(), list.end(), [&](const JobView& j) { return j.name == job_name; });
   if (same != list.end() && DecideFromSameJob(c, *same, attempts, nr, pass)) return;
   pass.candidates.push_back({index, std::move(job_name), std::move(args), fix.Describe()});
 }
@@ -248,9 +263,12 @@ void StartJobs(const Context& c, Pass& pass) {
     js.args = cand.args;
     js.policy = &c.policy;
     js.plan_description = cand.plan;
-    CreateJob create{cand.index, nr.node, c.in.nodes[cand.index].info.uid, BuildJob(js, c.in.options), cand.name, nr, ""};
-    create.event_message = "remediation Job " + c.in.options.job_namespace + "/" + cand.name + " started on node " +
-                           nr.node + " for " + c.policy.name + ": " + cand.plan;
+    CreateJob create{
+        cand.index, nr.node, c.in.nodes[cand.index].info.uid, BuildJob(js, c.in.options), cand.name,
+        nr,         ""};
+    create.event_message = "remediation Job " + c.in.options.job_namespace + "/" + cand.name +
+                           " started on node " + nr.node + " for " + c.policy.name + ": " +
+                           cand.plan;
     nr.state = NodeState::kRemediating;
     nr.remediation = json{{"job", cand.name}, {"phase", "Pending"}, {"attempts", 1}};
     nr.message = "remediating: " + cand.plan;
@@ -263,7 +281,8 @@ void StartJobs(const Context& c, Pass& pass) {
 
 RolloutPlan PlanRollout(const RolloutInput& in) {
   const policy::KubeletPolicy& policy = *in.policy;
-  Context c{in, policy, policy.enforcement == policy::Enforcement::kEnforce, GroupJobs(in.jobs), {}};
+  Context c{
+      in, policy, policy.enforcement == policy::Enforcement::kEnforce, GroupJobs(in.jobs), {}};
   Pass pass;
   pass.plan.memory = in.memory;
   for (const auto& n : in.nodes) pass.plan.nodes.push_back(n.result);
@@ -273,17 +292,22 @@ RolloutPlan PlanRollout(const RolloutInput& in) {
     return std::move(pass.plan);
   }
   // Jobs this process created that the Job cache has shown by now, or that it never will.
-  for (auto it = pass.plan.memory.created_jobs.begin(); it != pass.plan.memory.created_jobs.end();) {
+  for (auto it = pass.plan.memory.created_jobs.begin();
+       it != pass.plan.memory.created_jobs.end();) {
     const auto& [job_name, entry] = *it;
     auto jt = c.jobs.find(entry.first);
-    bool seen = jt != c.jobs.end() && std::any_of(jt->second.begin(), jt->second.end(),
-                                                   [&](const JobView& j) { return j.name == job_name; });
-    if (seen || in.now - entry.second > 2min) it = pass.plan.memory.created_jobs.erase(it);
-    else ++it;
+    bool seen =
+        jt != c.jobs.end() && std::any_of(jt->second.begin(), jt->second.end(),
+                                          [&](const JobView& j) { return j.name == job_name; });
+    if (seen || in.now - entry.second > 2min)
+      it = pass.plan.memory.created_jobs.erase(it);
+    else
+      ++it;
   }
   pass.consecutive = ConsecutiveFailures(c);
   const bool was_stalled = WasStalled(in.previous_status, policy.generation);
-  pass.stalled = c.enforce && (was_stalled || pass.consecutive >= policy.remediation.failure_threshold);
+  pass.stalled =
+      c.enforce && (was_stalled || pass.consecutive >= policy.remediation.failure_threshold);
   for (const auto& other : in.others) {
     if (other.name == policy.name || other.enforcement == policy::Enforcement::kAudit) continue;
     auto conflicts = policy::FindRemediationConflicts(policy, {other});
@@ -292,13 +316,16 @@ RolloutPlan PlanRollout(const RolloutInput& in) {
 
   for (size_t i = 0; i < in.nodes.size(); ++i) PlanNode(c, i, pass);
 
-  pass.plan.max_unavailable = policy.remediation.max_unavailable.Resolve(static_cast<int>(in.nodes.size()));
+  pass.plan.max_unavailable =
+      policy.remediation.max_unavailable.Resolve(static_cast<int>(in.nodes.size()));
   if (pass.stalled) {
     const int threshold = policy.remediation.failure_threshold;
-    pass.plan.stalled = "remediation stopped after " + std::to_string(std::max(pass.consecutive, threshold)) +
-                        " consecutive failed node remediations (failureThreshold " + std::to_string(threshold) +
-                        "); no new Jobs are created until the spec changes";
-    if (!was_stalled) pass.plan.actions.push_back(PolicyEvent{"Warning", "RolloutStalled", *pass.plan.stalled});
+    pass.plan.stalled =
+        "remediation stopped after " + std::to_string(std::max(pass.consecutive, threshold)) +
+        " consecutive failed node remediations (failureThreshold " + std::to_string(threshold) +
+        "); no new Jobs are created until the spec changes";
+    if (!was_stalled)
+      pass.plan.actions.push_back(PolicyEvent{"Warning", "RolloutStalled", *pass.plan.stalled});
     pass.plan.in_progress = 0;
     return std::move(pass.plan);
   }

@@ -13,13 +13,12 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <utility>
 #include <variant>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "agent/result.h"
 #include "base/status.h"
@@ -95,12 +94,13 @@ struct TriggerCheck {  // a /configz check of the node, now
 struct PolicyEvent {  // an Event on the policy only
   std::string type, reason, message;
 };
-using RolloutAction = std::variant<PatchVerification, TriggerCheck, DeleteJob, CreateJob, PolicyEvent>;
+using RolloutAction =
+    std::variant<PatchVerification, TriggerCheck, DeleteJob, CreateJob, PolicyEvent>;
 
 struct RolloutPlan {
   std::vector<NodeResult> nodes;  // RolloutInput::nodes with the rollout's states laid over
   std::vector<RolloutAction> actions;
-  RolloutMemory memory;  // to keep for the next reconcile (plus the Jobs created)
+  RolloutMemory memory;                // to keep for the next reconcile (plus the Jobs created)
   std::optional<std::string> stalled;  // StatusInput::rollout_stalled
   // Counts behind StatusInput::remediating / remediating_message.
   int in_progress = 0;

@@ -3,11 +3,10 @@
 // "namespace/name" otherwise). Informers implement it; controllers read through it, so their
 // tests can hand them a fake store instead of a watch stream. Implementations are thread-safe.
 
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace kpc::kube {
 

@@ -61,7 +61,9 @@ std::optional<Scalar> ToScalar(ValueType type, const nlohmann::json& v, std::str
         return s;
       }
       if (v.is_string()) {
-        if (auto q = ParseQuantity(v.get_ref<const std::string&>()); q && v.get_ref<const std::string&>().find_first_not_of("+-0123456789.eE") == std::string::npos) {
+        if (auto q = ParseQuantity(v.get_ref<const std::string&>());
+            q && v.get_ref<const std::string&>().find_first_not_of("+-0123456789.eE") ==
+                     std::string::npos) {
           s.numeric = true;
           s.num = *q;
           return s;
@@ -86,8 +88,10 @@ std::optional<Scalar> ToScalar(ValueType type, const nlohmann::json& v, std::str
       err = DisplayValue(v) + " is not a resource quantity (examples: 100Mi, 1Gi, 500m)";
       return std::nullopt;
     default:
-      if (v.is_string()) s.text = v.get<std::string>();
-      else s.text = v.dump();
+      if (v.is_string())
+        s.text = v.get<std::string>();
+      else
+        s.text = v.dump();
       return s;
   }
 }
@@ -196,8 +200,8 @@ Comparison Compare(Operator op, ValueType type, const nlohmann::json& observed,
   if (type == ValueType::kStringList || type == ValueType::kMap || type == ValueType::kObject) {
     if (IsOrderingOperator(op)) {
       c.ok = false;
-      c.error = std::string(OperatorName(op)) + " cannot compare a " +
-                std::string(ValueTypeName(type));
+      c.error =
+          std::string(OperatorName(op)) + " cannot compare a " + std::string(ValueTypeName(type));
       return c;
     }
     if (observed.is_null()) {
@@ -229,8 +233,10 @@ Comparison Compare(Operator op, ValueType type, const nlohmann::json& observed,
       return c;
     }
     bool eq = observed == want;
-    if (op == Operator::kEquals || op == Operator::kIn) c.matches = eq;
-    else c.matches = !eq;
+    if (op == Operator::kEquals || op == Operator::kIn)
+      c.matches = eq;
+    else
+      c.matches = !eq;
     return c;
   }
 
@@ -281,11 +287,20 @@ Comparison Compare(Operator op, ValueType type, const nlohmann::json& observed,
     return c;
   }
   switch (op) {
-    case Operator::kGreaterThan: c.matches = obs->num > ws->num; break;
-    case Operator::kGreaterThanOrEqual: c.matches = obs->num >= ws->num; break;
-    case Operator::kLessThan: c.matches = obs->num < ws->num; break;
-    case Operator::kLessThanOrEqual: c.matches = obs->num <= ws->num; break;
-    default: break;
+    case Operator::kGreaterThan:
+      c.matches = obs->num > ws->num;
+      break;
+    case Operator::kGreaterThanOrEqual:
+      c.matches = obs->num >= ws->num;
+      break;
+    case Operator::kLessThan:
+      c.matches = obs->num < ws->num;
+      break;
+    case Operator::kLessThanOrEqual:
+      c.matches = obs->num <= ws->num;
+      break;
+    default:
+      break;
   }
   return c;
 }

@@ -4,19 +4,27 @@
 // validator (is this value valid for the field?), the evaluator and the conflict check.
 // Pure; thread-safe.
 
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
-
-#include <nlohmann/json.hpp>
 
 #include "policy/value_type.h"
 
 namespace kpc::policy {
 
 enum class Operator {
-  kEquals, kNotEquals, kIn, kNotIn, kGreaterThan, kGreaterThanOrEqual, kLessThan,
-  kLessThanOrEqual, kExists, kNotExists, kNotEmpty,
+  kEquals,
+  kNotEquals,
+  kIn,
+  kNotIn,
+  kGreaterThan,
+  kGreaterThanOrEqual,
+  kLessThan,
+  kLessThanOrEqual,
+  kExists,
+  kNotExists,
+  kNotEmpty,
 };
 std::string_view OperatorName(Operator o);
 std::optional<Operator> ParseOperator(std::string_view s);
@@ -27,7 +35,7 @@ bool OperatorTakesValue(Operator o);  // false for Exists, NotExists, NotEmpty
 // `observed` null means "not set". Returns an error message when the values cannot be
 // compared (e.g. observed "abc" for a duration field); otherwise the verdict.
 struct Comparison {
-  bool ok = true;       // false: could not compare; see error
+  bool ok = true;  // false: could not compare; see error
   bool matches = false;
   std::string error;
 };

@@ -30,7 +30,8 @@ bool Excludes(const Req& a, const Req& b) {
     return std::includes(y.begin(), y.end(), x.begin(), x.end());
   };
   if (a.op == "In" && b.op == "In") {
-    return std::none_of(a.values.begin(), a.values.end(), [&](const std::string& v) { return b.values.count(v) > 0; });
+    return std::none_of(a.values.begin(), a.values.end(),
+                        [&](const std::string& v) { return b.values.count(v) > 0; });
   }
   if (a.op == "In" && b.op == "NotIn") return subset(a.values, b.values);
   if (a.op == "In" && b.op == "DoesNotExist") return true;
@@ -64,16 +65,17 @@ std::vector<std::string> FindRemediationConflicts(const KubeletPolicy& candidate
       for (const auto& o : other.rules) {
         if (!o.config || !o.remediation.value || !o.remediation.enabled) continue;
         if (!(o.config->path == r.config->path)) continue;
-        Comparison eq = Compare(Operator::kEquals, r.config->type, *o.remediation.value,
-                                          *r.remediation.value);
+        Comparison eq =
+            Compare(Operator::kEquals, r.config->type, *o.remediation.value, *r.remediation.value);
         bool same = eq.ok ? eq.matches : *o.remediation.value == *r.remediation.value;
         if (same) continue;
-        out.push_back("spec.rules[" + std::to_string(i) + "].remediation.value: rule \"" + r.id + "\" sets " +
-                      r.config->path.ToString() + " to " + DisplayValue(*r.remediation.value) +
-                      ", but rule \"" + o.id + "\" of KubeletPolicy \"" + other.name + "\" sets it to " +
-                      DisplayValue(*o.remediation.value) +
-                      " and the two node selectors may overlap: the policies would undo each other's "
-                      "remediation");
+        out.push_back(
+            "spec.rules[" + std::to_string(i) + "].remediation.value: rule \"" + r.id + "\" sets " +
+            r.config->path.ToString() + " to " + DisplayValue(*r.remediation.value) +
+            ", but rule \"" + o.id + "\" of KubeletPolicy \"" + other.name + "\" sets it to " +
+            DisplayValue(*o.remediation.value) +
+            " and the two node selectors may overlap: the policies would undo each other's "
+            "remediation");
       }
     }
   }

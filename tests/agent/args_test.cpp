@@ -124,8 +124,8 @@ TEST(ParseAgentArgsTest, Help) {
     EXPECT_NE(text.find("Exit codes: 0 everything in place"), std::string::npos);
   }
   std::string remediate = Help({"remediate", "--set", "x", "--help"});
-  for (const char* heading : {"\nNode:\n", "\nKubelet files (default: detected):\n",
-                              "\nChanges:\n", "\nRestart:\n", "\nOutput:\n"}) {
+  for (const char* heading : {"\nNode:\n", "\nKubelet files (default: detected):\n", "\nChanges:\n",
+                              "\nRestart:\n", "\nOutput:\n"}) {
     EXPECT_NE(remediate.find(heading), std::string::npos) << heading << "\n" << remediate;
   }
   EXPECT_NE(remediate.find("--file-owner PATH=USER:GROUP"), std::string::npos);

@@ -145,8 +145,8 @@ struct Case {
   Want want;
   std::vector<std::string> actions;
   std::vector<std::string> changes;
-  std::string blocked;                                   // the reason; empty: not blocked
-  std::vector<std::string> errors;  // a substring of each error
+  std::string blocked;                                       // the reason; empty: not blocked
+  std::vector<std::string> errors;                           // a substring of each error
   std::map<std::string, std::string> written_contains = {};  // path -> in the new content
 };
 
@@ -343,8 +343,8 @@ std::vector<Case> Cases() {
 TEST(PlanAgentRemediationTest, Table) {
   for (const Case& c : Cases()) {
     SCOPED_TRACE(c.name);
-    AgentPlan plan = PlanAgentRemediation(RequestOf(c.want), DetectionOf(c.node),
-                                          SnapshotOf(c.node));
+    AgentPlan plan =
+        PlanAgentRemediation(RequestOf(c.want), DetectionOf(c.node), SnapshotOf(c.node));
     std::vector<std::string> actions, changes;
     for (const PlanAction& a : plan.actions) actions.push_back(Describe(a));
     for (const Change& ch : plan.changes) changes.push_back(Describe(ch));
@@ -408,8 +408,8 @@ TEST(PlanAgentRemediationTest, WritesCarryTheirChangesAndReportTheirFiles) {
 TEST(PlanAgentRemediationTest, AFileThatVanishedIsNotCreated) {
   Node n;
   n.dropins = {kConfD};  // listed by detection, gone when read
-  AgentPlan plan = PlanAgentRemediation(RequestOf({.sets = {"eventRecordQPS=6"}}),
-                                        DetectionOf(n), SnapshotOf(n));
+  AgentPlan plan = PlanAgentRemediation(RequestOf({.sets = {"eventRecordQPS=6"}}), DetectionOf(n),
+                                        SnapshotOf(n));
   std::vector<std::string> actions;
   for (const PlanAction& a : plan.actions) actions.push_back(Describe(a));
   EXPECT_EQ(actions, (std::vector<std::string>{"edit /var/lib/kubelet/config.yaml backup",

@@ -4,15 +4,15 @@
 
 #include <filesystem>
 #include <fstream>
-#include <sstream>
-
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 namespace kpc::cli {
 namespace {
 
 // The top-level usage, byte for byte as the binary has always printed it.
-constexpr const char* kUsage = R"(kubelet-policy-controller keeps every node's kubelet configuration compliant
+constexpr const char* kUsage =
+    R"(kubelet-policy-controller keeps every node's kubelet configuration compliant
 with KubeletPolicy objects.
 
 Usage:
@@ -93,7 +93,9 @@ TEST(MainCommandTest, CommandsGetTheirHelp) {
 TEST(MainCommandTest, UsageErrorsOfCommands) {
   MainRun r = Main({"run", "--no-such-flag"});
   EXPECT_EQ(r.code, 2);
-  EXPECT_EQ(r.err, "error: unknown flag \"--no-such-flag\"\n\nRun 'kubelet-policy-controller run --help' for usage.\n");
+  EXPECT_EQ(r.err,
+            "error: unknown flag \"--no-such-flag\"\n\nRun 'kubelet-policy-controller run --help' "
+            "for usage.\n");
   r = Main({"check", "--policy"});
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("--policy needs a value"), std::string::npos) << r.err;
@@ -102,7 +104,8 @@ TEST(MainCommandTest, UsageErrorsOfCommands) {
 // Words after the command are the command's, even when they look like commands or flags of
 // the top level.
 TEST(MainCommandTest, WordsAfterTheCommandPassVerbatim) {
-  MainRun r = Main({"check", "--node", "version", "--policy", "help", "--configz", "--help", "--version"});
+  MainRun r =
+      Main({"check", "--node", "version", "--policy", "help", "--configz", "--help", "--version"});
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("unknown flag \"--version\""), std::string::npos) << r.err;
   r = Main({"check", "--node", "run", "-p", "agent", "--configz", "check"});
@@ -115,12 +118,20 @@ TEST(MainCommandTest, CheckUsesTheClock) {
   namespace fs = std::filesystem;
   const std::string configz =
       std::string(KPC_SHARED_DATA_DIR) + "/kubelet/configz-k8s-docs-crio-local-up-cluster.json";
-  const std::string tmp = (fs::temp_directory_path() / ("kpc-main-" + std::to_string(::getpid()))).string();
+  const std::string tmp =
+      (fs::temp_directory_path() / ("kpc-main-" + std::to_string(::getpid()))).string();
   fs::create_directories(tmp);
   fs::copy_file(configz, tmp + "/dev.json", fs::copy_options::overwrite_existing);
-  const std::vector<std::string> args = {"check", "--policy", std::string(KPC_SOURCE_DIR) + "/tests/testdata/api-example.yaml",
-                                         "--configz", tmp + "/dev.json", "--node-labels", "pool=legacy-monitoring",
-                                         "-o", "json"};
+  const std::vector<std::string> args = {
+      "check",
+      "--policy",
+      std::string(KPC_SOURCE_DIR) + "/tests/testdata/api-example.yaml",
+      "--configz",
+      tmp + "/dev.json",
+      "--node-labels",
+      "pool=legacy-monitoring",
+      "-o",
+      "json"};
   auto anonymous_auth = [](const MainRun& r) {
     const nlohmann::json report = nlohmann::json::parse(r.out);
     for (const auto& row : report["results"]) {

@@ -23,12 +23,16 @@ class ScopedEnv {
  public:
   ScopedEnv(const char* name, std::optional<std::string> value) : name_(name) {
     if (const char* old = std::getenv(name)) old_ = old;
-    if (value) setenv(name, value->c_str(), 1);
-    else unsetenv(name);
+    if (value)
+      setenv(name, value->c_str(), 1);
+    else
+      unsetenv(name);
   }
   ~ScopedEnv() {
-    if (old_) setenv(name_, old_->c_str(), 1);
-    else unsetenv(name_);
+    if (old_)
+      setenv(name_, old_->c_str(), 1);
+    else
+      unsetenv(name_);
   }
 
  private:
@@ -89,28 +93,37 @@ const std::vector<ValueCase>& ValueCases() {
       {"--configz-concurrency", "20",
        [](const RunFlags& f) { return std::to_string(f.configz_concurrency); }, "20"},
       {"--configz-qps", "12.5", [](const RunFlags& f) { return Str(f.configz_qps); }, "12.5"},
-      {"--configz-timeout", "5s", [](const RunFlags& f) { return std::to_string(f.configz_timeout_ns); },
+      {"--configz-timeout", "5s",
+       [](const RunFlags& f) { return std::to_string(f.configz_timeout_ns); },
        std::to_string(5 * kSecond)},
-      {"--configz-timeout", "1m30s", [](const RunFlags& f) { return std::to_string(f.configz_timeout_ns); },
+      {"--configz-timeout", "1m30s",
+       [](const RunFlags& f) { return std::to_string(f.configz_timeout_ns); },
        std::to_string(90 * kSecond)},
-      {"--leader-elect-namespace", "ns1", [](const RunFlags& f) { return f.lease_namespace; }, "ns1"},
+      {"--leader-elect-namespace", "ns1", [](const RunFlags& f) { return f.lease_namespace; },
+       "ns1"},
       {"--leader-elect-name", "lease1", [](const RunFlags& f) { return f.lease_name; }, "lease1"},
       {"--leader-elect-lease-duration", "20s",
-       [](const RunFlags& f) { return std::to_string(f.lease_duration_ns); }, std::to_string(20 * kSecond)},
+       [](const RunFlags& f) { return std::to_string(f.lease_duration_ns); },
+       std::to_string(20 * kSecond)},
       {"--leader-elect-renew-deadline", "5s",
-       [](const RunFlags& f) { return std::to_string(f.renew_deadline_ns); }, std::to_string(5 * kSecond)},
-      {"--leader-elect-retry-period", "1s", [](const RunFlags& f) { return std::to_string(f.retry_period_ns); },
+       [](const RunFlags& f) { return std::to_string(f.renew_deadline_ns); },
+       std::to_string(5 * kSecond)},
+      {"--leader-elect-retry-period", "1s",
+       [](const RunFlags& f) { return std::to_string(f.retry_period_ns); },
        std::to_string(kSecond)},
-      {"--health-addr", "127.0.0.1:0", [](const RunFlags& f) { return f.health_addr; }, "127.0.0.1:0"},
+      {"--health-addr", "127.0.0.1:0", [](const RunFlags& f) { return f.health_addr; },
+       "127.0.0.1:0"},
       {"--metrics-addr", ":9090", [](const RunFlags& f) { return f.metrics_addr; }, ":9090"},
       {"--webhook-addr", ":8443", [](const RunFlags& f) { return f.webhook_addr; }, ":8443"},
-      {"--webhook-cert-dir", "/certs", [](const RunFlags& f) { return f.webhook_cert_dir; }, "/certs"},
+      {"--webhook-cert-dir", "/certs", [](const RunFlags& f) { return f.webhook_cert_dir; },
+       "/certs"},
       {"--webhook-cert-mode", "cert-manager", [](const RunFlags& f) { return f.webhook_cert_mode; },
        "cert-manager"},
       {"--webhook-namespace", "wns", [](const RunFlags& f) { return f.webhook_namespace; }, "wns"},
       {"--webhook-service-name", "svc", [](const RunFlags& f) { return f.webhook_service; }, "svc"},
       {"--webhook-secret-name", "sec", [](const RunFlags& f) { return f.webhook_secret; }, "sec"},
-      {"--webhook-configuration-name", "cfg", [](const RunFlags& f) { return f.webhook_configuration; }, "cfg"},
+      {"--webhook-configuration-name", "cfg",
+       [](const RunFlags& f) { return f.webhook_configuration; }, "cfg"},
       {"--webhook-ca-validity", "100h",
        [](const RunFlags& f) { return std::to_string(f.webhook_ca_validity_ns); },
        std::to_string(100 * 3600 * kSecond)},
@@ -118,18 +131,24 @@ const std::vector<ValueCase>& ValueCases() {
        [](const RunFlags& f) { return std::to_string(f.webhook_cert_validity_ns); },
        std::to_string(10 * 3600 * kSecond)},
       {"--webhook-cert-sync-period", "1s",
-       [](const RunFlags& f) { return std::to_string(f.webhook_sync_period_ns); }, std::to_string(kSecond)},
-      {"--remediation-namespace", "rns", [](const RunFlags& f) { return f.remediation_namespace; }, "rns"},
-      {"--agent-image", "img@sha256:ab", [](const RunFlags& f) { return f.agent_image; }, "img@sha256:ab"},
-      {"--agent-image-pull-policy", "Always", [](const RunFlags& f) { return f.agent_image_pull_policy; },
-       "Always"},
-      {"--agent-host-path", "/run/x", [](const RunFlags& f) { return Join(f.extra_host_paths); }, "/run/x"},
+       [](const RunFlags& f) { return std::to_string(f.webhook_sync_period_ns); },
+       std::to_string(kSecond)},
+      {"--remediation-namespace", "rns", [](const RunFlags& f) { return f.remediation_namespace; },
+       "rns"},
+      {"--agent-image", "img@sha256:ab", [](const RunFlags& f) { return f.agent_image; },
+       "img@sha256:ab"},
+      {"--agent-image-pull-policy", "Always",
+       [](const RunFlags& f) { return f.agent_image_pull_policy; }, "Always"},
+      {"--agent-host-path", "/run/x", [](const RunFlags& f) { return Join(f.extra_host_paths); },
+       "/run/x"},
       {"--kubelet-restart-command", "systemctl restart kubelet",
        [](const RunFlags& f) { return f.restart_command; }, "systemctl restart kubelet"},
-      {"--remediation-job-ttl", "2h", [](const RunFlags& f) { return std::to_string(f.job_ttl_ns); },
+      {"--remediation-job-ttl", "2h",
+       [](const RunFlags& f) { return std::to_string(f.job_ttl_ns); },
        std::to_string(2 * 3600 * kSecond)},
       {"--file-audit-interval", "30m",
-       [](const RunFlags& f) { return std::to_string(f.file_audit_interval_ns); }, std::to_string(1800 * kSecond)},
+       [](const RunFlags& f) { return std::to_string(f.file_audit_interval_ns); },
+       std::to_string(1800 * kSecond)},
       {"--file-audit-qps", "0.5", [](const RunFlags& f) { return Str(f.file_audit_qps); }, "0.5"},
       {"--log-format", "json", [](const RunFlags& f) { return f.log_format; }, "json"},
       {"--log-level", "debug", [](const RunFlags& f) { return f.log_level; }, "debug"},
@@ -153,16 +172,24 @@ TEST_F(RunFlagsTest, BooleanFlags) {
   };
   const std::vector<Case> cases = {
       {{"--insecure-skip-tls-verify"}, [](const RunFlags& f) { return f.allow_insecure; }, true},
-      {{"--insecure-skip-tls-verify=true"}, [](const RunFlags& f) { return f.allow_insecure; }, true},
-      {{"--insecure-skip-tls-verify=false"}, [](const RunFlags& f) { return f.allow_insecure; }, false},
+      {{"--insecure-skip-tls-verify=true"},
+       [](const RunFlags& f) { return f.allow_insecure; },
+       true},
+      {{"--insecure-skip-tls-verify=false"},
+       [](const RunFlags& f) { return f.allow_insecure; },
+       false},
       {{"--leader-elect"}, [](const RunFlags& f) { return f.leader_elect; }, true},
       {{"--leader-elect=true"}, [](const RunFlags& f) { return f.leader_elect; }, true},
       {{"--leader-elect=false"}, [](const RunFlags& f) { return f.leader_elect; }, false},
-      {{"--leader-elect=false", "--leader-elect"}, [](const RunFlags& f) { return f.leader_elect; }, true},
+      {{"--leader-elect=false", "--leader-elect"},
+       [](const RunFlags& f) { return f.leader_elect; },
+       true},
       {{"--local-webhooks"}, [](const RunFlags& f) { return f.local_webhooks; }, true},
       {{"--local-webhooks=false"}, [](const RunFlags& f) { return f.local_webhooks; }, false},
       // a boolean flag never takes the next word: --webhook-addr stays a flag
-      {{"--local-webhooks", "--webhook-addr=:9555"}, [](const RunFlags& f) { return f.local_webhooks; }, true},
+      {{"--local-webhooks", "--webhook-addr=:9555"},
+       [](const RunFlags& f) { return f.local_webhooks; },
+       true},
   };
   for (const auto& c : cases) {
     EXPECT_EQ(c.field(MustParse(c.args)), c.want) << Join(c.args);
@@ -237,7 +264,8 @@ TEST_F(RunFlagsTest, EnvironmentFallbacks) {
 }
 
 TEST_F(RunFlagsTest, RepeatedFlags) {
-  RunFlags f = MustParse({"--agent-host-path", "/a", "--agent-host-path=/b", "--agent-host-path", "/run/c"});
+  RunFlags f =
+      MustParse({"--agent-host-path", "/a", "--agent-host-path=/b", "--agent-host-path", "/run/c"});
   EXPECT_EQ(Join(f.extra_host_paths), "/a,/b,/run/c");
   // a single-valued flag given twice: the last one wins
   f = MustParse({"--workers", "3", "--workers=4", "--log-level", "debug", "--log-level=warn"});
@@ -268,25 +296,59 @@ TEST_F(RunFlagsTest, EmptyAndFlagLikeValues) {
 // Helm chart, e2e/testenv/controllertests): all must keep parsing.
 TEST_F(RunFlagsTest, ArgumentsOfTheInstallAndTheTestsParse) {
   const std::vector<std::string> deployment = {
-      "--leader-elect=true", "--health-addr=:8081", "--metrics-addr=:8080", "--webhook-addr=:9443",
-      "--webhook-cert-dir=/var/run/kubelet-policy-controller/webhook-certs", "--webhook-cert-mode=self-managed",
-      "--remediation-namespace=kubelet-policy-remediation", "--agent-image=kubelet-policy-controller:test",
-      "--file-audit-interval=1h", "--kube-api-qps=50", "--kube-api-burst=100", "--workers=2",
-      "--configz-concurrency=10", "--configz-qps=40", "--configz-timeout=10s", "--log-format=json",
-      "--log-level=info", "--kubeconfig", "/nonexistent/kubeconfig", "--log-format", "text"};
+      "--leader-elect=true",
+      "--health-addr=:8081",
+      "--metrics-addr=:8080",
+      "--webhook-addr=:9443",
+      "--webhook-cert-dir=/var/run/kubelet-policy-controller/webhook-certs",
+      "--webhook-cert-mode=self-managed",
+      "--remediation-namespace=kubelet-policy-remediation",
+      "--agent-image=kubelet-policy-controller:test",
+      "--file-audit-interval=1h",
+      "--kube-api-qps=50",
+      "--kube-api-burst=100",
+      "--workers=2",
+      "--configz-concurrency=10",
+      "--configz-qps=40",
+      "--configz-timeout=10s",
+      "--log-format=json",
+      "--log-level=info",
+      "--kubeconfig",
+      "/nonexistent/kubeconfig",
+      "--log-format",
+      "text"};
   RunFlags f = MustParse(deployment);
   EXPECT_EQ(f.kubeconfig, "/nonexistent/kubeconfig");
   EXPECT_EQ(f.log_format, "text");
   EXPECT_EQ(f.agent_image, "kubelet-policy-controller:test");
 
-  const std::vector<std::string> e2e = {
-      "--kubeconfig", "/tmp/sa.kubeconfig", "--leader-elect-namespace", "kubelet-policy-system",
-      "--health-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", "--log-format", "json",
-      "--configz-timeout=5s", "--webhook-addr=", "--leader-elect=false", "--leader-elect-lease-duration=3s",
-      "--leader-elect-renew-deadline=2s", "--leader-elect-retry-period=500ms", "--agent-image",
-      "kubelet-policy-controller:e2e", "--agent-host-path", "/run/testenv", "--kubelet-restart-command",
-      "/bin/sh -c true", "--local-webhooks", "--webhook-addr=:9555", "--webhook-cert-sync-period=1s",
-      "--webhook-cert-mode=self-managed", "--webhook-cert-validity=2h"};
+  const std::vector<std::string> e2e = {"--kubeconfig",
+                                        "/tmp/sa.kubeconfig",
+                                        "--leader-elect-namespace",
+                                        "kubelet-policy-system",
+                                        "--health-addr",
+                                        "127.0.0.1:0",
+                                        "--metrics-addr",
+                                        "127.0.0.1:0",
+                                        "--log-format",
+                                        "json",
+                                        "--configz-timeout=5s",
+                                        "--webhook-addr=",
+                                        "--leader-elect=false",
+                                        "--leader-elect-lease-duration=3s",
+                                        "--leader-elect-renew-deadline=2s",
+                                        "--leader-elect-retry-period=500ms",
+                                        "--agent-image",
+                                        "kubelet-policy-controller:e2e",
+                                        "--agent-host-path",
+                                        "/run/testenv",
+                                        "--kubelet-restart-command",
+                                        "/bin/sh -c true",
+                                        "--local-webhooks",
+                                        "--webhook-addr=:9555",
+                                        "--webhook-cert-sync-period=1s",
+                                        "--webhook-cert-mode=self-managed",
+                                        "--webhook-cert-validity=2h"};
   f = MustParse(e2e);
   EXPECT_EQ(f.webhook_addr, ":9555");
   EXPECT_TRUE(f.local_webhooks);
@@ -316,10 +378,13 @@ TEST_F(RunFlagsTest, BadValuesNameTheFlag) {
       {{"--leader-elect=yes"}, "--leader-elect: must be true or false, got \"yes\""},
       {{"--leader-elect="}, "--leader-elect: must be true or false, got \"\""},
       {{"--insecure-skip-tls-verify=1"}, "--insecure-skip-tls-verify: must be true or false"},
-      {{"--webhook-cert-mode", "manual"}, "--webhook-cert-mode: must be self-managed or cert-manager"},
+      {{"--webhook-cert-mode", "manual"},
+       "--webhook-cert-mode: must be self-managed or cert-manager"},
       {{"--log-format=yaml"}, "--log-format: must be text or json, got \"yaml\""},
-      {{"--log-level", "loud"}, "--log-level: must be trace, debug, info, warn or error, got \"loud\""},
-      {{"--agent-host-path", "relative"}, "--agent-host-path: must be an absolute path without \"..\""},
+      {{"--log-level", "loud"},
+       "--log-level: must be trace, debug, info, warn or error, got \"loud\""},
+      {{"--agent-host-path", "relative"},
+       "--agent-host-path: must be an absolute path without \"..\""},
       {{"--agent-host-path=/etc/../root"}, "--agent-host-path: must be an absolute path"},
       {{"--agent-host-path="}, "--agent-host-path: needs a PATH"},
       {{"--kubeconfig"}, "--kubeconfig needs a value: --kubeconfig FILE or --kubeconfig=FILE"},
@@ -333,10 +398,13 @@ TEST_F(RunFlagsTest, BadValuesNameTheFlag) {
 
 TEST_F(RunFlagsTest, UnknownFlagsAndStrayWords) {
   EXPECT_EQ(ParseError({"--bogus"}), "unknown flag \"--bogus\"");
-  EXPECT_EQ(ParseError({"--workers", "3", "--kubeconfig-file=x"}), "unknown flag \"--kubeconfig-file=x\"");
+  EXPECT_EQ(ParseError({"--workers", "3", "--kubeconfig-file=x"}),
+            "unknown flag \"--kubeconfig-file=x\"");
   EXPECT_EQ(ParseError({"-x"}), "unknown flag \"-x\"");
-  EXPECT_EQ(ParseError({"--leader-elect", "false"}), "unexpected argument \"false\" (flags start with --)");
-  EXPECT_EQ(ParseError({"--agent-host-path", "/a", "/b"}), "unexpected argument \"/b\" (flags start with --)");
+  EXPECT_EQ(ParseError({"--leader-elect", "false"}),
+            "unexpected argument \"false\" (flags start with --)");
+  EXPECT_EQ(ParseError({"--agent-host-path", "/a", "/b"}),
+            "unexpected argument \"/b\" (flags start with --)");
   // no prefix matching
   EXPECT_EQ(ParseError({"--work=3"}), "unknown flag \"--work=3\"");
 }
@@ -349,14 +417,16 @@ TEST_F(RunFlagsTest, ChecksAcrossFlags) {
   const std::vector<Case> cases = {
       {{"--configz-qps=50"}, ""},
       {{"--configz-qps=51"},
-       "--configz-qps (51) must not exceed --kube-api-qps (50): every /configz fetch is an API server request"},
+       "--configz-qps (51) must not exceed --kube-api-qps (50): every /configz fetch is an API "
+       "server request"},
       {{"--kube-api-qps=100", "--configz-qps=80"}, ""},
       {{"--local-webhooks", "--webhook-addr=:9443"}, ""},
       {{"--local-webhooks", "--webhook-cert-mode=cert-manager"},
        "--local-webhooks makes its own certificates: it needs --webhook-cert-mode=self-managed"},
       {{"--local-webhooks", "--webhook-addr="},
        "--local-webhooks needs --webhook-addr (the port to serve on 127.0.0.1)"},
-      {{"--local-webhooks", "--webhook-addr=:0"}, "--local-webhooks needs a fixed port in --webhook-addr, got \":0\""},
+      {{"--local-webhooks", "--webhook-addr=:0"},
+       "--local-webhooks needs a fixed port in --webhook-addr, got \":0\""},
       {{"--local-webhooks", "--webhook-addr=:https"},
        "--local-webhooks needs a fixed port in --webhook-addr, got \":https\""},
       {{"--webhook-addr=", "--webhook-cert-mode=cert-manager"}, ""},
@@ -364,7 +434,8 @@ TEST_F(RunFlagsTest, ChecksAcrossFlags) {
        "--leader-elect-renew-deadline must be shorter than --leader-elect-lease-duration"},
       {{"--leader-elect-retry-period=10s"},
        "--leader-elect-retry-period must be shorter than --leader-elect-renew-deadline"},
-      {{"--leader-elect-lease-duration=1m", "--leader-elect-renew-deadline=40s", "--leader-elect-retry-period=10s"},
+      {{"--leader-elect-lease-duration=1m", "--leader-elect-renew-deadline=40s",
+        "--leader-elect-retry-period=10s"},
        ""},
   };
   for (const auto& c : cases) {
@@ -379,9 +450,9 @@ TEST_F(RunFlagsTest, ChecksAcrossFlags) {
 
 TEST(LocalWebhookPortTest, FixedPortsOnly) {
   const std::vector<std::pair<std::string, std::optional<std::string>>> cases = {
-      {":9443", "9443"}, {"0.0.0.0:8443", "8443"}, {"[::]:443", "443"}, {"9443", "9443"},
-      {":0", std::nullopt}, {":", std::nullopt}, {"", std::nullopt}, {":https", std::nullopt},
-      {"localhost", std::nullopt}};
+      {":9443", "9443"},  {"0.0.0.0:8443", "8443"}, {"[::]:443", "443"},
+      {"9443", "9443"},   {":0", std::nullopt},     {":", std::nullopt},
+      {"", std::nullopt}, {":https", std::nullopt}, {"localhost", std::nullopt}};
   for (const auto& [addr, want] : cases) EXPECT_EQ(LocalWebhookPort(addr), want) << addr;
 }
 
@@ -401,18 +472,24 @@ TEST_F(RunFlagsTest, HelpGroupsAreTrue) {
   const auto groups = HelpGroups(*line->help);
   const std::map<std::string, std::vector<std::string>> want = {
       {"Kubernetes connection",
-       {"--kubeconfig", "--context", "--insecure-skip-tls-verify", "--kube-api-qps", "--kube-api-burst"}},
-      {"Configz checks", {"--workers", "--configz-concurrency", "--configz-qps", "--configz-timeout"}},
+       {"--kubeconfig", "--context", "--insecure-skip-tls-verify", "--kube-api-qps",
+        "--kube-api-burst"}},
+      {"Configz checks",
+       {"--workers", "--configz-concurrency", "--configz-qps", "--configz-timeout"}},
       {"Leader election (only the leader reconciles)",
-       {"--leader-elect", "--leader-elect-namespace", "--leader-elect-name", "--leader-elect-lease-duration",
-        "--leader-elect-renew-deadline", "--leader-elect-retry-period"}},
+       {"--leader-elect", "--leader-elect-namespace", "--leader-elect-name",
+        "--leader-elect-lease-duration", "--leader-elect-renew-deadline",
+        "--leader-elect-retry-period"}},
       {"Health and metrics", {"--health-addr", "--metrics-addr"}},
-      {"Admission webhooks (HTTPS, every replica; /validate-kubeletpolicy and /mutate-kubeletpolicy)",
-       {"--webhook-addr", "--webhook-cert-mode", "--webhook-cert-dir", "--local-webhooks", "--webhook-namespace",
-        "--webhook-service-name", "--webhook-secret-name", "--webhook-configuration-name", "--webhook-ca-validity",
-        "--webhook-cert-validity", "--webhook-cert-sync-period"}},
+      {"Admission webhooks (HTTPS, every replica; /validate-kubeletpolicy and "
+       "/mutate-kubeletpolicy)",
+       {"--webhook-addr", "--webhook-cert-mode", "--webhook-cert-dir", "--local-webhooks",
+        "--webhook-namespace", "--webhook-service-name", "--webhook-secret-name",
+        "--webhook-configuration-name", "--webhook-ca-validity", "--webhook-cert-validity",
+        "--webhook-cert-sync-period"}},
       {"Agent Jobs (remediation and file audits)",
-       {"--remediation-namespace", "--agent-image", "--agent-image-pull-policy", "--agent-host-path"}},
+       {"--remediation-namespace", "--agent-image", "--agent-image-pull-policy",
+        "--agent-host-path"}},
       {"Remediation", {"--kubelet-restart-command", "--remediation-job-ttl"}},
       {"File audits", {"--file-audit-interval", "--file-audit-qps"}},
       {"Logging", {"--log-format", "--log-level"}},
@@ -447,7 +524,8 @@ TEST_F(RunFlagsTest, HelpShowsDefaultsAndEnvironment) {
       {"--log-level", "(default info)"},
   };
   for (const auto& [flag, want] : cases) {
-    EXPECT_NE(HelpEntry(help, flag).find(want), std::string::npos) << flag << ": " << HelpEntry(help, flag);
+    EXPECT_NE(HelpEntry(help, flag).find(want), std::string::npos)
+        << flag << ": " << HelpEntry(help, flag);
   }
   // a flag without a default shows none
   EXPECT_EQ(HelpEntry(help, "--insecure-skip-tls-verify").find("default"), std::string::npos);
@@ -463,11 +541,13 @@ TEST_F(RunFlagsTest, RunOperatorExitCodesForHelpAndUsageErrors) {
   EXPECT_EQ(RunOperator({"--no-such-flag"}, out2, err2), 2);
   EXPECT_EQ(out2.str(), "");
   EXPECT_EQ(err2.str(),
-            "error: unknown flag \"--no-such-flag\"\n\nRun 'kubelet-policy-controller run --help' for usage.\n");
+            "error: unknown flag \"--no-such-flag\"\n\nRun 'kubelet-policy-controller run --help' "
+            "for usage.\n");
 
   std::ostringstream out3, err3;
   EXPECT_EQ(RunOperator({"--workers=x"}, out3, err3), 2);
-  EXPECT_NE(err3.str().find("error: --workers: must be a positive whole number"), std::string::npos);
+  EXPECT_NE(err3.str().find("error: --workers: must be a positive whole number"),
+            std::string::npos);
 }
 
 }  // namespace

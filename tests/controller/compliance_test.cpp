@@ -19,7 +19,8 @@ using namespace std::chrono_literals;
 
 TEST(CompliancePureTest, CheckIntervalIsTheShortestOfTheSelectingPolicies) {
   auto every = fixtures::Policy({{"checkInterval", "10m"}}, "every");
-  auto web = fixtures::Policy({{"checkInterval", "2m"}, {"nodeSelector", {{"matchLabels", {{"pool", "web"}}}}}}, "web");
+  auto web = fixtures::Policy(
+      {{"checkInterval", "2m"}, {"nodeSelector", {{"matchLabels", {{"pool", "web"}}}}}}, "web");
   NodeInfo w{"w", "", {{"pool", "web"}}, "", std::nullopt, true};
   NodeInfo d{"d", "", {{"pool", "db"}}, "", std::nullopt, true};
   EXPECT_EQ(CheckInterval(w, {every, web}), std::chrono::nanoseconds(2min));
@@ -30,22 +31,24 @@ TEST(CompliancePureTest, CheckIntervalIsTheShortestOfTheSelectingPolicies) {
 TEST(CompliancePureTest, EvaluateCheckMapsTheVerdict) {
   auto p = fixtures::Policy();
   NodeInfo node{"n1", "", {}, "v1.34.1", 34, true};
-  ConfigzResult failed = ConfigzResultFrom(StatusOr<std::string>(Unavailable("connection refused")));
+  ConfigzResult failed =
+      ConfigzResultFrom(StatusOr<std::string>(Unavailable("connection refused")));
   failed.checked_unix = 77;
   NodeResult r = EvaluateCheck(p, node, failed, {}, 0, nullptr);
   EXPECT_EQ(r.state, NodeState::kUnknown);
   EXPECT_NE(r.message.find("connection refused"), std::string::npos);
   EXPECT_EQ(r.last_checked_unix, 77);
 
-  ConfigzResult bad = ConfigzResultFrom(std::string(R"({"kubeletconfig": {"streamingConnectionIdleTimeout": "0s"}})"));
+  ConfigzResult bad = ConfigzResultFrom(
+      std::string(R"({"kubeletconfig": {"streamingConnectionIdleTimeout": "0s"}})"));
   pol::NodeEvaluation ev;
   r = EvaluateCheck(p, node, bad, {}, 0, &ev);
   EXPECT_EQ(r.state, NodeState::kNonCompliant);
   EXPECT_EQ(r.failed_rules, (std::vector<std::string>{"stream", "qps"}));
   EXPECT_EQ(ev.rules.size(), 4u);  // the file rule is NotApplicable without an audit
 
-  ConfigzResult good = ConfigzResultFrom(
-      std::string(R"({"kubeletconfig": {"streamingConnectionIdleTimeout": "4h", "eventRecordQPS": 5}})"));
+  ConfigzResult good = ConfigzResultFrom(std::string(
+      R"({"kubeletconfig": {"streamingConnectionIdleTimeout": "4h", "eventRecordQPS": 5}})"));
   EXPECT_EQ(EvaluateCheck(p, node, good, {}, 0, nullptr).state, NodeState::kCompliant);
 }
 
@@ -62,7 +65,8 @@ TEST(CompliancePureTest, TransitionEvents) {
       {NodeState::kNonCompliant, NodeState::kCompliant, "NodeCompliant"},
       {NodeState::kCompliant, NodeState::kUnknown, "ConfigzUnavailable"},
       {NodeState::kUnknown, NodeState::kNonCompliant, "NodeNonCompliant"},
-      {NodeState::kRemediationFailed, NodeState::kNonCompliant, ""},  // between non-compliant states
+      {NodeState::kRemediationFailed, NodeState::kNonCompliant,
+       ""},  // between non-compliant states
       {NodeState::kBlocked, NodeState::kNonCompliant, ""},
       {NodeState::kNonCompliant, NodeState::kRemediationPlanned, "RemediationPlanned"},
       {NodeState::kRemediating, NodeState::kRemediationFailed, "RemediationFailed"},
@@ -70,7 +74,8 @@ TEST(CompliancePureTest, TransitionEvents) {
       {NodeState::kNonCompliant, NodeState::kRemediating, ""},
   };
   for (const auto& c : cases) {
-    SCOPED_TRACE(std::string(c.before ? NodeStateName(*c.before) : "none") + " -> " + NodeStateName(c.now));
+    SCOPED_TRACE(std::string(c.before ? NodeStateName(*c.before) : "none") + " -> " +
+                 NodeStateName(c.now));
     std::map<std::string, NodeState> before;
     if (c.before) before["n1"] = *c.before;
     NodeResult r;
@@ -93,20 +98,23 @@ TEST(CompliancePureTest, TransitionEvents) {
   pending.node = "n1";
   pending.state = NodeState::kPending;
   std::map<std::string, NodeState> next;
-  EXPECT_TRUE(TransitionEvents("cis", {{"n1", NodeState::kBlocked}, {"gone", NodeState::kNonCompliant}}, {pending},
-                               &next)
+  EXPECT_TRUE(TransitionEvents("cis",
+                               {{"n1", NodeState::kBlocked}, {"gone", NodeState::kNonCompliant}},
+                               {pending}, &next)
                   .empty());
   EXPECT_EQ(next, (std::map<std::string, NodeState>{{"n1", NodeState::kBlocked}}));
 }
 
 TEST(CompliancePureTest, StatesFromStatusAndExceptionExpiry) {
-  json status = {{"nodes", {{{"name", "a"}, {"state", "NonCompliant"}},
-                            {{"name", "b"}, {"state", "Blocked"}},
-                            {{"name", "c"}, {"state", "garbage"}},
-                            "not an object"}}};
-  EXPECT_EQ(StatesFromStatus(status), (std::map<std::string, NodeState>{{"a", NodeState::kNonCompliant},
-                                                                        {"b", NodeState::kBlocked},
-                                                                        {"c", NodeState::kCompliant}}));
+  json status = {{"nodes",
+                  {{{"name", "a"}, {"state", "NonCompliant"}},
+                   {{"name", "b"}, {"state", "Blocked"}},
+                   {{"name", "c"}, {"state", "garbage"}},
+                   "not an object"}}};
+  EXPECT_EQ(StatesFromStatus(status),
+            (std::map<std::string, NodeState>{{"a", NodeState::kNonCompliant},
+                                              {"b", NodeState::kBlocked},
+                                              {"c", NodeState::kCompliant}}));
   EXPECT_TRUE(StatesFromStatus(json("x")).empty());
 
   auto p = fixtures::Policy();
@@ -123,32 +131,40 @@ TEST(CompliancePureTest, StatesFromStatusAndExceptionExpiry) {
 // ---- the controller over fake caches, a fake API and a fake clock ----
 
 json PolicyObject(const json& spec_patch = json::object()) {
-  json obj = {{"apiVersion", "kubeletpolicy.io/v1alpha1"},
-              {"kind", "KubeletPolicy"},
-              {"metadata", {{"name", "cis"}, {"uid", "u-1"}, {"generation", 3}, {"resourceVersion", "7"}}},
-              {"spec",
-               {{"enforcement", "Audit"},
-                {"rules",
-                 {{{"id", "stream"},
-                   {"config", {{"path", "streamingConnectionIdleTimeout"}, {"operator", "NotEquals"}, {"value", "0s"}}},
-                   {"remediation", {{"value", "4h0m0s"}}}}}}}}};
+  json obj = {
+      {"apiVersion", "kubeletpolicy.io/v1alpha1"},
+      {"kind", "KubeletPolicy"},
+      {"metadata", {{"name", "cis"}, {"uid", "u-1"}, {"generation", 3}, {"resourceVersion", "7"}}},
+      {"spec",
+       {{"enforcement", "Audit"},
+        {"rules",
+         {{{"id", "stream"},
+           {"config",
+            {{"path", "streamingConnectionIdleTimeout"},
+             {"operator", "NotEquals"},
+             {"value", "0s"}}},
+           {"remediation", {{"value", "4h0m0s"}}}}}}}}};
   obj["spec"].merge_patch(spec_patch);
   return obj;
 }
 
 json NodeObject(const std::string& name) {
   return {{"metadata", {{"name", name}, {"uid", "uid-" + name}, {"labels", {{"pool", "web"}}}}},
-          {"status", {{"nodeInfo", {{"kubeletVersion", "v1.34.1"}}}, {"conditions", {{{"type", "Ready"}, {"status", "True"}}}}}}};
+          {"status",
+           {{"nodeInfo", {{"kubeletVersion", "v1.34.1"}}},
+            {"conditions", {{{"type", "Ready"}, {"status", "True"}}}}}}};
 }
 
 class ComplianceControllerTest : public ::testing::Test {
  protected:
   ComplianceControllerTest()
       : index_(policies_, parse_cache_),
-        remediation_(kube_, events_, metrics_, clock_, jobs_, pods_, facts_, RemediationOptions{}, {}),
-        compliance_(kube_, events_, metrics_, clock_, policies_, nodes_, index_, facts_, remediation_, {}, {}) {
-    kube_.SetHook([this](const std::string& verb, const std::string& path, const std::string&, const json& body)
-                      -> std::optional<kube::Result> {
+        remediation_(kube_, events_, metrics_, clock_, jobs_, pods_, facts_, RemediationOptions{},
+                     {}),
+        compliance_(kube_, events_, metrics_, clock_, policies_, nodes_, index_, facts_,
+                    remediation_, {}, {}) {
+    kube_.SetHook([this](const std::string& verb, const std::string& path, const std::string&,
+                         const json& body) -> std::optional<kube::Result> {
       if (verb == "PUT") {
         status_writes_.push_back(body["status"]);
         json stored = body;
@@ -156,8 +172,10 @@ class ComplianceControllerTest : public ::testing::Test {
         policies_.Put(stored);  // what the informer would deliver
         return kube::testing::Ok(stored);
       }
-      if (verb == "POST" && create_fails_) return kube::testing::ErrorResult(500, "InternalError", "etcd is sad");
-      if (verb == "PATCH" && patch_fails_) return kube::testing::ErrorResult(503, "ServiceUnavailable", "try later");
+      if (verb == "POST" && create_fails_)
+        return kube::testing::ErrorResult(500, "InternalError", "etcd is sad");
+      if (verb == "PATCH" && patch_fails_)
+        return kube::testing::ErrorResult(503, "ServiceUnavailable", "try later");
       (void)path;
       return std::nullopt;
     });
@@ -221,7 +239,8 @@ TEST_F(ComplianceControllerTest, StatusFollowsTheChecksAndWritesOnlyChanges) {
   ASSERT_EQ(status_writes_.size(), 3u);
   EXPECT_EQ(status_writes_[2]["summary"]["compliantNodes"], 2);
   EXPECT_EQ(events_.Reasons("Node"), std::vector<std::string>{"n1 NodeCompliant"});
-  EXPECT_NE(metrics_.Render().find("kubeletpolicy_nodes{policy=\"cis\",state=\"compliant\"} 2"), std::string::npos);
+  EXPECT_NE(metrics_.Render().find("kubeletpolicy_nodes{policy=\"cis\",state=\"compliant\"} 2"),
+            std::string::npos);
 
   // Deleted: the policy's metrics go.
   policies_.Remove("cis");
@@ -244,14 +263,16 @@ TEST_F(ComplianceControllerTest, InvalidSpecStallsAndAnExpiringExceptionRequeues
   ASSERT_TRUE(compliance_.Reconcile("cis").status.ok());
   ASSERT_EQ(status_writes_.size(), 1u);
   EXPECT_EQ(FindCondition(status_writes_[0], "Stalled")["reason"], "InvalidSpec");
-  EXPECT_NE(FindCondition(status_writes_[0], "Stalled")["message"].get<std::string>().find("checkInterval"),
+  EXPECT_NE(FindCondition(status_writes_[0], "Stalled")["message"].get<std::string>().find(
+                "checkInterval"),
             std::string::npos);
 
   const int64_t expires = clock_.UnixSeconds() + 90;
-  json obj = PolicyObject({{"exceptions", {{{"rules", {"stream"}},
-                                            {"nodeSelector", {{"matchLabels", {{"pool", "web"}}}}},
-                                            {"reason", "migrating"},
-                                            {"expires", FormatRfc3339(expires)}}}}});
+  json obj = PolicyObject({{"exceptions",
+                            {{{"rules", {"stream"}},
+                              {"nodeSelector", {{"matchLabels", {{"pool", "web"}}}}},
+                              {"reason", "migrating"},
+                              {"expires", FormatRfc3339(expires)}}}}});
   obj["metadata"]["resourceVersion"] = "8";
   policies_.Put(obj);
   ReconcileResult r = compliance_.Reconcile("cis");
@@ -266,10 +287,11 @@ TEST_F(ComplianceControllerTest, EnforceStartsAJobAndAFailedCreateIsRetried) {
   Check("n2", R"({"streamingConnectionIdleTimeout": "4h"})");
   create_fails_ = true;
   ReconcileResult r = compliance_.Reconcile("cis");
-  EXPECT_FALSE(r.status.ok());  // retried with backoff
+  EXPECT_FALSE(r.status.ok());           // retried with backoff
   ASSERT_EQ(status_writes_.size(), 1u);  // the status is written all the same
   EXPECT_EQ(status_writes_[0]["nodes"][0]["state"], "NonCompliant");
-  EXPECT_EQ(FindCondition(status_writes_[0], "Ready")["message"], "remediating 0 node(s) (maxUnavailable 1), 1 waiting");
+  EXPECT_EQ(FindCondition(status_writes_[0], "Ready")["message"],
+            "remediating 0 node(s) (maxUnavailable 1), 1 waiting");
 
   create_fails_ = false;
   r = compliance_.Reconcile("cis");
@@ -280,7 +302,8 @@ TEST_F(ComplianceControllerTest, EnforceStartsAJobAndAFailedCreateIsRetried) {
   ASSERT_EQ(jobs.size(), 1u);
   EXPECT_EQ(jobs[0]["spec"]["template"]["spec"]["nodeName"], "n1");
   auto node_events = events_.Reasons("Node");
-  EXPECT_NE(std::find(node_events.begin(), node_events.end(), "n1 RemediationStarted"), node_events.end());
+  EXPECT_NE(std::find(node_events.begin(), node_events.end(), "n1 RemediationStarted"),
+            node_events.end());
 }
 
 TEST_F(ComplianceControllerTest, AFailedVerificationPatchWritesNothingAndIsRetried) {
@@ -295,7 +318,10 @@ TEST_F(ComplianceControllerTest, AFailedVerificationPatchWritesNothingAndIsRetri
   json job = BuildJob(js, RemediationOptions{});
   job["metadata"]["labels"][kPolicyLabel] = "cis";
   job["metadata"]["creationTimestamp"] = "2026-11-29T10:00:00Z";
-  job["status"] = {{"conditions", {{{"type", "Complete"}, {"status", "True"}, {"lastTransitionTime", "2026-11-29T10:01:00Z"}}}}};
+  job["status"] = {{"conditions",
+                    {{{"type", "Complete"},
+                      {"status", "True"},
+                      {"lastTransitionTime", "2026-11-29T10:01:00Z"}}}}};
   jobs_.Put(job);
   Check("n2", R"({"streamingConnectionIdleTimeout": "4h"})");
   Check("n1", R"({"streamingConnectionIdleTimeout": "0s"})");
@@ -314,7 +340,8 @@ TEST_F(ComplianceControllerTest, AFailedVerificationPatchWritesNothingAndIsRetri
   ASSERT_TRUE(compliance_.Reconcile("cis").status.ok());
   EXPECT_GT(status_writes_.size(), writes);
   auto node_events = events_.Reasons("Node");
-  EXPECT_NE(std::find(node_events.begin(), node_events.end(), "n1 RemediationSucceeded"), node_events.end());
+  EXPECT_NE(std::find(node_events.begin(), node_events.end(), "n1 RemediationSucceeded"),
+            node_events.end());
 }
 
 }  // namespace

@@ -16,11 +16,15 @@ namespace pol = kpc::policy;
 TEST(PlanAuditTest, OneJobPerNodeSlotAndPathSet) {
   auto files = fixtures::Policy(json::parse(R"({"rules": [
       {"id": "a", "file": {"target": "Path", "path": "/etc/kubernetes/b.conf", "maxMode": "0600"}},
-      {"id": "b", "file": {"target": "KubeletKubeconfig", "maxMode": "0600"}}]})"), "files");
-  auto more = fixtures::Policy(json::parse(R"({"nodeSelector": {"matchLabels": {"pool": "web"}}, "rules": [
-      {"id": "c", "file": {"target": "Path", "path": "/etc/kubernetes/a.conf", "maxMode": "0600"}}]})"), "more");
+      {"id": "b", "file": {"target": "KubeletKubeconfig", "maxMode": "0600"}}]})"),
+                                "files");
+  auto more =
+      fixtures::Policy(json::parse(R"({"nodeSelector": {"matchLabels": {"pool": "web"}}, "rules": [
+      {"id": "c", "file": {"target": "Path", "path": "/etc/kubernetes/a.conf", "maxMode": "0600"}}]})"),
+                       "more");
   auto config_only = fixtures::Policy(json::parse(R"({"rules": [
-      {"id": "s", "config": {"path": "readOnlyPort", "operator": "Equals", "value": 0}}]})"), "config");
+      {"id": "s", "config": {"path": "readOnlyPort", "operator": "Equals", "value": 0}}]})"),
+                                      "config");
   NodeInfo web{"w1", "", {{"pool", "web"}}, "", std::nullopt, true};
   NodeInfo db{"d1", "", {{"pool", "db"}}, "", std::nullopt, true};
 
@@ -29,14 +33,16 @@ TEST(PlanAuditTest, OneJobPerNodeSlotAndPathSet) {
   ASSERT_TRUE(job.has_value());
   EXPECT_EQ(job->type, "audit");
   EXPECT_EQ(job->node, "w1");
-  EXPECT_EQ(job->args, (std::vector<std::string>{"agent", "audit-files", "--host-root", "/host", "--file", "/etc/kubernetes/a.conf",
-                                                 "--file", "/etc/kubernetes/b.conf"}));
+  EXPECT_EQ(job->args, (std::vector<std::string>{"agent", "audit-files", "--host-root", "/host",
+                                                 "--file", "/etc/kubernetes/a.conf", "--file",
+                                                 "/etc/kubernetes/b.conf"}));
   // The same slot: the same Job (a second leader finds it); the next slot or other paths: another.
   EXPECT_EQ(PlanAudit(web, {files, more}, 3599, std::chrono::seconds(3600))->name, job->name);
   EXPECT_NE(PlanAudit(web, {files, more}, 3600, std::chrono::seconds(3600))->name, job->name);
   auto on_db = PlanAudit(db, {files, more}, 1000, std::chrono::seconds(3600));
   ASSERT_TRUE(on_db.has_value());
-  EXPECT_EQ(on_db->args, (std::vector<std::string>{"agent", "audit-files", "--host-root", "/host", "--file", "/etc/kubernetes/b.conf"}));
+  EXPECT_EQ(on_db->args, (std::vector<std::string>{"agent", "audit-files", "--host-root", "/host",
+                                                   "--file", "/etc/kubernetes/b.conf"}));
   EXPECT_TRUE(NeedsFileAudit(db, {files}));
   EXPECT_FALSE(NeedsFileAudit(db, {more, config_only}));
 }
@@ -60,7 +66,8 @@ TEST(FileAuditControllerTest, TerminatedAuditPodsBecomeTheNodesFacts) {
   NodeFactsStore facts;
   std::vector<std::string> changed;
   FileAuditController audits(kube, metrics, clock, facts, FileAuditOptions{},
-                             {[](const std::string&) { return std::nullopt; }, [] { return std::vector<pol::KubeletPolicy>{}; },
+                             {[](const std::string&) { return std::nullopt; },
+                              [] { return std::vector<pol::KubeletPolicy>{}; },
                               [&](const std::string& n) { changed.push_back(n); }});
   agent::AgentResult r;
   r.command = "audit-files";

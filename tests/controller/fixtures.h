@@ -4,9 +4,8 @@
 
 #include <gtest/gtest.h>
 
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "agent/result.h"
 #include "controller/node_facts.h"
@@ -21,7 +20,8 @@ namespace pol = kpc::policy;
 
 // Enforce, generation 3: "stream" (remediable), "qps" (no remediation value), "authz"
 // (remediation disabled), "kubeconfig-perms" (a file rule). `spec_patch` is merged into spec.
-inline pol::KubeletPolicy Policy(const json& spec_patch = json::object(), const std::string& name = "cis") {
+inline pol::KubeletPolicy Policy(const json& spec_patch = json::object(),
+                                 const std::string& name = "cis") {
   json obj = json::parse(R"({
     "apiVersion": "kubeletpolicy.io/v1alpha1", "kind": "KubeletPolicy",
     "metadata": {"name": "cis", "uid": "u-1", "generation": 3},
@@ -36,14 +36,16 @@ inline pol::KubeletPolicy Policy(const json& spec_patch = json::object(), const 
   obj["metadata"]["name"] = name;
   obj["spec"].merge_patch(spec_patch);
   auto r = pol::ParsePolicy(obj);
-  EXPECT_TRUE(r.policy.has_value()) << (r.errors.empty() ? "" : r.errors[0].field + ": " + r.errors[0].message);
+  EXPECT_TRUE(r.policy.has_value())
+      << (r.errors.empty() ? "" : r.errors[0].field + ": " + r.errors[0].message);
   return *r.policy;
 }
 
 // The evaluation of Policy()'s rules on a node whose /configz holds `kubeletconfig` and whose
 // kubeconfig (/etc/kubernetes/kubelet.conf) has `mode`, owned by `owner`:root.
-inline pol::NodeEvaluation EvaluateWith(const pol::KubeletPolicy& p, const json& kubeletconfig, uint32_t mode,
-                                        const std::string& owner, pol::NodeFacts* facts_out = nullptr) {
+inline pol::NodeEvaluation EvaluateWith(const pol::KubeletPolicy& p, const json& kubeletconfig,
+                                        uint32_t mode, const std::string& owner,
+                                        pol::NodeFacts* facts_out = nullptr) {
   auto config = pol::EffectiveConfigFromConfigz(json{{"kubeletconfig", kubeletconfig}}.dump());
   EXPECT_TRUE(config.ok());
   pol::NodeFacts facts;
@@ -64,18 +66,22 @@ inline pol::NodeEvaluation EvaluateWith(const pol::KubeletPolicy& p, const json&
   return pol::EvaluateNode(p, facts, *config, 0);
 }
 
-// A node failing every rule of Policy(): timeout 0s, qps 0, AlwaysAllow, kubeconfig 0644 alice:root.
-inline pol::NodeEvaluation FailingEverything(const pol::KubeletPolicy& p, pol::NodeFacts* facts_out = nullptr) {
-  return EvaluateWith(p, json::parse(R"({"streamingConnectionIdleTimeout": "0s", "eventRecordQPS": 0,
+// A node failing every rule of Policy(): timeout 0s, qps 0, AlwaysAllow, kubeconfig 0644
+// alice:root.
+inline pol::NodeEvaluation FailingEverything(const pol::KubeletPolicy& p,
+                                             pol::NodeFacts* facts_out = nullptr) {
+  return EvaluateWith(p,
+                      json::parse(R"({"streamingConnectionIdleTimeout": "0s", "eventRecordQPS": 0,
                                          "authorization": {"mode": "AlwaysAllow"}})"),
                       0644, "alice", facts_out);
 }
 
 // A node passing every rule of Policy().
 inline pol::NodeEvaluation PassingEverything(const pol::KubeletPolicy& p) {
-  return EvaluateWith(p, json::parse(R"({"streamingConnectionIdleTimeout": "4h0m0s", "eventRecordQPS": 5,
+  return EvaluateWith(
+      p, json::parse(R"({"streamingConnectionIdleTimeout": "4h0m0s", "eventRecordQPS": 5,
                                          "authorization": {"mode": "Webhook"}})"),
-                      0600, "root");
+      0600, "root");
 }
 
 }  // namespace kpc::controller::fixtures

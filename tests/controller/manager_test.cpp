@@ -13,7 +13,8 @@ TEST(ManagerTest, LeaderComponentsRunOnlyWhileLeadingInOrderAndStopInReverse) {
   std::vector<std::string> log;
   Manager m;
   auto add = [&](const std::string& name, bool leader) {
-    m.Add({name, leader, [&log, name] { log.push_back("start " + name); }, [&log, name] { log.push_back("stop " + name); }});
+    m.Add({name, leader, [&log, name] { log.push_back("start " + name); },
+           [&log, name] { log.push_back("stop " + name); }});
   };
   add("informer", false);
   add("scheduler", true);
@@ -25,12 +26,14 @@ TEST(ManagerTest, LeaderComponentsRunOnlyWhileLeadingInOrderAndStopInReverse) {
   log.clear();
   int polls = 0;
   m.RunLeader([&] { return ++polls > 2; }, [] { return false; });  // leads for two polls
-  EXPECT_EQ(log, (std::vector<std::string>{"start scheduler", "start workers", "stop workers", "stop scheduler"}));
+  EXPECT_EQ(log, (std::vector<std::string>{"start scheduler", "start workers", "stop workers",
+                                           "stop scheduler"}));
 
   // Leading again (a new term) starts them again; `done` ends a term too.
   log.clear();
   m.RunLeader([] { return false; }, [] { return true; });
-  EXPECT_EQ(log, (std::vector<std::string>{"start scheduler", "start workers", "stop workers", "stop scheduler"}));
+  EXPECT_EQ(log, (std::vector<std::string>{"start scheduler", "start workers", "stop workers",
+                                           "stop scheduler"}));
 
   log.clear();
   m.StopAll();

@@ -18,9 +18,14 @@ json RemediationPod(const std::string& job, const std::string& message) {
   return {{"metadata",
            {{"name", job + "-abcde"},
             {"uid", "pod-" + job},
-            {"labels", {{kJobTypeLabel, "remediate"}, {kPolicyLabel, "cis"}, {"batch.kubernetes.io/job-name", job}}},
+            {"labels",
+             {{kJobTypeLabel, "remediate"},
+              {kPolicyLabel, "cis"},
+              {"batch.kubernetes.io/job-name", job}}},
             {"annotations", {{kNodeAnnotation, "n1"}}}}},
-          {"status", {{"containerStatuses", {{{"state", {{"terminated", {{"exitCode", 0}, {"message", message}}}}}}}}}}};
+          {"status",
+           {{"containerStatuses",
+             {{{"state", {{"terminated", {{"exitCode", 0}, {"message", message}}}}}}}}}}};
 }
 
 class RemediationControllerTest : public ::testing::Test {

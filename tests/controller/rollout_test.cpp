@@ -23,14 +23,16 @@ class RolloutTest : public ::testing::Test {
     RolloutInput in;
     in.policy = &policy_;
     in.now = now_;
-    for (int i = 1; i <= n; ++i) AddNode(in, "n" + std::to_string(i), fixtures::FailingEverything(p));
+    for (int i = 1; i <= n; ++i)
+      AddNode(in, "n" + std::to_string(i), fixtures::FailingEverything(p));
     return in;
   }
   void AddNode(RolloutInput& in, const std::string& name, pol::NodeEvaluation ev) {
     evaluations_.push_back(std::move(ev));
     RolloutNode node;
     node.result.node = name;
-    node.result.state = evaluations_.back().Compliant() ? NodeState::kCompliant : NodeState::kNonCompliant;
+    node.result.state =
+        evaluations_.back().Compliant() ? NodeState::kCompliant : NodeState::kNonCompliant;
     node.result.failed_rules = evaluations_.back().FailedRules();
     node.result.message = "fails";
     node.evaluation = &evaluations_.back();
@@ -44,7 +46,8 @@ class RolloutTest : public ::testing::Test {
   }
   // The name of the Job that would fix node `node` of the current policy.
   std::string FixJobName(const std::string& node) {
-    auto args = RemediateArgs(policy_, PlanRemediation(policy_, evaluations_.front()), RemediationOptions{});
+    auto args = RemediateArgs(policy_, PlanRemediation(policy_, evaluations_.front()),
+                              RemediationOptions{});
     return RemediationJobName(policy_.name, node, policy_.generation, args);
   }
 
@@ -52,8 +55,8 @@ class RolloutTest : public ::testing::Test {
   std::deque<pol::NodeEvaluation> evaluations_;
 };
 
-JobView Job(const std::string& name, const std::string& node, int64_t generation, const std::string& state,
-            int64_t finished_unix = 0) {
+JobView Job(const std::string& name, const std::string& node, int64_t generation,
+            const std::string& state, int64_t finished_unix = 0) {
   JobView j;
   j.name = name;
   j.node = node;
@@ -64,7 +67,8 @@ JobView Job(const std::string& name, const std::string& node, int64_t generation
   j.finished_unix = finished_unix;
   j.succeeded = state == "Succeeded";
   j.failed = state == "Failed";
-  if (j.failed) j.failure_message = "BackoffLimitExceeded: Job has reached the specified backoff limit";
+  if (j.failed)
+    j.failure_message = "BackoffLimitExceeded: Job has reached the specified backoff limit";
   j.plan = "set streamingConnectionIdleTimeout 0s -> 4h0m0s";
   return j;
 }
@@ -102,8 +106,10 @@ TEST_F(RolloutTest, MaxUnavailableAsNumberAndPercent) {
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.max_unavailable.dump() + " of " + std::to_string(c.nodes));
-    auto in = Input(fixtures::Policy({{"remediation", {{"maxUnavailable", c.max_unavailable}}}}), c.nodes);
-    for (int i = 1; i <= c.active; ++i) in.jobs.push_back(Job("running-" + std::to_string(i), "n" + std::to_string(i), 3, "Active"));
+    auto in = Input(fixtures::Policy({{"remediation", {{"maxUnavailable", c.max_unavailable}}}}),
+                    c.nodes);
+    for (int i = 1; i <= c.active; ++i)
+      in.jobs.push_back(Job("running-" + std::to_string(i), "n" + std::to_string(i), 3, "Active"));
     RolloutPlan plan = PlanRollout(in);
     EXPECT_EQ(CreatedOn(plan), c.created);
     EXPECT_EQ(RemediatingMessage(plan), c.message);
@@ -123,7 +129,8 @@ TEST_F(RolloutTest, FailureThresholdStallsTheRolloutOnce) {
   in.jobs = {Job(FixJobName("n1"), "n1", 3, "Failed", 200), Job("b", "n2", 3, "Failed", 300)};
   RolloutPlan plan = PlanRollout(in);
   ASSERT_TRUE(plan.stalled.has_value());
-  EXPECT_NE(plan.stalled->find("after 2 consecutive failed node remediations (failureThreshold 2)"), std::string::npos);
+  EXPECT_NE(plan.stalled->find("after 2 consecutive failed node remediations (failureThreshold 2)"),
+            std::string::npos);
   EXPECT_TRUE(CreatedOn(plan).empty());
   auto events = ActionsOf<PolicyEvent>(plan);
   ASSERT_EQ(events.size(), 1u);
@@ -132,8 +139,11 @@ TEST_F(RolloutTest, FailureThresholdStallsTheRolloutOnce) {
   EXPECT_EQ(plan.nodes[0].state, NodeState::kRemediationFailed);
 
   // Reported stalled already (this generation): no second Event, still stalled.
-  in.previous_status = {{"conditions", {{{"type", "Stalled"}, {"status", "True"}, {"reason", "RolloutStalled"},
-                                          {"observedGeneration", 3}}}}};
+  in.previous_status = {{"conditions",
+                         {{{"type", "Stalled"},
+                           {"status", "True"},
+                           {"reason", "RolloutStalled"},
+                           {"observedGeneration", 3}}}}};
   plan = PlanRollout(in);
   EXPECT_TRUE(plan.stalled.has_value());
   EXPECT_TRUE(ActionsOf<PolicyEvent>(plan).empty());
@@ -149,13 +159,17 @@ TEST_F(RolloutTest, FailureThresholdStallsTheRolloutOnce) {
 
   // Stalled for an older generation: the new spec starts over.
   in.jobs.clear();
-  in.previous_status = {{"conditions", {{{"type", "Stalled"}, {"status", "True"}, {"reason", "RolloutStalled"},
-                                          {"observedGeneration", 2}}}}};
+  in.previous_status = {{"conditions",
+                         {{{"type", "Stalled"},
+                           {"status", "True"},
+                           {"reason", "RolloutStalled"},
+                           {"observedGeneration", 2}}}}};
   EXPECT_FALSE(PlanRollout(in).stalled.has_value());
 }
 
 TEST_F(RolloutTest, JobsOfNodesNoLongerSelectedAreNoFailuresAndTakeNoSlot) {
-  auto in = Input(fixtures::Policy({{"remediation", {{"failureThreshold", 2}, {"maxUnavailable", 1}}}}), 2);
+  auto in = Input(
+      fixtures::Policy({{"remediation", {{"failureThreshold", 2}, {"maxUnavailable", 1}}}}), 2);
   // Two failed Jobs and a running one on nodes that were deleted or relabelled mid-rollout.
   in.jobs = {Job("a", "gone-1", 3, "Failed", 200), Job("b", "gone-2", 3, "Failed", 300),
              Job("c", "gone-3", 3, "Active")};
@@ -166,11 +180,13 @@ TEST_F(RolloutTest, JobsOfNodesNoLongerSelectedAreNoFailuresAndTakeNoSlot) {
 
 TEST_F(RolloutTest, ConflictingEnforcePolicyBlocksTheNodesBothSelect) {
   auto in = Input(fixtures::Policy({{"remediation", {{"maxUnavailable", 2}}}}), 2);
-  auto other = fixtures::Policy({{"rules", {{{"id", "s"},
-                                              {"config", {{"path", "streamingConnectionIdleTimeout"},
-                                                          {"operator", "NotEquals"},
-                                                          {"value", "0s"}}},
-                                              {"remediation", {{"value", "1h"}}}}}},
+  auto other = fixtures::Policy({{"rules",
+                                  {{{"id", "s"},
+                                    {"config",
+                                     {{"path", "streamingConnectionIdleTimeout"},
+                                      {"operator", "NotEquals"},
+                                      {"value", "0s"}}},
+                                    {"remediation", {{"value", "1h"}}}}}},
                                  {"nodeSelector", {{"matchLabels", {{"pool", "web"}}}}}},
                                 "other");
   in.others = {other};
@@ -193,7 +209,8 @@ TEST_F(RolloutTest, BlockedAgentIsBlockedNotAFailure) {
   in.jobs = {Job(job, "n1", 3, "Failed", 200)};
   agent::AgentResult r;
   r.command = "remediate";
-  r.blocked = agent::Blocked{"FlagOverride", "--streaming-connection-idle-timeout on the kubelet's command line"};
+  r.blocked = agent::Blocked{"FlagOverride",
+                             "--streaming-connection-idle-timeout on the kubelet's command line"};
   in.job_results.emplace(job, r);
   RolloutPlan plan = PlanRollout(in);
   EXPECT_FALSE(plan.stalled.has_value());
@@ -205,7 +222,8 @@ TEST_F(RolloutTest, BlockedAgentIsBlockedNotAFailure) {
 
   // Ended by the pod failure policy with no readable result: blocked too.
   in.job_results.clear();
-  in.jobs[0].failure_message = "PodFailurePolicy: Container agent for pod x failed with exit code 3";
+  in.jobs[0].failure_message =
+      "PodFailurePolicy: Container agent for pod x failed with exit code 3";
   plan = PlanRollout(in);
   EXPECT_FALSE(plan.stalled.has_value());
   EXPECT_EQ(plan.nodes[0].state, NodeState::kBlocked);

@@ -22,11 +22,19 @@ TEST(VerdictTest, FailBeatsErrorBeatsEverythingElse) {
   };
   const std::vector<Case> cases = {
       {{}, Verdict::kCompliant, {}, ""},
-      {{Rule("a", RuleResult::kPass), Rule("b", RuleResult::kExempt), Rule("c", RuleResult::kNotApplicable)},
-       Verdict::kCompliant, {}, ""},
-      {{Rule("a", RuleResult::kError), Rule("b", RuleResult::kPass)}, Verdict::kUnknown, {}, "a says so"},
+      {{Rule("a", RuleResult::kPass), Rule("b", RuleResult::kExempt),
+        Rule("c", RuleResult::kNotApplicable)},
+       Verdict::kCompliant,
+       {},
+       ""},
+      {{Rule("a", RuleResult::kError), Rule("b", RuleResult::kPass)},
+       Verdict::kUnknown,
+       {},
+       "a says so"},
       {{Rule("a", RuleResult::kError), Rule("b", RuleResult::kFail), Rule("c", RuleResult::kFail)},
-       Verdict::kNonCompliant, {"b", "c"}, "b says so; c says so"},
+       Verdict::kNonCompliant,
+       {"b", "c"},
+       "b says so; c says so"},
   };
   for (size_t i = 0; i < cases.size(); ++i) {
     SCOPED_TRACE(i);
@@ -39,7 +47,8 @@ TEST(VerdictTest, FailBeatsErrorBeatsEverythingElse) {
 
 TEST(VerdictTest, MessagesAreCut) {
   std::vector<RuleEvaluation> rules;
-  for (int i = 0; i < 200; ++i) rules.push_back(Rule("rule-" + std::to_string(i), RuleResult::kFail));
+  for (int i = 0; i < 200; ++i)
+    rules.push_back(Rule("rule-" + std::to_string(i), RuleResult::kFail));
   NodeVerdict v = VerdictOf(rules, 100);
   EXPECT_EQ(v.message.size(), 100u);
   EXPECT_EQ(v.message.substr(97), "...");
