@@ -48,9 +48,7 @@ FileAuditController::FileAuditController(kube::Client& client, Registry& metrics
       facts_(facts),
       options_(std::move(options)),
       hooks_(std::move(hooks)),
-      jobs_created_(metrics.AddCounter("kubeletpolicy_jobs_created_total",
-                                       "Remediation and file-audit Jobs created, by type.",
-                                       {"type"})) {
+      jobs_created_(JobsCreatedCounter(metrics)) {
   // Few audits at a time: each is a pod on a node.
   scheduler_ = std::make_unique<ConfigzScheduler>(clock_, SchedulerOptions{2, options_.qps, 0.1},
                                                   [this](const std::string& n) { EnsureAudit(n); });

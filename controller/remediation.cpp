@@ -383,6 +383,11 @@ std::optional<StatusOr<agent::AgentResult>> AgentResultFromPod(const json& pod) 
   return std::nullopt;
 }
 
+CounterFamily& JobsCreatedCounter(Registry& metrics) {
+  return metrics.AddCounter("kubeletpolicy_jobs_created_total", "Remediation and file-audit Jobs created, by type.",
+                            {"type"});
+}
+
 json TransformJob(const json& job) {
   return KeepForCache(job, "batch/v1", "Job", {"conditions", "active", "succeeded", "failed", "startTime", "completionTime"});
 }

@@ -1,8 +1,8 @@
 #pragma once
 // Remediation planning and the Jobs that carry it out (api.md "Remediation", "Enforcement").
 // Pure: builds plans, agent argv, Job manifests and names, and reads Jobs and the agent's
-// results. PlanRollout (rollout.h) decides a policy's rollout; the remediation controller does
-// the I/O.
+// results (JobsCreatedCounter aside, which registers a metric). PlanRollout (rollout.h) decides a
+// policy's rollout; the remediation controller does the I/O.
 //
 // A node's plan is the set of changes that would make its failing, remediable rules pass:
 //  - a config rule that fails and has remediation.value (and remediation.enabled): set the field
@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/result.h"
+#include "base/metrics.h"
 #include "policy/evaluate.h"
 #include "policy/model.h"
 
@@ -134,6 +135,10 @@ int64_t CreationUnix(const nlohmann::json& obj);
 // metadata.labels[key] / metadata.annotations[key] of any object ("" when absent).
 std::string LabelOf(const nlohmann::json& obj, const char* key);
 std::string AnnotationOf(const nlohmann::json& obj, const char* key);
+
+// kubeletpolicy_jobs_created_total{type}: the one counter of agent Jobs created, shared by the
+// remediation and file-audit controllers.
+CounterFamily& JobsCreatedCounter(Registry& metrics);
 
 // Informer transforms: keep what the controllers read.
 nlohmann::json TransformJob(const nlohmann::json& job);

@@ -36,9 +36,7 @@ RemediationController::RemediationController(kube::Client& client, kube::EventRe
       facts_(facts),
       options_(std::move(options)),
       hooks_(std::move(hooks)),
-      jobs_created_(metrics.AddCounter("kubeletpolicy_jobs_created_total",
-                                       "Remediation and file-audit Jobs created, by type.",
-                                       {"type"})),
+      jobs_created_(JobsCreatedCounter(metrics)),
       remediations_(metrics.AddCounter(
           "kubeletpolicy_node_remediations_total",
           "Node remediations whose Job succeeded, by the verification result (Succeeded, Failed).",
