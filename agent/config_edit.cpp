@@ -34,6 +34,9 @@ json FromOrdered(const ojson& v) { return json::parse(v.dump()); }
 // YAML scalars.
 
 bool LooksSpecialYaml(const std::string& s) {
+  // Bounded before matching (std::regex recurses once per character): a long value is quoted,
+  // which keeps any string a string.
+  if (s.size() > 128) return true;
   static const std::regex kNumber(R"(^[-+]?(\.[0-9]|[0-9])[0-9_]*(\.[0-9_]*)?([eE][-+]?[0-9]+)?$)");
   static const std::regex kRadix(R"(^[-+]?0[xXoObB][0-9a-fA-F_]+$)");
   static const std::regex kDate(R"(^[0-9]{4}-[0-9]{1,2}-[0-9]{1,2})");

@@ -2,11 +2,11 @@
 
 #include <algorithm>
 #include <ctime>
-#include <regex>
 #include <set>
 
 #include "policy/catalog.h"
 #include "policy/compare.h"
+#include "policy/text_match.h"
 #include "policy/units.h"
 #include "policy/yaml_json.h"
 
@@ -138,15 +138,9 @@ class ObjectReader {
   std::vector<FieldIssue>& errors_;
 };
 
-bool IsDnsLabel(const std::string& s) {
-  static const std::regex k(R"(^[a-z0-9]([-a-z0-9]*[a-z0-9])?$)");
-  return s.size() <= 63 && std::regex_match(s, k);
-}
+bool IsDnsLabel(const std::string& s) { return s.size() <= 63 && MatchesDnsLabelShape(s); }
 
-bool IsDnsSubdomain(const std::string& s) {
-  static const std::regex k(R"(^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$)");
-  return s.size() <= 253 && std::regex_match(s, k);
-}
+bool IsDnsSubdomain(const std::string& s) { return s.size() <= 253 && MatchesDnsSubdomainShape(s); }
 
 template <typename E>
 std::optional<E> ParseEnum(const std::string& s, std::initializer_list<std::pair<const char*, E>> values) {
@@ -300,21 +294,19 @@ void ParseFileCheck(const nlohmann::json& j, const std::string& field, Rule& rul
     }
   }
   if (const auto* m = r.Get("maxMode")) {
-    static const std::regex kMode(R"(^0?[0-7]{3,4}$)");
     if (!m->is_string()) {
       r.Error(r.Field("maxMode"), "must be an octal string such as \"0600\" (quote it: unquoted "
                                   "0600 is read as a number)");
-    } else if (!std::regex_match(m->get<std::string>(), kMode)) {
+    } else if (!MatchesOctalMode(m->get<std::string>())) {
       r.Error(r.Field("maxMode"), "\"" + m->get<std::string>() + "\" is not an octal mode such as \"0600\"");
     } else {
       f.max_mode = static_cast<uint32_t>(std::stoul(m->get<std::string>(), nullptr, 8));
     }
   }
-  static const std::regex kOwner(R"(^([a-z_][a-z0-9_-]*\$?|[0-9]+)$)");
   for (const char* key : {"owner", "group"}) {
     auto v = r.String(key);
     if (!v) continue;
-    if (!std::regex_match(*v, kOwner) || v->size() > 32) {
+    if (v->size() > 32 || !MatchesUserOrGroup(*v)) {
       r.Error(r.Field(key), "\"" + *v + "\" is not a user/group name or numeric id");
     }
     (std::string_view(key) == "owner" ? f.owner : f.group) = *v;
@@ -560,14 +552,12 @@ PolicyParseResult ParsePolicy(const nlohmann::json& object) {
     if (r.IsObject("maxUnavailable, failureThreshold, ...")) {
       r.RejectUnknown({"maxUnavailable", "failureThreshold", "restartKubelet", "timeout", "kubeletConfigFile"});
       if (const auto* mu = r.Get("maxUnavailable")) {
-        static const std::regex kPercent(R"(^([0-9]{1,3})%$)");
-        std::smatch m;
-        std::string text = mu->is_string() ? mu->get<std::string>() : "";
+        // 0: not a percentage (out of range, like "0%")
+        const int percent = mu->is_string() ? MatchPercent(mu->get<std::string>()).value_or(0) : 0;
         if (mu->is_number_integer() && mu->get<int64_t>() >= 1 && mu->get<int64_t>() <= 100000) {
           policy.remediation.max_unavailable = {static_cast<int>(mu->get<int64_t>()), false};
-        } else if (mu->is_string() && std::regex_match(text, m, kPercent) && std::stoi(m[1]) >= 1 &&
-                   std::stoi(m[1]) <= 100) {
-          policy.remediation.max_unavailable = {std::stoi(m[1]), true};
+        } else if (percent >= 1 && percent <= 100) {
+          policy.remediation.max_unavailable = {percent, true};
         } else {
           r.Error("spec.remediation.maxUnavailable",
                   "must be an integer of at least 1 or a percentage from \"1%\" to \"100%\", got " + mu->dump());

@@ -177,6 +177,9 @@ std::optional<long double> QuantityFromJson(const nlohmann::json& v) {
 
 // RFC 3339 ("2027-01-31T00:00:00Z", "2027-01-31T02:00:00+02:00") to Unix seconds.
 std::optional<int64_t> ParseRfc3339(const std::string& s) {
+  // Bounded before matching: std::regex recurses once per character of the fraction. The
+  // longest real form (nanoseconds and an offset) is 35 characters.
+  if (s.size() > 64) return std::nullopt;
   static const std::regex k(
       R"(^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|([+-])(\d{2}):(\d{2}))$)");
   std::smatch m;

@@ -5,7 +5,8 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
-#include <regex>
+
+#include "policy/text_match.h"
 
 namespace kpc::policy {
 namespace {
@@ -40,10 +41,6 @@ nlohmann::json ResolvePlainScalar(const std::string& s) {
   if (In(s, {"false", "False", "FALSE", "n", "N", "no", "No", "NO", "off", "Off", "OFF"})) {
     return false;
   }
-  static const std::regex kDecimal(R"(^[-+]?[0-9][0-9_]*$)");
-  static const std::regex kHex(R"(^[-+]?0x[0-9a-fA-F_]+$)");
-  static const std::regex kOctal(R"(^[-+]?0o?[0-7_]+$)");
-  static const std::regex kFloat(R"(^[-+]?(\.[0-9]+|[0-9][0-9_]*(\.[0-9_]*)?)([eE][-+]?[0-9]+)?$)");
   std::string digits;
   for (char c : s) {
     if (c != '_') digits += c;
@@ -58,16 +55,16 @@ nlohmann::json ResolvePlainScalar(const std::string& s) {
     }
     return v;
   };
-  if (std::regex_match(s, kHex)) return as_int(digits, 16);
-  if (s.size() > 1 && std::regex_match(s, kOctal) && (s[0] == '0' || s[1] == '0')) {
+  if (MatchesYamlHex(s)) return as_int(digits, 16);
+  if (s.size() > 1 && MatchesYamlOctal(s) && (s[0] == '0' || s[1] == '0')) {
     std::string t = digits;
     // strip "0o" prefix (keep sign)
     auto pos = t.find("0o");
     if (pos != std::string::npos) t.erase(pos, 2);
     return as_int(t, 8);
   }
-  if (std::regex_match(s, kDecimal)) return as_int(digits, 10);
-  if (std::regex_match(s, kFloat)) return std::strtod(digits.c_str(), nullptr);
+  if (MatchesYamlDecimal(s)) return as_int(digits, 10);
+  if (MatchesYamlFloat(s)) return std::strtod(digits.c_str(), nullptr);
   // .inf / .nan have no JSON form; keep them as text.
   return s;
 }

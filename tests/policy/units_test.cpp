@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+
 namespace kpc::policy {
 namespace {
 
@@ -64,6 +66,14 @@ TEST(QuantityTest, RejectsGarbage) {
   for (const char* bad : {"", "Mi", "10%", "1Zi", "abc", "1.2.3", "1e"}) {
     EXPECT_FALSE(ParseQuantity(bad).has_value()) << bad;
   }
+}
+
+TEST(Rfc3339Test, ParsesAndRefusesHugeFractionsWithoutCrashing) {
+  EXPECT_EQ(ParseRfc3339("2027-01-31T00:00:00Z"), 1801353600);
+  EXPECT_EQ(ParseRfc3339("2027-01-31T02:00:00.123456789+02:00"), 1801353600);
+  // std::regex would recurse once per digit of this fraction.
+  EXPECT_EQ(ParseRfc3339("2027-01-31T00:00:00." + std::string(200000, '1') + "Z"), std::nullopt);
+  EXPECT_EQ(ParseRfc3339("soon"), std::nullopt);
 }
 
 }  // namespace
