@@ -68,11 +68,6 @@ const char* Colour(RuleResult r) {
   return "";
 }
 
-std::string Truncate(std::string s, size_t n) {
-  if (s.size() <= n) return s;
-  return s.substr(0, n - 3) + "...";
-}
-
 }  // namespace
 
 void PrintTable(const CheckReport& report, std::ostream& out, bool color) {
@@ -83,7 +78,7 @@ void PrintTable(const CheckReport& report, std::ostream& out, bool color) {
                            : r.eval.result == RuleResult::kNotApplicable ? "-"
                                                                          : policy::DisplayValue(r.eval.observed);
     cells.push_back({r.node, r.policy, r.rule, std::string(policy::SeverityName(r.severity)),
-                     std::string(policy::RuleResultName(r.eval.result)), Truncate(observed, 40),
+                     std::string(policy::RuleResultName(r.eval.result)), policy::TruncateMessage(observed, 40),
                      r.eval.source ? std::string(policy::ValueSourceName(*r.eval.source)) : "-"});
   }
   std::vector<size_t> width(header.size());

@@ -7,14 +7,9 @@
 
 namespace kpc::controller {
 
-bool HasFileRules(const policy::KubeletPolicy& policy) {
-  return std::any_of(policy.rules.begin(), policy.rules.end(),
-                     [](const policy::Rule& r) { return r.file.has_value(); });
-}
-
 bool NeedsFileAudit(const NodeInfo& node, const std::vector<policy::KubeletPolicy>& policies) {
   return std::any_of(policies.begin(), policies.end(), [&](const policy::KubeletPolicy& p) {
-    return p.node_selector.Matches(node.labels) && HasFileRules(p);
+    return p.node_selector.Matches(node.labels) && p.HasFileRules();
   });
 }
 

@@ -24,8 +24,6 @@
 
 namespace kpc::controller {
 
-// Whether the policy has a file rule (its nodes need file audits). Pure.
-bool HasFileRules(const policy::KubeletPolicy& policy);
 // Whether any of `policies` that selects the node has a file rule. Pure.
 bool NeedsFileAudit(const NodeInfo& node, const std::vector<policy::KubeletPolicy>& policies);
 

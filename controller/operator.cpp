@@ -177,7 +177,7 @@ void Operator::OnPolicyChange(const json* old_obj, const json* new_obj) {
   // A new policy, or a new generation of one: re-check the nodes it selects now.
   auto r = index_->Parsed(*new_obj);
   if (!r->policy || r->policy->suspend) return;
-  const bool audit = HasFileRules(*r->policy);
+  const bool audit = r->policy->HasFileRules();
   for (const auto& n : nodes_->List()) {
     NodeInfo info = NodeInfoFromJson(n);
     if (!r->policy->node_selector.Matches(info.labels)) continue;

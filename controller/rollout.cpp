@@ -4,7 +4,6 @@
 #include <set>
 #include <tuple>
 
-#include "controller/file_audit.h"
 #include "policy/conflicts.h"
 #include "policy/verdict.h"
 
@@ -238,7 +237,7 @@ void PlanNode(const Context& c, size_t index, Pass& pass) {
     nr.message = policy::TruncateMessage(fix.Describe(), 1024);
     return;
   }
-  if (HasFileRules(c.policy) && !node.audited) {
+  if (c.policy.HasFileRules() && !node.audited) {
     // One Job with the whole plan (one kubelet restart), not one before and one after the audit.
     nr.message = "waiting for the node's first file audit before remediating: " + nr.message;
     ++pass.waiting_for_audit;

@@ -429,6 +429,10 @@ const Rule* KubeletPolicy::FindRule(std::string_view id) const {
   return nullptr;
 }
 
+bool KubeletPolicy::HasFileRules() const {
+  return std::any_of(rules.begin(), rules.end(), [](const Rule& r) { return r.file.has_value(); });
+}
+
 PolicyParseResult ParsePolicy(const nlohmann::json& object) {
   PolicyParseResult result;
   auto& errors = result.errors;

@@ -102,6 +102,8 @@ struct KubeletPolicy {
   RemediationSettings remediation;
 
   const Rule* FindRule(std::string_view id) const;
+  // Whether a rule checks a file (the selected nodes then need file audits).
+  bool HasFileRules() const;
 };
 
 struct PolicyParseResult {
