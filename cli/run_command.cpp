@@ -15,6 +15,7 @@
 #include "base/clock.h"
 #include "base/logging.h"
 #include "base/metrics.h"
+#include "cli/kubelet_access.h"
 #include "cli/run_flags.h"
 #include "controller/operator.h"
 #include "kube/client.h"
@@ -104,13 +105,13 @@ webhooks::CertRotatorOptions CertRotatorOptionsFrom(const RunFlags& f) {
   return ro;
 }
 
-StatusOr<std::unique_ptr<kube::Client>> NewApiClient(const RunFlags& f, const Clock& clock) {
+StatusOr<kube::ClientConfig> ApiClientConfig(const RunFlags& f) {
   auto config = kube::ResolveConfig(f.kubeconfig, f.context, f.allow_insecure);
   if (!config.ok()) return config.status();
   config->qps = f.qps;
   config->burst = f.burst;
   spdlog::info("kubelet-policy-controller starting; API server {}", config->server);
-  return kube::NewClient(clock, *config);
+  return config;
 }
 
 // The client's request counts, mirrored into kubeletpolicy_api_requests_total at scrape time.
@@ -303,18 +304,26 @@ class Leadership {
 // Runs the operator with flags that were read and checked, until a signal.
 int Serve(const RunFlags& f) {
   RealClock clock;  // outlives everything below
-  auto client = NewApiClient(f, clock);
-  if (!client.ok()) {
-    spdlog::error("cannot configure the Kubernetes client: {}", client.status().message());
+  auto config = ApiClientConfig(f);
+  if (!config.ok()) {
+    spdlog::error("cannot configure the Kubernetes client: {}", config.status().message());
     return 2;
   }
-  kube::Client& api = **client;
+  auto client = kube::NewClient(clock, *config);
+  kube::Client& api = *client;
+  OperatorOptions options = OperatorOptionsFrom(f);
+  auto configz = KubeletAccessFrom(f, *config, api, clock);
+  if (!configz.ok()) {
+    spdlog::error("{}", configz.status().message());
+    return 2;
+  }
+  options.configz = std::move(*configz);
   std::signal(SIGTERM, OnSignal);
   std::signal(SIGINT, OnSignal);
 
   auto events = kube::NewEventRecorder(api, clock, "kubelet-policy-controller", kEventsNamespace);
   Registry metrics;
-  Operator op(api, *events, metrics, clock, OperatorOptionsFrom(f));
+  Operator op(api, *events, metrics, clock, std::move(options));
   ApiRequestMetrics api_requests(metrics, api);
   std::atomic<bool> is_leader{!f.leader_elect};
   metrics.AddCallbackGauge("kubeletpolicy_leader", "1 when this replica is the leader.",

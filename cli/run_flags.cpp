@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <sstream>
 
+#include "controller/configz_source.h"
 #include "controller/remediation.h"
 
 namespace kpc::cli {
@@ -13,8 +14,8 @@ constexpr std::size_t kHelpColumn = 42;
 constexpr const char* kUsage = R"(Usage:
   kubelet-policy-controller run [flags]
 
-Runs the operator: watches KubeletPolicy objects and Nodes, checks every selected node's
-/configz through the API server, and writes status, Events and metrics.
+Runs the operator: watches KubeletPolicy objects and Nodes, reads every selected node's
+/configz from its kubelet (or through the API server), and writes status, Events and metrics.
 )";
 
 void AddConnectionFlags(CLI::App& app, RunFlags& f) {
@@ -25,7 +26,8 @@ void AddConnectionFlags(CLI::App& app, RunFlags& f) {
   AddBool(app, "--insecure-skip-tls-verify", f.allow_insecure,
           "accept a kubeconfig that disables TLS verification");
   AddPositiveNumber(app, "--kube-api-qps", f.qps,
-                    "client-side QPS limit to the API server, /configz included");
+                    "client-side QPS limit to the API server (with --configz-source\n"
+                    "apiserver-proxy, /configz fetches too)");
   AddPositiveInt(app, "--kube-api-burst", f.burst, "client-side burst");
 }
 
@@ -35,8 +37,39 @@ void AddConfigzFlags(CLI::App& app, RunFlags& f) {
   AddPositiveInt(app, "--configz-concurrency", f.configz_concurrency,
                  "/configz fetches in flight at once");
   AddPositiveNumber(app, "--configz-qps", f.configz_qps,
-                    "/configz fetches started per second; at most --kube-api-qps");
+                    "/configz fetches started per second; with apiserver-proxy at\n"
+                    "most --kube-api-qps");
   AddDuration(app, "--configz-timeout", f.configz_timeout_ns, "per-fetch timeout");
+}
+
+void AddKubeletFlags(CLI::App& app, RunFlags& f) {
+  app.option_defaults()->group("Kubelet connection (where /configz is read)");
+  AddChoice(app, "--configz-source", f.configz_source, "SOURCE", {"kubelet", "apiserver-proxy"},
+            "kubelet: GET https://NODE:PORT/configz on each kubelet, authorized\n"
+            "as `get nodes/configz`.\n"
+            "apiserver-proxy: through the API server's node proxy, which needs\n"
+            "`get nodes/proxy` (exec-equivalent: opt in only for kubelets older\n"
+            "than 1.33 or without Webhook authorization)");
+  AddText(app, "--kubelet-preferred-address-types", f.kubelet_address_types, "TYPES",
+          "the node address to call, first type that the Node has; DNS names\n"
+          "resolved by the system resolver")
+      ->check(CLI::Validator(
+          [](std::string& v) -> std::string {
+            auto types = controller::ParseAddressTypes(v);
+            return types.ok() ? "" : types.status().message();
+          },
+          ""));
+  AddText(app, "--kubelet-certificate-authority", f.kubelet_ca_file, "FILE",
+          "CA bundle that signs kubelet serving certificates (default: the API\n"
+          "server's CA, which signs them with serverTLSBootstrap)");
+  AddBool(app, "--kubelet-insecure-tls", f.kubelet_insecure_tls,
+          "do not verify kubelet serving certificates (self-signed ones); the\n"
+          "bearer token then goes to whatever answers at a node's address");
+  AddText(app, "--kubelet-client-service-account", f.kubelet_client_service_account, "SA",
+          "[NAMESPACE/]NAME of the ServiceAccount whose short-lived tokens\n"
+          "(TokenRequest) are sent to kubelets; it needs only `get nodes/configz`,\n"
+          "so no node sees the controller's own token (NAMESPACE: $POD_NAMESPACE,\n"
+          "else kubelet-policy-system). Empty: the controller's own credentials");
 }
 
 void AddLeaderElectionFlags(CLI::App& app, RunFlags& f) {
@@ -152,6 +185,7 @@ void AddLoggingFlags(CLI::App& app, RunFlags& f) {
 void AddRunFlags(CLI::App& app, RunFlags& f) {
   AddConnectionFlags(app, f);
   AddConfigzFlags(app, f);
+  AddKubeletFlags(app, f);
   AddLeaderElectionFlags(app, f);
   AddServingFlags(app, f);
   AddWebhookFlags(app, f);
@@ -171,11 +205,18 @@ std::optional<std::string> LocalWebhookPort(const std::string& webhook_addr) {
 }
 
 Status ValidateRunFlags(const RunFlags& f) {
-  if (f.configz_qps > f.qps) {
+  if (f.configz_source == "apiserver-proxy" && f.configz_qps > f.qps) {
     std::ostringstream msg;
     msg << "--configz-qps (" << f.configz_qps << ") must not exceed --kube-api-qps (" << f.qps
-        << "): every /configz fetch is an API server request";
+        << "): with --configz-source apiserver-proxy every /configz fetch is an API server "
+           "request";
     return InvalidArgument(msg.str());
+  }
+  if (f.kubelet_insecure_tls && !f.kubelet_ca_file.empty()) {
+    return InvalidArgument(
+        "--kubelet-insecure-tls and --kubelet-certificate-authority contradict each other: "
+        "give the CA to verify kubelets with, or (self-signed kubelet certificates) skip "
+        "verification");
   }
   if (f.local_webhooks && f.webhook_cert_mode != "self-managed") {
     return InvalidArgument(

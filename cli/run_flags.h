@@ -27,6 +27,12 @@ struct RunFlags {
   int configz_concurrency = 10;
   double configz_qps = 40;
   int64_t configz_timeout_ns = 10'000'000'000;
+  // Kubelet connection
+  std::string configz_source = "kubelet";  // or "apiserver-proxy"
+  std::string kubelet_address_types = "InternalIP,ExternalIP,Hostname";
+  std::string kubelet_ca_file;  // empty: the API server's CA
+  bool kubelet_insecure_tls = false;
+  std::string kubelet_client_service_account = "kubelet-policy-controller-kubelet-client";
   // Leader election
   bool leader_elect = true;
   std::string lease_namespace = "kube-system";

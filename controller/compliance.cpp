@@ -151,13 +151,16 @@ std::optional<int64_t> NextExceptionExpiry(const policy::KubeletPolicy& policy, 
 
 // ---- the controller ----
 
-ComplianceController::ComplianceController(kube::Client& client, kube::EventRecorder& events,
+ComplianceController::ComplianceController(kube::Client& client, ConfigzSource& configz,
+                                           kube::EventRecorder& events,
                                            Registry& metrics, const Clock& clock,
                                            const kube::Store& policies, const kube::Store& nodes,
                                            const PolicyIndex& index, NodeFactsStore& facts,
                                            RemediationController& remediation,
                                            ComplianceOptions options, Hooks hooks)
     : client_(client),
+      configz_(configz),
+      source_(ConfigzSourceName(configz.kind())),
       events_(events),
       clock_(clock),
       policies_(policies),
@@ -174,10 +177,12 @@ ComplianceController::ComplianceController(kube::Client& client, kube::EventReco
                                    "Nodes failing a rule of a KubeletPolicy.", {"policy", "rule"})),
       fetch_latency_(
           metrics.AddHistogram("kubeletpolicy_configz_fetch_duration_seconds",
-                               "Latency of /configz fetches through the API server's node proxy.",
-                               {}, {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30})),
+                               "Latency of /configz fetches, by source (kubelet: direct; "
+                               "apiserver-proxy: through the API server's node proxy).",
+                               {"source"}, {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30})),
       fetch_errors_(metrics.AddCounter("kubeletpolicy_configz_fetch_errors_total",
-                                       "Failed /configz fetches by reason.", {"reason"})),
+                                       "Failed /configz fetches by reason and source.",
+                                       {"reason", "source"})),
       status_writes_(metrics.AddCounter("kubeletpolicy_status_writes_total",
                                         "KubeletPolicy status writes by result.", {"result"})) {
   scheduler_ = std::make_unique<ConfigzScheduler>(clock_, options_.scheduler,
@@ -210,13 +215,13 @@ void ComplianceController::Forget(const std::string& node) {
 
 void ComplianceController::Fetch(const std::string& node) {
   const auto start = clock_.Now();
-  ConfigzResult r = FetchNodeConfigz(client_, node, options_.configz_timeout);
+  ConfigzResult r = configz_.Fetch(node, options_.configz_timeout);
   r.checked_at = clock_.Now();
   r.checked_unix = clock_.UnixSeconds();
   r.latency = r.checked_at - start;
-  fetch_latency_.WithLabels({}).Observe(std::chrono::duration<double>(r.latency).count());
+  fetch_latency_.WithLabels({source_}).Observe(std::chrono::duration<double>(r.latency).count());
   if (!r.ok) {
-    fetch_errors_.WithLabels({r.reason}).Inc();
+    fetch_errors_.WithLabels({r.reason, source_}).Inc();
     spdlog::warn("node {}: {}", node, r.message);
   } else {
     spdlog::debug("node {}: configz fetched in {} ms", node,

@@ -22,6 +22,7 @@
 #include "base/clock.h"
 #include "base/metrics.h"
 #include "controller/configz_scheduler.h"
+#include "controller/configz_source.h"
 #include "controller/node_facts.h"
 #include "controller/node_info.h"
 #include "controller/policy_index.h"
@@ -81,7 +82,7 @@ class ComplianceController {
         checked;  // a check finished: reconcile its policies
   };
   // Every reference must outlive the controller.
-  ComplianceController(kube::Client& client, kube::EventRecorder& events, Registry& metrics,
+  ComplianceController(kube::Client& client, ConfigzSource& configz, kube::EventRecorder& events, Registry& metrics,
                        const Clock& clock, const kube::Store& policies, const kube::Store& nodes,
                        const PolicyIndex& index, NodeFactsStore& facts,
                        RemediationController& remediation, ComplianceOptions options, Hooks hooks);
@@ -138,6 +139,8 @@ class ComplianceController {
   void RemoveMetrics(const std::string& name, const Memory& mem);
 
   kube::Client& client_;
+  ConfigzSource& configz_;
+  const std::string source_;  // the metrics label
   kube::EventRecorder& events_;
   const Clock& clock_;
   const kube::Store& policies_;

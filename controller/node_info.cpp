@@ -1,6 +1,28 @@
 #include "controller/node_info.h"
 
 namespace kpc::controller {
+namespace {
+
+// Node addresses kept for reaching the kubelet: the first 16 string entries with a short type
+// and address (a Node lists a handful; the bounds only cap what a hostile one could make us keep).
+nlohmann::json KeptAddresses(const nlohmann::json& addresses) {
+  constexpr size_t kMaxAddresses = 16, kMaxField = 256;
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& a : addresses) {
+    if (out.size() >= kMaxAddresses) break;
+    if (!a.is_object() || !a.contains("type") || !a.contains("address")) continue;
+    const auto& t = a["type"];
+    const auto& v = a["address"];
+    if (!t.is_string() || !v.is_string() || t.get_ref<const std::string&>().size() > kMaxField ||
+        v.get_ref<const std::string&>().size() > kMaxField) {
+      continue;
+    }
+    out.push_back({{"type", t}, {"address", v}});
+  }
+  return out;
+}
+
+}  // namespace
 
 nlohmann::json TransformNode(const nlohmann::json& node) {
   nlohmann::json out = nlohmann::json::object();
@@ -15,6 +37,16 @@ nlohmann::json TransformNode(const nlohmann::json& node) {
   nlohmann::json s = nlohmann::json::object();
   if (st.contains("nodeInfo") && st["nodeInfo"].is_object() && st["nodeInfo"].contains("kubeletVersion")) {
     s["nodeInfo"]["kubeletVersion"] = st["nodeInfo"]["kubeletVersion"];
+  }
+  if (st.contains("addresses") && st["addresses"].is_array()) {
+    s["addresses"] = KeptAddresses(st["addresses"]);
+  }
+  if (st.contains("daemonEndpoints") && st["daemonEndpoints"].is_object()) {
+    const auto& de = st["daemonEndpoints"];
+    if (de.contains("kubeletEndpoint") && de["kubeletEndpoint"].is_object() &&
+        de["kubeletEndpoint"].contains("Port") && de["kubeletEndpoint"]["Port"].is_number_integer()) {
+      s["daemonEndpoints"]["kubeletEndpoint"]["Port"] = de["kubeletEndpoint"]["Port"];
+    }
   }
   if (st.contains("conditions") && st["conditions"].is_array()) {
     for (const auto& c : st["conditions"]) {

@@ -17,8 +17,9 @@
 
 namespace kpc::controller {
 
-// Informer transform: keeps metadata (name, uid, resourceVersion, labels), the kubelet version
-// and the Ready condition; drops images, volumes, allocatable and the rest.
+// Informer transform: keeps metadata (name, uid, resourceVersion, labels), the kubelet version,
+// the Ready condition, the addresses (at most 16) and the kubelet port; drops images, volumes,
+// allocatable and the rest.
 nlohmann::json TransformNode(const nlohmann::json& node);
 
 struct NodeInfo {

@@ -63,8 +63,14 @@ Operator::Operator(kube::Client& client, kube::EventRecorder& events, Registry& 
   remediation_ = std::make_unique<RemediationController>(
       client, events, metrics, clock_, *jobs_, *pods_, facts_, options_.remediation,
       RemediationController::Hooks{[this](const std::string& n) { compliance_->Trigger(n); }, enqueue});
+  if (options_.configz.source == ConfigzSourceKind::kKubelet) {
+    configz_ = NewKubeletSource(*nodes_, options_.configz.kubelet_http, options_.configz.kubelet_tokens,
+                                options_.configz.kubelet);
+  } else {
+    configz_ = NewApiserverProxySource(client);
+  }
   compliance_ = std::make_unique<ComplianceController>(
-      client, events, metrics, clock_, *policies_, *nodes_, *index_, facts_, *remediation_,
+      client, *configz_, events, metrics, clock_, *policies_, *nodes_, *index_, facts_, *remediation_,
       ComplianceOptions{options_.configz_timeout, options_.scheduler},
       ComplianceController::Hooks{[this](const std::string& n) { EnqueuePoliciesSelecting(n); }});
   audits_ = std::make_unique<FileAuditController>(

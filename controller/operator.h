@@ -22,6 +22,7 @@
 #include "base/metrics.h"
 #include "controller/compliance.h"
 #include "controller/configz_scheduler.h"
+#include "controller/configz_source.h"
 #include "controller/file_audit.h"
 #include "controller/manager.h"
 #include "controller/node_facts.h"
@@ -36,9 +37,19 @@
 
 namespace kpc::controller {
 
+// Where /configz comes from (controller/configz_source.h).
+struct ConfigzAccess {
+  ConfigzSourceKind source = ConfigzSourceKind::kKubelet;
+  // kubelet mode: REQUIRED non-null http (the kubelet TLS settings) and tokens.
+  KubeletSourceOptions kubelet;
+  std::shared_ptr<net::HttpClient> kubelet_http;
+  std::shared_ptr<kube::TokenSource> kubelet_tokens;
+};
+
 struct OperatorOptions {
   int workers = 2;
   std::chrono::milliseconds configz_timeout{10000};
+  ConfigzAccess configz;
   SchedulerOptions scheduler;
   std::string component = "kubelet-policy-controller";
   RemediationOptions remediation;
@@ -86,6 +97,7 @@ class Operator {
   std::unique_ptr<kube::Informer> pods_;
   std::unique_ptr<PolicyIndex> index_;
   std::unique_ptr<RemediationController> remediation_;
+  std::unique_ptr<ConfigzSource> configz_;
   std::unique_ptr<ComplianceController> compliance_;
   std::unique_ptr<FileAuditController> audits_;
   Manager manager_;

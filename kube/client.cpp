@@ -2,20 +2,16 @@
 
 #include "kube/client.h"
 
-#include <fstream>
 #include <mutex>
-#include <sstream>
 
 #include <spdlog/spdlog.h>
 
 #include "kube/rate_limiter.h"
+#include "kube/token_source.h"
 
 namespace kpc::kube {
 namespace {
 
-// How often a token file is re-read (service-account tokens rotate; kubelet refreshes them
-// well before expiry, so a minute is plenty) — and at once after a 401.
-constexpr std::chrono::seconds kTokenRefresh{60};
 // Watch reads poll the stop callback this often.
 constexpr std::chrono::milliseconds kWatchPoll{100};
 constexpr int kDefaultWatchTimeoutSeconds = 300;
@@ -78,7 +74,7 @@ class KubeClient final : public Client {
         clock_(clock),
         limiter_(clock, cfg_.qps, cfg_.burst) {
     while (!cfg_.server.empty() && cfg_.server.back() == '/') cfg_.server.pop_back();
-    token_ = cfg_.bearer_token;
+    tokens_ = NewClientConfigTokenSource(cfg_, clock_);
   }
 
   Result Get(const std::string& path, const std::string& query) override {
@@ -214,30 +210,12 @@ class KubeClient final : public Client {
     return cfg_.server + path + (query.empty() ? "" : "?" + query);
   }
 
-  std::string Token(bool force_reread) {
-    std::lock_guard<std::mutex> lock(token_mu_);
-    if (cfg_.bearer_token_file.empty()) return token_;
-    auto now = clock_.Now();
-    if (force_reread || !token_read_ || now - *token_read_ >= kTokenRefresh) {
-      std::ifstream in(cfg_.bearer_token_file);
-      std::stringstream ss;
-      if (in) ss << in.rdbuf();
-      std::string tok = ss.str();
-      while (!tok.empty() && (tok.back() == '\n' || tok.back() == '\r' || tok.back() == ' ')) tok.pop_back();
-      if (!in || tok.empty()) {
-        spdlog::warn("kube client: cannot read token file {}; keeping the previous token", cfg_.bearer_token_file);
-      } else {
-        token_ = tok;
-      }
-      token_read_ = now;
-    }
-    return token_;
+  // The token file is re-read every minute (service-account tokens rotate) and after a 401.
+  std::string Token() {
+    auto t = tokens_->Token();  // a ClientConfig's source always has a token (maybe empty)
+    return t.ok() ? *t : std::string();
   }
-
-  void InvalidateToken() {
-    std::lock_guard<std::mutex> lock(token_mu_);
-    token_read_.reset();
-  }
+  void InvalidateToken() { tokens_->Invalidate(); }
 
   net::HttpRequest BaseRequest(const std::string& method, const std::string& path, const std::string& query,
                                std::chrono::milliseconds timeout, const std::string& accept) {
@@ -247,7 +225,7 @@ class KubeClient final : public Client {
     req.timeout = timeout;
     req.headers["Accept"] = accept;
     req.headers["User-Agent"] = cfg_.user_agent;
-    std::string token = Token(false);
+    std::string token = Token();
     if (!token.empty()) req.headers["Authorization"] = "Bearer " + token;
     return req;
   }
@@ -269,8 +247,9 @@ class KubeClient final : public Client {
       Count(method, std::to_string(resp->status));
       // A rotated token: re-read the file and retry once.
       if (resp->status == 401 && attempt == 0 && !cfg_.bearer_token_file.empty()) {
-        std::string before = Token(false);
-        if (Token(true) != before) continue;
+        std::string before = Token();
+        InvalidateToken();
+        if (Token() != before) continue;
       }
       return resp;
     }
@@ -313,9 +292,7 @@ class KubeClient final : public Client {
   std::shared_ptr<net::HttpClient> http_;
   const Clock& clock_;
   TokenBucket limiter_;
-  std::mutex token_mu_;
-  std::string token_;
-  std::optional<std::chrono::steady_clock::time_point> token_read_;
+  std::unique_ptr<TokenSource> tokens_;
   mutable std::mutex counts_mu_;
   std::map<std::pair<std::string, std::string>, uint64_t> counts_;
 };

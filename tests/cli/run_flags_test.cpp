@@ -93,6 +93,14 @@ const std::vector<ValueCase>& ValueCases() {
       {"--configz-concurrency", "20",
        [](const RunFlags& f) { return std::to_string(f.configz_concurrency); }, "20"},
       {"--configz-qps", "12.5", [](const RunFlags& f) { return Str(f.configz_qps); }, "12.5"},
+      {"--configz-source", "apiserver-proxy", [](const RunFlags& f) { return f.configz_source; },
+       "apiserver-proxy"},
+      {"--kubelet-preferred-address-types", "Hostname, InternalIP",
+       [](const RunFlags& f) { return f.kubelet_address_types; }, "Hostname, InternalIP"},
+      {"--kubelet-certificate-authority", "/etc/kubelet-ca.crt",
+       [](const RunFlags& f) { return f.kubelet_ca_file; }, "/etc/kubelet-ca.crt"},
+      {"--kubelet-client-service-account", "ns/reader",
+       [](const RunFlags& f) { return f.kubelet_client_service_account; }, "ns/reader"},
       {"--configz-timeout", "5s",
        [](const RunFlags& f) { return std::to_string(f.configz_timeout_ns); },
        std::to_string(5 * kSecond)},
@@ -205,6 +213,11 @@ TEST_F(RunFlagsTest, DefaultsAreTheDocumentedOnes) {
   EXPECT_EQ(f.burst, 100);
   EXPECT_EQ(f.workers, 2);
   EXPECT_EQ(f.configz_concurrency, 10);
+  EXPECT_EQ(f.configz_source, "kubelet");
+  EXPECT_EQ(f.kubelet_address_types, "InternalIP,ExternalIP,Hostname");
+  EXPECT_EQ(f.kubelet_ca_file, "");
+  EXPECT_FALSE(f.kubelet_insecure_tls);
+  EXPECT_EQ(f.kubelet_client_service_account, "kubelet-policy-controller-kubelet-client");
   EXPECT_EQ(f.configz_qps, 40);
   EXPECT_EQ(f.configz_timeout_ns, 10 * kSecond);
   EXPECT_TRUE(f.leader_elect);
@@ -381,6 +394,15 @@ TEST_F(RunFlagsTest, BadValuesNameTheFlag) {
       {{"--webhook-cert-mode", "manual"},
        "--webhook-cert-mode: must be self-managed or cert-manager"},
       {{"--log-format=yaml"}, "--log-format: must be text or json, got \"yaml\""},
+      {{"--configz-source=direct"},
+       "--configz-source: must be kubelet or apiserver-proxy, got \"direct\""},
+      {{"--kubelet-preferred-address-types=InternalIP,Internal"},
+       "--kubelet-preferred-address-types: unknown node address type \"Internal\": use a "
+       "comma-separated list of Hostname, InternalIP, ExternalIP, InternalDNS, ExternalDNS"},
+      {{"--kubelet-preferred-address-types="},
+       "--kubelet-preferred-address-types: unknown node address type \"\""},
+      {{"--kubelet-preferred-address-types=Hostname,Hostname"},
+       "--kubelet-preferred-address-types: node address type Hostname is listed twice"},
       {{"--log-level", "loud"},
        "--log-level: must be trace, debug, info, warn or error, got \"loud\""},
       {{"--agent-host-path", "relative"},
@@ -416,9 +438,16 @@ TEST_F(RunFlagsTest, ChecksAcrossFlags) {
   };
   const std::vector<Case> cases = {
       {{"--configz-qps=50"}, ""},
-      {{"--configz-qps=51"},
-       "--configz-qps (51) must not exceed --kube-api-qps (50): every /configz fetch is an API "
-       "server request"},
+      // Direct kubelet fetches are not API server requests.
+      {{"--configz-qps=51"}, ""},
+      {{"--configz-source=apiserver-proxy", "--configz-qps=50"}, ""},
+      {{"--configz-source=apiserver-proxy", "--configz-qps=51"},
+       "--configz-qps (51) must not exceed --kube-api-qps (50): with --configz-source "
+       "apiserver-proxy every /configz fetch is an API server request"},
+      {{"--kubelet-insecure-tls", "--kubelet-certificate-authority=/ca.crt"},
+       "--kubelet-insecure-tls and --kubelet-certificate-authority contradict each other: give "
+       "the CA to verify kubelets with, or (self-signed kubelet certificates) skip verification"},
+      {{"--kubelet-insecure-tls"}, ""},
       {{"--kube-api-qps=100", "--configz-qps=80"}, ""},
       {{"--local-webhooks", "--webhook-addr=:9443"}, ""},
       {{"--local-webhooks", "--webhook-cert-mode=cert-manager"},
@@ -476,6 +505,9 @@ TEST_F(RunFlagsTest, HelpGroupsAreTrue) {
         "--kube-api-burst"}},
       {"Configz checks",
        {"--workers", "--configz-concurrency", "--configz-qps", "--configz-timeout"}},
+      {"Kubelet connection (where /configz is read)",
+       {"--configz-source", "--kubelet-preferred-address-types", "--kubelet-certificate-authority",
+        "--kubelet-insecure-tls", "--kubelet-client-service-account"}},
       {"Leader election (only the leader reconciles)",
        {"--leader-elect", "--leader-elect-namespace", "--leader-elect-name",
         "--leader-elect-lease-duration", "--leader-elect-renew-deadline",

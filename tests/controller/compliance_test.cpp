@@ -161,7 +161,8 @@ class ComplianceControllerTest : public ::testing::Test {
       : index_(policies_, parse_cache_),
         remediation_(kube_, events_, metrics_, clock_, jobs_, pods_, facts_, RemediationOptions{},
                      {}),
-        compliance_(kube_, events_, metrics_, clock_, policies_, nodes_, index_, facts_,
+        configz_(NewApiserverProxySource(kube_)),
+        compliance_(kube_, *configz_, events_, metrics_, clock_, policies_, nodes_, index_, facts_,
                     remediation_, {}, {}) {
     kube_.SetHook([this](const std::string& verb, const std::string& path, const std::string&,
                          const json& body) -> std::optional<kube::Result> {
@@ -199,6 +200,7 @@ class ComplianceControllerTest : public ::testing::Test {
   PolicyIndex index_;
   NodeFactsStore facts_;
   RemediationController remediation_;
+  std::unique_ptr<ConfigzSource> configz_;
   ComplianceController compliance_;
   std::vector<json> status_writes_;
   int rv_ = 100;

@@ -26,6 +26,23 @@ TEST(NodeInfoTest, TransformKeepsOnlyWhatTheControllerNeeds) {
   EXPECT_EQ(n.kubelet_minor, 34);
 }
 
+TEST(NodeInfoTest, TransformKeepsTheKubeletEndpointBounded) {
+  nlohmann::json node = {{"metadata", {{"name", "w1"}}},
+                         {"status",
+                          {{"daemonEndpoints", {{"kubeletEndpoint", {{"Port", 10250}}}}},
+                           {"addresses", nlohmann::json::array()}}}};
+  auto& addresses = node["status"]["addresses"];
+  addresses.push_back({{"type", "InternalIP"}, {"address", "10.0.0.1"}, {"extra", "dropped"}});
+  addresses.push_back({{"type", "Hostname"}, {"address", std::string(257, 'h')}});  // too long
+  addresses.push_back({{"type", "Hostname"}, {"address", 7}});                     // not a string
+  for (int i = 0; i < 40; ++i) addresses.push_back({{"type", "ExternalIP"}, {"address", "192.0.2.1"}});
+  auto t = TransformNode(node);
+  EXPECT_EQ(t["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"], 10250);
+  ASSERT_EQ(t["status"]["addresses"].size(), 16u);
+  EXPECT_EQ(t["status"]["addresses"][0], (nlohmann::json{{"type", "InternalIP"}, {"address", "10.0.0.1"}}));
+  EXPECT_EQ(t["status"]["addresses"][1]["type"], "ExternalIP");
+}
+
 TEST(NodeInfoTest, KubeletMinorVersions) {
   EXPECT_EQ(MinorOfVersion("v1.30.2-eks-1552ad0"), 30);
   EXPECT_EQ(MinorOfVersion("v1.28.14"), 28);
