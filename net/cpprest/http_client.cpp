@@ -2,9 +2,9 @@
 // cpprestsdk, pplx and boost::asio types appear.
 //
 // Why it looks the way it does:
-// - One web::http::client::http_client per scheme://authority, created lazily and kept for the
-//   life of this HttpClient: cpprestsdk pools keep-alive connections per http_client, so reusing
-//   it is what gives connection reuse.
+// - One web::http::client::http_client per scheme://authority, created lazily and kept (up to
+//   kMaxCachedHosts of them): cpprestsdk pools keep-alive connections per http_client, so
+//   reusing it is what gives connection reuse.
 // - Per-request deadlines are enforced here (timed wait + pplx cancellation, which makes the
 //   asio client close the socket) rather than through http_client_config::set_timeout: that
 //   timeout is fixed per http_client and is an inactivity timer, which would either kill long
@@ -44,6 +44,9 @@ namespace client = web::http::client;
 // Longest line a LineStream accepts (a watch event is one line; the API server caps objects at
 // ~1.5 MiB in etcd, so 16 MiB is generous and still bounds memory on garbage input).
 constexpr size_t kMaxLineBytes = 16u << 20;
+// Hosts whose http_client (and keep-alive pool, whose idle connections cpprestsdk closes
+// within a minute) is kept: more than the kubelets of a 5,000-node cluster.
+constexpr size_t kMaxCachedHosts = 8192;
 // Largest non-streaming body accepted.
 constexpr size_t kMaxBodyBytes = 256u << 20;
 
@@ -410,6 +413,9 @@ class CpprestHttpClient final : public HttpClient {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = clients_.find(base);
     if (it != clients_.end()) return it->second;
+    // One entry per host ever called: bounded, because hosts can come from outside (a Node's
+    // address). Past the cap the cache starts over; requests in flight keep their client.
+    if (clients_.size() >= kMaxCachedHosts) clients_.clear();
     client::http_client_config cfg;
     cfg.set_proxy(web::web_proxy(web::web_proxy::disabled));
     cfg.set_timeout(std::chrono::hours(1));  // safety net only; see the file comment

@@ -39,6 +39,19 @@ var leaderFlags = []string{
 	"--leader-elect-retry-period=1s",
 }
 
+// kubeletFlags reach the simulated kubelets directly: on their Hostname address (127.x; the
+// InternalIP 198.18.x is only for the API server's egress proxy and must never be dialed),
+// verified with the testenv's kubelet CA unless the test chooses its own TLS flags.
+func kubeletFlags(extra []string) []string {
+	flags := []string{"--kubelet-preferred-address-types=Hostname"}
+	for _, e := range extra {
+		if strings.HasPrefix(e, "--kubelet-insecure-tls") || strings.HasPrefix(e, "--kubelet-certificate-authority") {
+			return flags
+		}
+	}
+	return append(flags, "--kubelet-certificate-authority="+filepath.Join(stateDir, "pki", "kubelet-ca.crt"))
+}
+
 // startController starts `kubelet-policy-controller run` as its ServiceAccount. Its log goes to
 // a file in the test's temp dir and is printed when the test fails. It is stopped (SIGTERM)
 // when the test ends unless the test already stopped it.
@@ -61,6 +74,7 @@ func startController(t *testing.T, name string, extra ...string) *controller {
 		"--webhook-addr=",
 	}
 	args = append(args, leaderFlags...)
+	args = append(args, kubeletFlags(extra)...)
 	args = append(args, extra...)
 	cmd := exec.Command(controllerBinary, args...)
 	cmd.Stdout, cmd.Stderr = lf, lf
