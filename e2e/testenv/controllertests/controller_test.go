@@ -40,8 +40,8 @@ func TestRBACIsLeastPrivilege(t *testing.T) {
 		{"patch", "nodes"},
 		// nodes/proxy is exec-equivalent (the kubelet's exec/attach handshake is a GET): the
 		// default install reads /configz from the kubelet with nodes/configz instead.
-		{"get", "nodes/proxy"},
-		{"create", "nodes/proxy"},
+		{"get", "nodes", "--subresource=proxy"},
+		{"create", "nodes", "--subresource=proxy"},
 		{"create", "leases.coordination.k8s.io", "-n", "kube-system"},
 		{"delete", "leases.coordination.k8s.io", "-n", systemNamespace},
 		// Its Lease only, not the webhook's.
@@ -52,9 +52,9 @@ func TestRBACIsLeastPrivilege(t *testing.T) {
 		}
 	}
 	for _, allow := range [][]string{
-		{"get", "nodes/configz"},
+		{"get", "nodes", "--subresource=configz"},
 		{"list", "nodes"},
-		{"update", "kubeletpolicies.kubeletpolicy.io/status"},
+		{"update", "kubeletpolicies.kubeletpolicy.io", "--subresource=status"},
 		{"update", "leases.coordination.k8s.io/" + leaseName, "-n", systemNamespace},
 		{"create", "jobs.batch", "-n", remediationNamespace},
 	} {
@@ -104,6 +104,7 @@ func checkCanIGoldens(t *testing.T, sa, prefix string) {
 
 // canI returns the answer ("yes" or "no") of `kubectl auth can-i` as the given --as flag (exit
 // status 1 means "no"; kubectlRaw appends stderr warnings on failure, hence the first line).
+// A subresource needs --subresource: `nodes/proxy` would ask about the node named "proxy".
 func canI(t *testing.T, as string, args ...string) string {
 	t.Helper()
 	out, _ := kubectl(t, append([]string{"auth", "can-i", as}, args...)...)

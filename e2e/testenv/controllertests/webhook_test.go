@@ -66,6 +66,9 @@ func startWebhooks(t *testing.T, extra ...string) *webhookController {
 
 func startNamedWebhooks(t *testing.T, name string, extra ...string) *webhookController {
 	t.Helper()
+	// Fresh from deploy/: an earlier process of the same test may have rewritten them to its
+	// URL, and applying the Service-backed manifest over a URL would set both.
+	mustKubectl(t, "delete", "validatingwebhookconfiguration,mutatingwebhookconfiguration", webhookConfigurationName, "--ignore-not-found")
 	mustKubectl(t, "apply", "-f", filepath.Join(repoRoot, "deploy", "base", "webhooks.yaml"))
 	port := freePort(t)
 	args := append([]string{"--local-webhooks", fmt.Sprintf("--webhook-addr=:%d", port), "--webhook-cert-sync-period=1s"}, extra...)
@@ -696,9 +699,9 @@ func TestWebhookRBACIsLeastPrivilege(t *testing.T) {
 	for _, deny := range [][]string{
 		{"get", "nodes"},
 		{"list", "nodes"},
-		{"get", "nodes/proxy"},
-		{"create", "nodes/proxy"},
-		{"get", "nodes/configz"},
+		{"get", "nodes", "--subresource=proxy"},
+		{"create", "nodes", "--subresource=proxy"},
+		{"get", "nodes", "--subresource=configz"},
 		{"get", "jobs.batch", "-n", remediationNamespace},
 		{"create", "jobs.batch", "-n", remediationNamespace},
 		{"list", "jobs.batch", "-A"},
@@ -706,7 +709,7 @@ func TestWebhookRBACIsLeastPrivilege(t *testing.T) {
 		{"list", "pods", "-A"},
 		{"create", "pods", "-n", systemNamespace},
 		{"update", "kubeletpolicies.kubeletpolicy.io"},
-		{"update", "kubeletpolicies.kubeletpolicy.io/status"},
+		{"update", "kubeletpolicies.kubeletpolicy.io", "--subresource=status"},
 		{"get", "secrets", "-A"},
 		{"list", "secrets", "-n", systemNamespace},
 		{"get", "secrets/some-other-secret", "-n", systemNamespace},
