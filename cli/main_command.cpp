@@ -6,6 +6,7 @@
 #include "cli/check_command.h"
 #include "cli/command_line.h"
 #include "cli/run_command.h"
+#include "cli/webhook_command.h"
 
 namespace kpc::cli {
 namespace {
@@ -36,6 +37,8 @@ int RunMain(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     return app.add_subcommand(name, description)->group("Commands");
   };
   const CLI::App* run = command("run", "run the operator against a cluster");
+  const CLI::App* webhook =
+      command("webhook", "serve the admission webhooks for KubeletPolicy (its own process)");
   const CLI::App* check =
       command("check", "evaluate policy files against kubelet configurations (offline)");
   const CLI::App* agent = command(
@@ -67,6 +70,7 @@ int RunMain(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       return 0;
     }
     if (run->parsed()) return RunOperator(rest, out, err);
+    if (webhook->parsed()) return RunWebhook(rest, out, err);
     if (check->parsed()) return RunCheck(rest, out, err, clock.UnixSeconds(), stdout_is_terminal);
     if (agent->parsed()) return agent::RunAgent(rest, out, err);
   }

@@ -1,6 +1,6 @@
 #pragma once
 // The binary's command line: `kubelet-policy-controller <command> [flags]`. The first word
-// picks the command (run, check, agent, version, help; or -h/--help, --version), which gets
+// picks the command (run, webhook, check, agent, version, help; or -h/--help, --version), which gets
 // every word after it unchanged. Without a word: usage and exit code 2; an unknown command:
 // an error naming it, usage, exit code 2.
 

@@ -1,6 +1,6 @@
 #pragma once
-// `kubelet-policy-controller run`: the operator and the admission webhooks, until SIGTERM or
-// SIGINT. Flags: cli/run_flags.h.
+// `kubelet-policy-controller run`: the operator, until SIGTERM or SIGINT. Flags:
+// cli/run_flags.h. The admission webhooks are another process (cli/webhook_command.h).
 #include <ostream>
 #include <string>
 #include <vector>

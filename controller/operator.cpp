@@ -103,8 +103,6 @@ void Operator::Start() { manager_.StartShared(); }
 
 bool Operator::HasSynced() const { return policies_->HasSynced() && nodes_->HasSynced(); }
 
-std::vector<json> Operator::CachedPolicies() const { return policies_->List(); }
-
 void Operator::Stop() {
   queue_.ShutDown();
   manager_.StopAll();

@@ -69,12 +69,6 @@ class Operator {
   void RunLeader(const std::function<bool()>& stop);  // blocks
   void Stop();
 
-  // The KubeletPolicies in the informer cache (every replica; e.g. for the admission webhook's
-  // conflict check). Empty until the cache has synced.
-  std::vector<nlohmann::json> CachedPolicies() const;
-  // The parse of each policy, shared with the admission webhook's conflict check.
-  policy::PolicyParseCache& ParseCache() { return parse_cache_; }
-
  private:
   void OnPolicyChange(const nlohmann::json* old_obj, const nlohmann::json* new_obj);
   void OnNodeChange(const nlohmann::json* old_obj, const nlohmann::json* new_obj);

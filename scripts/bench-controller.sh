@@ -67,8 +67,10 @@ for n in "${counts[@]}"; do
   echo "$direct"
   # The baseline needs the opt-in RBAC (get nodes/proxy): the apiserver-proxy component.
   tmp=$(mktemp -d)
+  # (kustomize refuses absolute paths)
   printf 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [%s]\ncomponents: [%s]\n' \
-    "$root/deploy/overlays/out-of-cluster" "$root/deploy/components/apiserver-proxy" >"$tmp/kustomization.yaml"
+    "$(realpath --relative-to="$tmp" "$root/deploy/overlays/out-of-cluster")" \
+    "$(realpath --relative-to="$tmp" "$root/deploy/components/apiserver-proxy")" >"$tmp/kustomization.yaml"
   k apply --server-side -k "$tmp" >/dev/null
   rm -rf "$tmp"
   proxy=$(run_mode "$state" "$n" apiserver-proxy "$@")

@@ -1,23 +1,29 @@
 #!/usr/bin/env bash
-# The demo: a real local control plane (e2e/testenv) with simulated kubelet nodes, the
-# controller running as its own ServiceAccount, and the CIS sample policy applied.
+# The demo: a real local control plane (e2e/testenv) with simulated kubelet nodes, the two
+# processes of the controller - the operator (`run`) and the admission webhooks (`webhook`) -
+# each running as its own ServiceAccount, and the CIS sample policy applied.
 #   scripts/demo.sh          bring it all up and show the results
-#   scripts/demo.sh down     stop the controller and the control plane
+#   scripts/demo.sh down     stop both processes and the control plane
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 state=${KPC_DEMO_STATE:-/tmp/kpc-demo}
 policy=cis-kubeadm-kubelet
 
-stop_controller() {
-  if [[ -f $state/controller.pid ]]; then
-    kill "$(cat "$state/controller.pid")" 2>/dev/null || true
-    rm -f "$state/controller.pid"
+# Stops the process whose pid is in $state/NAME.pid (started by an earlier demo).
+stop_process() {
+  if [[ -f $state/$1.pid ]]; then
+    kill "$(cat "$state/$1.pid")" 2>/dev/null || true
+    rm -f "$state/$1.pid"
   fi
+}
+stop_processes() {
+  stop_process controller
+  stop_process webhook
 }
 
 if [[ ${1:-} == down ]]; then
-  stop_controller
+  stop_processes
   exec e2e/testenv/down --state "$state"
 fi
 
@@ -31,28 +37,37 @@ kubeconfig=$(e2e/testenv/up --state "$state" --nodes-dir e2e/demo/nodes --image-
 export KUBECONFIG=$kubeconfig
 kubectl() { "$root/e2e/testenv/kubectl" "$@"; }
 
-echo "==> installing the CRD, namespaces, ServiceAccount, RBAC (kubectl apply -k deploy/overlays/out-of-cluster) and the webhook configurations" >&2
-# A previous demo's controller (--local-webhooks below) rewrote the webhook configurations to
-# its local URL: start again from deploy/'s.
+echo "==> installing the CRD, namespaces, both ServiceAccounts, RBAC (kubectl apply -k deploy/overlays/out-of-cluster) and the webhook configurations" >&2
+# A previous demo's webhook process (--local-webhooks below) rewrote the webhook
+# configurations to its local URL: start again from deploy/'s.
 kubectl delete validatingwebhookconfiguration,mutatingwebhookconfiguration kubelet-policy-controller --ignore-not-found >/dev/null
 kubectl apply --server-side -k deploy/overlays/out-of-cluster >/dev/null
 kubectl apply --server-side -f deploy/base/webhooks.yaml >/dev/null
 kubectl wait --for=condition=Established crd/kubeletpolicies.kubeletpolicy.io --timeout=60s >/dev/null
 
-echo "==> starting the controller as system:serviceaccount:kubelet-policy-system:kubelet-policy-controller" >&2
-sa_kubeconfig=$(e2e/testenv/kubeconfig-for-sa --state "$state" --out "$state/controller.kubeconfig" kubelet-policy-system kubelet-policy-controller | tail -n1)
-stop_controller
+stop_processes
 mkdir -p "$state/logs"
+echo "==> starting the admission webhooks as system:serviceaccount:kubelet-policy-system:kubelet-policy-controller-webhook" >&2
+webhook_kubeconfig=$(e2e/testenv/kubeconfig-for-sa --state "$state" --out "$state/webhook.kubeconfig" kubelet-policy-system kubelet-policy-controller-webhook | tail -n1)
 # --local-webhooks: the admission webhooks are served on 127.0.0.1:18443 and registered by URL
-# (the local control plane cannot reach an in-cluster Service). Remediation Jobs run the same
-# binary (the fleet maps the image to it) and restart simulated kubelets the fleet's way.
+# (the local control plane cannot reach an in-cluster Service).
+setsid "$bin" webhook --kubeconfig "$webhook_kubeconfig" --leader-elect-namespace kubelet-policy-system \
+  --webhook-namespace kubelet-policy-system --health-addr 127.0.0.1:18091 --metrics-addr 127.0.0.1:18090 \
+  --local-webhooks --webhook-addr 127.0.0.1:18443 --webhook-cert-sync-period 1s \
+  >"$state/logs/webhook.log" 2>&1 < /dev/null &
+echo $! >"$state/webhook.pid"
+
+echo "==> starting the operator as system:serviceaccount:kubelet-policy-system:kubelet-policy-controller" >&2
+sa_kubeconfig=$(e2e/testenv/kubeconfig-for-sa --state "$state" --out "$state/controller.kubeconfig" kubelet-policy-system kubelet-policy-controller | tail -n1)
+# Remediation Jobs run the same binary (the fleet maps the image to it) and restart simulated
+# kubelets the fleet's way.
 setsid "$bin" run --kubeconfig "$sa_kubeconfig" --leader-elect-namespace kubelet-policy-system \
   --health-addr 127.0.0.1:18081 --metrics-addr 127.0.0.1:18080 \
-  --local-webhooks --webhook-addr 127.0.0.1:18443 --webhook-cert-sync-period 1s \
   --agent-image kubelet-policy-controller:demo --agent-host-path /run/testenv \
   --kubelet-restart-command "$state/bin/testenv restart-kubelet --host-root /host" \
   >"$state/logs/controller.log" 2>&1 < /dev/null &
 echo $! >"$state/controller.pid"
+# Policy writes go through the webhook (failurePolicy Fail): wait until it answers.
 for _ in $(seq 60); do
   kubectl apply --server-side --dry-run=server -f deploy/samples/cis-kubeadm.yaml >/dev/null 2>&1 && break
   sleep 1
@@ -116,9 +131,10 @@ Explore (export KUBECONFIG=$kubeconfig first):
   e2e/testenv/kubectl explain kubeletpolicy.spec.rules
   e2e/testenv/kubectl get events -A
   e2e/testenv/kubectl get --raw /api/v1/nodes/worker-3/proxy/configz
-  curl -s 127.0.0.1:18080/metrics | grep kubeletpolicy_
+  curl -s 127.0.0.1:18080/metrics | grep kubeletpolicy_                   # the operator
+  curl -s 127.0.0.1:18090/metrics | grep kubeletpolicy_admission          # the webhooks
   $bin check --policy deploy/samples/cis-kubeadm.yaml --configz <file>   # the same checks, offline
-Controller logs: $state/logs/controller.log; control plane logs: $state/logs/
+Logs: $state/logs/controller.log (operator), $state/logs/webhook.log (webhooks); control plane: $state/logs/
 Stop it all:
   scripts/demo.sh down
 EOT

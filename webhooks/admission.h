@@ -49,8 +49,8 @@ struct AdmissionResult {
   size_t warnings = 0;
 };
 
-// Policies that would fight over the same kubelet field. The operator's informer cache
-// implements it (FindRemediationConflicts over the cached KubeletPolicies).
+// Policies that would fight over the same kubelet field (CachedConflictChecker in
+// webhooks/server.h: FindRemediationConflicts over an informer cache of KubeletPolicies).
 class ConflictChecker {
  public:
   virtual ~ConflictChecker() = default;

@@ -317,6 +317,7 @@ Status CertRotator::SyncOnce() {
                    why);
     }
     if (Status s = WriteSecret(plan->next, exists, rv); !s.ok()) return s;
+    if (options_.on_secret_written) options_.on_secret_written(plan->reasons);
   } else if (plan->waiting_for_propagation) {
     spdlog::debug(
         "webhook certificates: waiting for the CA to propagate to the webhook configurations");

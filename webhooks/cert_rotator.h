@@ -24,6 +24,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -85,6 +86,9 @@ struct CertRotatorOptions {
   // --local-webhooks: also point every webhook's clientConfig at this base URL
   // ("https://127.0.0.1:9443") instead of the Service.
   std::string url_base;
+  // Called by SyncOnce after it wrote the Secret, with the plan's reasons (e.g. to record an
+  // Event); may be empty.
+  std::function<void(const std::vector<std::string>& reasons)> on_secret_written;
 };
 
 // SyncOnce runs on one thread at a time; ReadServingPair only reads the API and may run

@@ -2,7 +2,7 @@
 // The admission webhook HTTPS server: /validate-kubeletpolicy and /mutate-kubeletpolicy over
 // net::HttpServer (TLS 1.2+), answered by webhooks/admission.h, with metrics; plus the pieces
 // that feed it a serving certificate (from a directory or from the self-managed Secret) and the
-// conflict check over the operator's informer cache.
+// conflict check over an informer cache of KubeletPolicies.
 //
 // Threading: every class here is safe for concurrent use. Request latency is measured on the
 // server's Clock, which must outlive it.
@@ -100,9 +100,9 @@ class CertReloader {
   std::string last_error_;
 };
 
-// ConflictChecker over a list of KubeletPolicy objects (the informer cache). Objects are parsed
-// through `parses` (the operator's, so each policy is parsed once per resourceVersion in the
-// whole process); invalid ones are skipped.
+// ConflictChecker over a list of KubeletPolicy objects (an informer cache). Objects are parsed
+// through `parses`, so each policy is parsed once per resourceVersion however many reviews
+// compare with it; invalid ones are skipped.
 class CachedConflictChecker final : public ConflictChecker {
  public:
   CachedConflictChecker(std::function<std::vector<nlohmann::json>()> list, kpc::policy::PolicyParseCache& parses);

@@ -20,8 +20,8 @@ import (
 // server; any other kind it does not serve fails the test.
 var notInTestenv = map[string]bool{"cert-manager.io/v1": true, "monitoring.coreos.com/v1": true}
 
-// installIdentity applies what the controller e2e tests apply (CRD, namespaces,
-// ServiceAccount, RBAC): the live tests need the namespaces and the CRD to exist.
+// installIdentity applies what the controller e2e tests apply (CRD, namespaces, both
+// ServiceAccounts, RBAC): the live tests need the namespaces and the CRD to exist.
 func installIdentity(t *testing.T, env *liveEnv) {
 	t.Helper()
 	env.mustKubectl(t, nil, "apply", "--server-side", "-k", repoPath("deploy", "overlays", "out-of-cluster"))
@@ -120,9 +120,9 @@ func TestLiveApplyOverlays(t *testing.T) {
 }
 
 // TestLivePodSecurity: the controller's pods are admitted under the `restricted` Pod Security
-// level for real - the Deployment of the default overlay is applied (without the webhook
-// configurations) and the ReplicaSet controller must create its 2 pods in the restricted
-// namespace (e2e/testenv has no scheduler: they stay Pending). And the namespace labels are
+// level for real - the Deployments of the default overlay (operator and webhook) are applied
+// (without the webhook configurations) and the ReplicaSet controller must create 2 pods of
+// each in the restricted namespace (e2e/testenv has no scheduler: they stay Pending). And the namespace labels are
 // in force: a privileged pod is refused there and admitted in the remediation namespace.
 func TestLivePodSecurity(t *testing.T) {
 	env := needEnv(t)
@@ -136,8 +136,10 @@ func TestLivePodSecurity(t *testing.T) {
 		}
 	}
 	t.Cleanup(func() {
-		for _, r := range []string{"deployment/kubelet-policy-controller", "service/kubelet-policy-controller-webhook",
-			"service/kubelet-policy-controller-metrics", "poddisruptionbudget/kubelet-policy-controller", "networkpolicy/kubelet-policy-controller"} {
+		for _, r := range []string{"deployment/kubelet-policy-controller", "deployment/kubelet-policy-controller-webhook",
+			"service/kubelet-policy-controller-webhook", "service/kubelet-policy-controller-metrics",
+			"poddisruptionbudget/kubelet-policy-controller", "poddisruptionbudget/kubelet-policy-controller-webhook",
+			"networkpolicy/kubelet-policy-controller", "networkpolicy/kubelet-policy-controller-webhook"} {
 			if out, err := env.kubectl(nil, "-n", systemNS, "delete", r, "--ignore-not-found", "--wait=true"); err != nil {
 				t.Logf("cleanup: %v\n%s", err, out)
 			}
@@ -150,17 +152,19 @@ func TestLivePodSecurity(t *testing.T) {
 	if strings.Contains(stderr, "PodSecurity") {
 		t.Errorf("Pod Security warnings:\n%s", stderr)
 	}
-	eventually(t, 60*time.Second, "the ReplicaSet controller creates 2 controller pods", func() error {
-		out, err := env.kubectl(nil, "-n", systemNS, "get", "pods", "-l", "app.kubernetes.io/name=kubelet-policy-controller,app.kubernetes.io/component=controller", "-o", "name")
-		if err != nil {
-			return err
-		}
-		if n := len(strings.Fields(out)); n != 2 {
-			ev, _ := env.kubectl(nil, "-n", systemNS, "get", "events", "--field-selector", "reason=FailedCreate", "-o", "custom-columns=MSG:.message", "--no-headers")
-			return fmt.Errorf("%d pods (FailedCreate events: %s)", n, strings.TrimSpace(ev))
-		}
-		return nil
-	})
+	for _, component := range []string{"controller", "webhook"} {
+		eventually(t, 60*time.Second, "the ReplicaSet controller creates 2 "+component+" pods", func() error {
+			out, err := env.kubectl(nil, "-n", systemNS, "get", "pods", "-l", "app.kubernetes.io/name=kubelet-policy-controller,app.kubernetes.io/component="+component, "-o", "name")
+			if err != nil {
+				return err
+			}
+			if n := len(strings.Fields(out)); n != 2 {
+				ev, _ := env.kubectl(nil, "-n", systemNS, "get", "events", "--field-selector", "reason=FailedCreate", "-o", "custom-columns=MSG:.message", "--no-headers")
+				return fmt.Errorf("%d pods (FailedCreate events: %s)", n, strings.TrimSpace(ev))
+			}
+			return nil
+		})
+	}
 	// The pod the ReplicaSet created carries the restricted settings and the agent image.
 	out := env.mustKubectl(t, nil, "-n", systemNS, "get", "pods", "-l", "app.kubernetes.io/component=controller", "-o", "json")
 	var pods struct{ Items []obj }

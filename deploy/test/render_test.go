@@ -2,6 +2,7 @@ package deploytest
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -26,17 +27,35 @@ var (
 // overlays are the kustomizations users apply; "deploy" is what `kubectl apply -k deploy/` installs.
 var overlays = []string{"deploy", "deploy/overlays/self-managed", "deploy/overlays/cert-manager", "deploy/overlays/out-of-cluster"}
 
-func controllerContainer(t *testing.T, objs []obj) obj {
+const (
+	webhookName       = "kubelet-policy-controller-webhook"
+	kubeletClientName = "kubelet-policy-controller-kubelet-client"
+)
+
+// container returns the named container of a Deployment.
+func container(t *testing.T, objs []obj, deployment, name string) obj {
 	t.Helper()
-	d := find(t, objs, "Deployment", controllerName)
+	d := find(t, objs, "Deployment", deployment)
 	cs, _ := get(d, "spec", "template", "spec", "containers").([]any)
 	for _, c := range cs {
-		if c.(obj)["name"] == "controller" {
+		if c.(obj)["name"] == name {
 			return c.(obj)
 		}
 	}
-	t.Fatal("the Deployment has no container named controller")
+	t.Fatalf("the Deployment %s has no container named %s", deployment, name)
 	return nil
+}
+
+// controllerContainer is the operator's (`run`).
+func controllerContainer(t *testing.T, objs []obj) obj {
+	t.Helper()
+	return container(t, objs, controllerName, "controller")
+}
+
+// webhookContainer is the admission webhooks' (`webhook`).
+func webhookContainer(t *testing.T, objs []obj) obj {
+	t.Helper()
+	return container(t, objs, webhookName, "webhook")
 }
 
 func args(c obj) []string {
@@ -77,78 +96,59 @@ func TestKustomizeOverlays(t *testing.T) {
 	}
 	for _, o := range []string{"deploy/overlays/self-managed", "deploy/overlays/cert-manager"} {
 		objs := built[o]
-		c := controllerContainer(t, objs)
-		// Remediation Jobs run the controller's own image.
-		if v, _ := envValue(c, "KPC_AGENT_IMAGE"); v != c["image"] || !hasArg(c, "--agent-image=$(KPC_AGENT_IMAGE)") {
-			t.Errorf("%s: KPC_AGENT_IMAGE %q, --agent-image from it %v, want the container image %q", o, v, hasArg(c, "--agent-image=$(KPC_AGENT_IMAGE)"), c["image"])
-		}
-		if first, _, found := strings.Cut(c["image"].(string), "/"); found && (strings.ContainsAny(first, ".:") || first == "localhost") {
-			t.Errorf("%s: image %q names a registry host; manifests carry none", o, c["image"])
-		}
-		for _, a := range []string{"--leader-elect=true", "--health-addr=:8081", "--metrics-addr=:8080", "--webhook-addr=:9443",
-			"--webhook-cert-dir=/var/run/kubelet-policy-controller/webhook-certs", "--remediation-namespace=" + remediationNS} {
-			if !hasArg(c, a) {
-				t.Errorf("%s: the controller lacks %s", o, a)
-			}
-		}
 		mode := "self-managed"
 		if strings.HasSuffix(o, "cert-manager") {
 			mode = "cert-manager"
 		}
-		if !hasArg(c, "--webhook-cert-mode="+mode) {
-			t.Errorf("%s: want --webhook-cert-mode=%s in %v", o, mode, args(c))
+		c := controllerContainer(t, objs)
+		w := webhookContainer(t, objs)
+		// Remediation Jobs run the controller's own image; so does the webhook.
+		if v, _ := envValue(c, "KPC_AGENT_IMAGE"); v != c["image"] || !hasArg(c, "--agent-image=$(KPC_AGENT_IMAGE)") {
+			t.Errorf("%s: KPC_AGENT_IMAGE %q, --agent-image from it %v, want the container image %q", o, v, hasArg(c, "--agent-image=$(KPC_AGENT_IMAGE)"), c["image"])
 		}
-		sec := get(c, "securityContext").(obj)
-		if sec["readOnlyRootFilesystem"] != true || sec["allowPrivilegeEscalation"] != false || sec["runAsNonRoot"] != true ||
-			!reflect.DeepEqual(get(sec, "capabilities", "drop"), []any{"ALL"}) || str(sec, "seccompProfile", "type") != "RuntimeDefault" {
-			t.Errorf("%s: container securityContext is not restricted: %v", o, sec)
+		if w["image"] != c["image"] {
+			t.Errorf("%s: the webhook runs %v, the operator %v", o, w["image"], c["image"])
 		}
-		for _, kind := range []string{"Service", "PodDisruptionBudget", "NetworkPolicy", "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"} {
-			found := false
+		if first, _, found := strings.Cut(c["image"].(string), "/"); found && (strings.ContainsAny(first, ".:") || first == "localhost") {
+			t.Errorf("%s: image %q names a registry host; manifests carry none", o, c["image"])
+		}
+		checkProcesses(t, o, objs, mode)
+		for _, ctr := range []obj{c, w} {
+			sec := get(ctr, "securityContext").(obj)
+			if sec["readOnlyRootFilesystem"] != true || sec["allowPrivilegeEscalation"] != false || sec["runAsNonRoot"] != true ||
+				!reflect.DeepEqual(get(sec, "capabilities", "drop"), []any{"ALL"}) || str(sec, "seccompProfile", "type") != "RuntimeDefault" {
+				t.Errorf("%s: container %s securityContext is not restricted: %v", o, ctr["name"], sec)
+			}
+		}
+		for kind, n := range map[string]int{"Deployment": 2, "Service": 2, "PodDisruptionBudget": 2, "NetworkPolicy": 2, "ServiceAccount": 3,
+			"ValidatingWebhookConfiguration": 1, "MutatingWebhookConfiguration": 1} {
+			found := 0
 			for _, x := range objs {
-				found = found || x["kind"] == kind
+				if x["kind"] == kind {
+					found++
+				}
 			}
-			if !found {
-				t.Errorf("%s: no %s", o, kind)
+			if found != n {
+				t.Errorf("%s: %d %s, want %d", o, found, kind, n)
 			}
 		}
-		// The webhooks call the Service that selects the controller pods.
+		// The webhooks call the Service that selects the webhook pods.
 		for _, kind := range []string{"ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"} {
-			w := find(t, objs, kind, controllerName)
-			svc := get(w["webhooks"].([]any)[0], "clientConfig", "service").(obj)
+			wh := find(t, objs, kind, controllerName)
+			svc := get(wh["webhooks"].([]any)[0], "clientConfig", "service").(obj)
 			if svc["name"] != "kubelet-policy-controller-webhook" || svc["namespace"] != systemNS {
 				t.Errorf("%s: %s calls %v", o, kind, svc)
 			}
-			inject := str(w, "metadata", "annotations", "cert-manager.io/inject-ca-from")
+			inject := str(wh, "metadata", "annotations", "cert-manager.io/inject-ca-from")
 			if (mode == "cert-manager") != (inject == systemNS+"/kubelet-policy-controller-webhook") {
 				t.Errorf("%s: %s cert-manager.io/inject-ca-from %q", o, kind, inject)
 			}
 		}
-		// Least privilege: the self-managed certificate RBAC exists only where it is used.
-		hasCertRBAC := false
-		for _, x := range objs {
-			hasCertRBAC = hasCertRBAC || str(x, "metadata", "name") == "kubelet-policy-controller-webhook-certs"
-		}
-		if hasCertRBAC != (mode == "self-managed") {
-			t.Errorf("%s: webhook-certs RBAC present=%v", o, hasCertRBAC)
-		}
-		// No wildcards in any rule.
-		for _, x := range objs {
-			if x["kind"] != "ClusterRole" && x["kind"] != "Role" {
-				continue
-			}
-			for _, r := range x["rules"].([]any) {
-				for _, f := range []string{"apiGroups", "resources", "verbs"} {
-					for _, v := range r.(obj)[f].([]any) {
-						if strings.Contains(v.(string), "*") {
-							t.Errorf("%s: %s has a wildcard %s: %v", o, key(x), f, r)
-						}
-					}
-				}
-			}
-		}
+		// Least privilege: exactly the documented rights for each ServiceAccount, the
+		// self-managed certificate RBAC only where it is used, no wildcards.
+		checkRBAC(t, o, objs, mode, false)
 	}
-	// Out of cluster: identity and permissions only.
+	// Out of cluster: identity and permissions only, for both processes, as in the default.
 	for _, x := range built["deploy/overlays/out-of-cluster"] {
 		switch x["kind"] {
 		case "CustomResourceDefinition", "Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding":
@@ -156,12 +156,142 @@ func TestKustomizeOverlays(t *testing.T) {
 			t.Errorf("out-of-cluster overlay has %s", key(x))
 		}
 	}
+	find(t, built["deploy/overlays/out-of-cluster"], "ServiceAccount", controllerName)
+	find(t, built["deploy/overlays/out-of-cluster"], "ServiceAccount", webhookName)
+	find(t, built["deploy/overlays/out-of-cluster"], "ServiceAccount", kubeletClientName)
+	checkRBAC(t, "deploy/overlays/out-of-cluster", built["deploy/overlays/out-of-cluster"], "self-managed", false)
 	// The namespaces' Pod Security levels.
 	for ns, level := range map[string]string{systemNS: "restricted", remediationNS: "privileged"} {
 		n := find(t, built["deploy"], "Namespace", ns)
 		if got := str(n, "metadata", "labels", "pod-security.kubernetes.io/enforce"); got != level {
 			t.Errorf("namespace %s enforces %q, want %q", ns, got, level)
 		}
+	}
+}
+
+// podLabels returns a Deployment's pod template labels.
+func podLabels(t *testing.T, objs []obj, deployment string) obj {
+	t.Helper()
+	return get(find(t, objs, "Deployment", deployment), "spec", "template", "metadata", "labels").(obj)
+}
+
+// selects reports whether a label selector (matchLabels or a Service's selector) matches labels.
+func selects(selector, labels obj) bool {
+	if len(selector) == 0 {
+		return false
+	}
+	for k, v := range selector {
+		if labels[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func portNames(c obj) []string {
+	var out []string
+	ports, _ := c["ports"].([]any)
+	for _, p := range ports {
+		out = append(out, str(p.(obj), "name"))
+	}
+	return out
+}
+
+// checkProcesses: two Deployments, one per subcommand and ServiceAccount; admission traffic
+// reaches the webhook pods only; each has its PodDisruptionBudget and NetworkPolicy.
+func checkProcesses(t *testing.T, what string, objs []obj, mode string) {
+	t.Helper()
+	c, w := controllerContainer(t, objs), webhookContainer(t, objs)
+	ca, wa := args(c), args(w)
+	if len(ca) == 0 || ca[0] != "run" || len(wa) == 0 || wa[0] != "webhook" {
+		t.Errorf("%s: the operator runs %v, the webhook %v", what, ca, wa)
+	}
+	for _, a := range []string{"--leader-elect=true", "--health-addr=:8081", "--metrics-addr=:8080", "--remediation-namespace=" + remediationNS} {
+		if !hasArg(c, a) {
+			t.Errorf("%s: the operator lacks %s", what, a)
+		}
+	}
+	for _, a := range ca {
+		if strings.HasPrefix(a, "--webhook-") || strings.HasPrefix(a, "--local-webhooks") {
+			t.Errorf("%s: the operator gets the webhook flag %s", what, a)
+		}
+	}
+	for _, a := range []string{"--leader-elect=true", "--health-addr=:8081", "--metrics-addr=:8080", "--webhook-addr=:9443",
+		"--webhook-cert-dir=/var/run/kubelet-policy-controller/webhook-certs", "--webhook-cert-mode=" + mode} {
+		if !hasArg(w, a) {
+			t.Errorf("%s: the webhook lacks %s in %v", what, a, wa)
+		}
+	}
+	if got := strings.Join(portNames(c), ","); got != "metrics,health" {
+		t.Errorf("%s: the operator's ports are %s, want metrics,health (no webhook port)", what, got)
+	}
+	if got := strings.Join(portNames(w), ","); got != "webhook,metrics,health" {
+		t.Errorf("%s: the webhook's ports are %s", what, got)
+	}
+	for d, sa := range map[string]string{controllerName: controllerName, webhookName: webhookName} {
+		if got := str(find(t, objs, "Deployment", d), "spec", "template", "spec", "serviceAccountName"); got != sa {
+			t.Errorf("%s: Deployment %s runs as %q, want %q", what, d, got, sa)
+		}
+	}
+	opLabels, whLabels := podLabels(t, objs, controllerName), podLabels(t, objs, webhookName)
+	svc := get(find(t, objs, "Service", "kubelet-policy-controller-webhook"), "spec", "selector").(obj)
+	if !selects(svc, whLabels) || selects(svc, opLabels) {
+		t.Errorf("%s: the webhook Service selects %v; webhook pods %v, operator pods %v", what, svc, whLabels, opLabels)
+	}
+	metrics := get(find(t, objs, "Service", "kubelet-policy-controller-metrics"), "spec", "selector").(obj)
+	if !selects(metrics, whLabels) || !selects(metrics, opLabels) {
+		t.Errorf("%s: the metrics Service selects %v: want both Deployments' pods", what, metrics)
+	}
+	for name, pods := range map[string]obj{controllerName: opLabels, webhookName: whLabels} {
+		other := whLabels
+		if name == webhookName {
+			other = opLabels
+		}
+		for _, kind := range []string{"PodDisruptionBudget", "NetworkPolicy"} {
+			x := find(t, objs, kind, name)
+			sel := get(x, "spec", "selector", "matchLabels")
+			if kind == "NetworkPolicy" {
+				sel = get(x, "spec", "podSelector", "matchLabels")
+			}
+			if m, _ := sel.(obj); !selects(m, pods) || selects(m, other) {
+				t.Errorf("%s: %s %s selects %v", what, kind, name, sel)
+			}
+		}
+	}
+	checkNetworkPolicies(t, what, objs)
+}
+
+// npPorts lists the ports of a NetworkPolicy's ingress or egress rules, with whether the rule
+// has peers (from/to).
+func npPorts(np obj, direction string) map[string]bool {
+	out := map[string]bool{}
+	rules, _ := get(np, "spec", direction).([]any)
+	for _, r := range rules {
+		peers := r.(obj)["from"] != nil || r.(obj)["to"] != nil
+		ports, _ := r.(obj)["ports"].([]any)
+		for _, p := range ports {
+			out[fmt.Sprint(p.(obj)["port"])] = peers
+		}
+	}
+	return out
+}
+
+// checkNetworkPolicies: the operator takes no admission traffic and reaches the API server and
+// the kubelets; the webhook takes admission traffic from anywhere and reaches the API server.
+func checkNetworkPolicies(t *testing.T, what string, objs []obj) {
+	t.Helper()
+	op, wh := find(t, objs, "NetworkPolicy", controllerName), find(t, objs, "NetworkPolicy", webhookName)
+	if in := npPorts(op, "ingress"); !reflect.DeepEqual(in, map[string]bool{"metrics": true}) {
+		t.Errorf("%s: the operator's ingress ports %v, want metrics only (from the monitoring peers)", what, in)
+	}
+	if eg := npPorts(op, "egress"); !reflect.DeepEqual(eg, map[string]bool{"443": false, "6443": false, "10250": false}) {
+		t.Errorf("%s: the operator's egress ports %v, want the API server (443, 6443) and the kubelets (10250)", what, eg)
+	}
+	if in := npPorts(wh, "ingress"); !reflect.DeepEqual(in, map[string]bool{"webhook": false, "metrics": true}) {
+		t.Errorf("%s: the webhook's ingress ports %v, want webhook from anywhere and metrics from the monitoring peers", what, in)
+	}
+	if eg := npPorts(wh, "egress"); !reflect.DeepEqual(eg, map[string]bool{"443": false, "6443": false}) {
+		t.Errorf("%s: the webhook's egress ports %v, want the API server only", what, eg)
 	}
 }
 
@@ -278,6 +408,7 @@ func TestHelmLint(t *testing.T) {
 	for _, vals := range []map[string]any{
 		nil,
 		{"certMode": "cert-manager", "serviceMonitor": map[string]any{"enabled": true}, "createNamespace": true},
+		{"configzSource": "apiserver-proxy", "kubelet": map[string]any{"insecureTLS": true}},
 	} {
 		l := lint.AllWithKubeVersion(chartDir, vals, systemNS, nil)
 		for _, m := range l.Messages {
@@ -351,12 +482,83 @@ func TestHelmValues(t *testing.T) {
 		t.Errorf("remediation Role in %q", ns)
 	}
 	find(t, objs, "ServiceMonitor", controllerName)
+	// The operator and the webhook share the image; each keeps its own ServiceAccount.
+	if w := webhookContainer(t, objs); w["image"] != want || !hasArg(w, "--log-format=text") {
+		t.Errorf("webhook image %v, args %v", w["image"], args(w))
+	}
+	for _, a := range args(ctr) {
+		if strings.HasPrefix(a, "--kubelet-") && !strings.HasPrefix(a, "--kubelet-restart-command") || strings.HasPrefix(a, "--configz-source") {
+			t.Errorf("the default kubelet connection needs no flag, got %s", a)
+		}
+	}
+
+	// The webhook Deployment's own values.
+	objs = helmTemplate(t, c, map[string]any{"webhook": map[string]any{
+		"replicaCount": 3, "resources": map[string]any{"limits": map[string]any{"memory": "1Gi"}},
+		"extraArgs": []any{"--webhook-cert-sync-period=30s"}}})
+	if r := get(find(t, objs, "Deployment", webhookName), "spec", "replicas"); r != float64(3) {
+		t.Errorf("webhook replicas %v", r)
+	}
+	if w := webhookContainer(t, objs); get(w, "resources", "limits", "memory") != "1Gi" || !hasArg(w, "--webhook-cert-sync-period=30s") {
+		t.Errorf("webhook resources %v, args %v", get(w, "resources"), args(w))
+	}
+	if r := get(find(t, objs, "Deployment", controllerName), "spec", "replicas"); r != float64(2) {
+		t.Errorf("operator replicas %v: webhook.replicaCount must not change them", r)
+	}
+
+	// The kubelet connection: address types, a CA bundle from a ConfigMap (mounted), or a
+	// path, or the explicit insecure opt-in.
+	objs = helmTemplate(t, c, map[string]any{"kubelet": map[string]any{
+		"preferredAddressTypes": []any{"InternalIP", "Hostname"},
+		"certificateAuthority":  map[string]any{"configMap": map[string]any{"name": "kubelet-ca", "key": "bundle.pem"}}}})
+	ctr = controllerContainer(t, objs)
+	for _, a := range []string{"--kubelet-preferred-address-types=InternalIP,Hostname",
+		"--kubelet-certificate-authority=/etc/kubelet-policy-controller/kubelet-ca/bundle.pem"} {
+		if !hasArg(ctr, a) {
+			t.Errorf("missing %s in %v", a, args(ctr))
+		}
+	}
+	vol := get(find(t, objs, "Deployment", controllerName), "spec", "template", "spec", "volumes").([]any)
+	if last := vol[len(vol)-1].(obj); str(last, "name") != "kubelet-ca" || str(last, "configMap", "name") != "kubelet-ca" {
+		t.Errorf("volumes %v: want the ConfigMap kubelet-ca", vol)
+	}
+	mounted := false
+	for _, m := range ctr["volumeMounts"].([]any) {
+		mounted = mounted || (str(m.(obj), "name") == "kubelet-ca" && str(m.(obj), "mountPath") == "/etc/kubelet-policy-controller/kubelet-ca")
+	}
+	if !mounted {
+		t.Errorf("volumeMounts %v: the kubelet CA is not mounted", ctr["volumeMounts"])
+	}
+	objs = helmTemplate(t, c, map[string]any{"kubelet": map[string]any{"certificateAuthority": map[string]any{"secret": map[string]any{"name": "kca"}}}})
+	ctr = controllerContainer(t, objs)
+	if !hasArg(ctr, "--kubelet-certificate-authority=/etc/kubelet-policy-controller/kubelet-ca/ca.crt") {
+		t.Errorf("Secret CA: args %v", args(ctr))
+	}
+	objs = helmTemplate(t, c, map[string]any{"kubelet": map[string]any{"certificateAuthority": map[string]any{"path": "/etc/ssl/kubelet.pem"}}})
+	if ctr = controllerContainer(t, objs); !hasArg(ctr, "--kubelet-certificate-authority=/etc/ssl/kubelet.pem") {
+		t.Errorf("CA path: args %v", args(ctr))
+	}
+	objs = helmTemplate(t, c, map[string]any{"kubelet": map[string]any{"insecureTLS": true}})
+	if ctr = controllerContainer(t, objs); !hasArg(ctr, "--kubelet-insecure-tls") {
+		t.Errorf("insecureTLS: args %v", args(ctr))
+	}
+	checkRBAC(t, "kubelet values", objs, "self-managed", false)
+	// Straight to the kubelets, /configz fetches are not API requests: no cap from kubeAPI.qps.
+	helmTemplate(t, c, map[string]any{"configz": map[string]any{"qps": 60}})
 
 	// Refused values.
 	for _, bad := range []map[string]any{
 		{"certMode": "manual"},
 		{"logFormat": "xml"},
-		{"configz": map[string]any{"qps": 60}}, // above kubeAPI.qps 50
+		// Above kubeAPI.qps 50, where every fetch is an API request.
+		{"configzSource": "apiserver-proxy", "configz": map[string]any{"qps": 60}},
+		{"configzSource": "direct"},
+		{"kubelet": map[string]any{"preferredAddressTypes": []any{"LoopbackIP"}}},
+		{"kubelet": map[string]any{"certificateAuthority": map[string]any{
+			"configMap": map[string]any{"name": "a"}, "secret": map[string]any{"name": "b"}}}},
+		{"kubelet": map[string]any{"insecureTLS": true, "certificateAuthority": map[string]any{"path": "/ca.pem"}}},
+		{"kubelet": map[string]any{"certificateAuthority": map[string]any{"path": "relative.pem"}}},
+		{"webhook": map[string]any{"replicaCount": 0}},
 	} {
 		rv, err := chartutil.ToRenderValues(c, bad, chartutil.ReleaseOptions{Name: controllerName, Namespace: systemNS, IsInstall: true}, chartutil.DefaultCapabilities)
 		if err == nil {

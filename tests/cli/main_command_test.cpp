@@ -20,6 +20,7 @@ Usage:
 
 Commands:
   run       run the operator against a cluster
+  webhook   serve the admission webhooks for KubeletPolicy (its own process)
   check     evaluate policy files against kubelet configurations (offline)
   agent     the node agent: audit kubelet files, remediate them (runs in Jobs on a node)
   version   print build information
@@ -82,6 +83,9 @@ TEST(MainCommandTest, CommandsGetTheirHelp) {
   MainRun r = Main({"run", "--help"});
   EXPECT_EQ(r.code, 0);
   EXPECT_EQ(r.out.rfind("Usage:\n  kubelet-policy-controller run [flags]\n", 0), 0u) << r.out;
+  r = Main({"webhook", "--help"});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(r.out.rfind("Usage:\n  kubelet-policy-controller webhook [flags]\n", 0), 0u) << r.out;
   r = Main({"check", "-h"});
   EXPECT_EQ(r.code, 0);
   EXPECT_EQ(r.out.rfind("Usage:\n  kubelet-policy-controller check ", 0), 0u) << r.out;
@@ -96,6 +100,11 @@ TEST(MainCommandTest, UsageErrorsOfCommands) {
   EXPECT_EQ(r.err,
             "error: unknown flag \"--no-such-flag\"\n\nRun 'kubelet-policy-controller run --help' "
             "for usage.\n");
+  r = Main({"webhook", "--workers=2"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.err,
+            "error: unknown flag \"--workers=2\"\n\nRun 'kubelet-policy-controller webhook "
+            "--help' for usage.\n");
   r = Main({"check", "--policy"});
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("--policy needs a value"), std::string::npos) << r.err;

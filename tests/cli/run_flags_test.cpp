@@ -9,6 +9,7 @@
 
 #include "cli/run_command.h"
 #include "tests/cli/help_text.h"
+#include "tests/cli/scoped_env.h"
 
 namespace kpc::cli {
 namespace {
@@ -17,28 +18,6 @@ using help_text::HelpEntry;
 using help_text::HelpGroups;
 
 constexpr int64_t kSecond = 1'000'000'000;
-
-// Sets (or unsets) an environment variable for one test and restores it afterwards.
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, std::optional<std::string> value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old;
-    if (value)
-      setenv(name, value->c_str(), 1);
-    else
-      unsetenv(name);
-  }
-  ~ScopedEnv() {
-    if (old_)
-      setenv(name_, old_->c_str(), 1);
-    else
-      unsetenv(name_);
-  }
-
- private:
-  const char* name_;
-  std::optional<std::string> old_;
-};
 
 // Every test starts without the variables the flags fall back to.
 class RunFlagsTest : public ::testing::Test {
@@ -84,10 +63,12 @@ struct ValueCase {
 
 const std::vector<ValueCase>& ValueCases() {
   static const std::vector<ValueCase> cases = {
-      {"--kubeconfig", "/k/config", [](const RunFlags& f) { return f.kubeconfig; }, "/k/config"},
-      {"--context", "kind-a", [](const RunFlags& f) { return f.context; }, "kind-a"},
-      {"--kube-api-qps", "60.5", [](const RunFlags& f) { return Str(f.qps); }, "60.5"},
-      {"--kube-api-burst", "200", [](const RunFlags& f) { return std::to_string(f.burst); }, "200"},
+      {"--kubeconfig", "/k/config", [](const RunFlags& f) { return f.connection.kubeconfig; },
+       "/k/config"},
+      {"--context", "kind-a", [](const RunFlags& f) { return f.connection.context; }, "kind-a"},
+      {"--kube-api-qps", "60.5", [](const RunFlags& f) { return Str(f.connection.qps); }, "60.5"},
+      {"--kube-api-burst", "200",
+       [](const RunFlags& f) { return std::to_string(f.connection.burst); }, "200"},
       {"--workers", "4", [](const RunFlags& f) { return std::to_string(f.workers); }, "4"},
       {"--workers", "3.0", [](const RunFlags& f) { return std::to_string(f.workers); }, "3"},
       {"--configz-concurrency", "20",
@@ -107,40 +88,23 @@ const std::vector<ValueCase>& ValueCases() {
       {"--configz-timeout", "1m30s",
        [](const RunFlags& f) { return std::to_string(f.configz_timeout_ns); },
        std::to_string(90 * kSecond)},
-      {"--leader-elect-namespace", "ns1", [](const RunFlags& f) { return f.lease_namespace; },
-       "ns1"},
-      {"--leader-elect-name", "lease1", [](const RunFlags& f) { return f.lease_name; }, "lease1"},
+      {"--leader-elect-namespace", "ns1",
+       [](const RunFlags& f) { return f.election.lease_namespace; }, "ns1"},
+      {"--leader-elect-name", "lease1", [](const RunFlags& f) { return f.election.lease_name; },
+       "lease1"},
       {"--leader-elect-lease-duration", "20s",
-       [](const RunFlags& f) { return std::to_string(f.lease_duration_ns); },
+       [](const RunFlags& f) { return std::to_string(f.election.lease_duration_ns); },
        std::to_string(20 * kSecond)},
       {"--leader-elect-renew-deadline", "5s",
-       [](const RunFlags& f) { return std::to_string(f.renew_deadline_ns); },
+       [](const RunFlags& f) { return std::to_string(f.election.renew_deadline_ns); },
        std::to_string(5 * kSecond)},
       {"--leader-elect-retry-period", "1s",
-       [](const RunFlags& f) { return std::to_string(f.retry_period_ns); },
+       [](const RunFlags& f) { return std::to_string(f.election.retry_period_ns); },
        std::to_string(kSecond)},
-      {"--health-addr", "127.0.0.1:0", [](const RunFlags& f) { return f.health_addr; },
+      {"--health-addr", "127.0.0.1:0", [](const RunFlags& f) { return f.serving.health_addr; },
        "127.0.0.1:0"},
-      {"--metrics-addr", ":9090", [](const RunFlags& f) { return f.metrics_addr; }, ":9090"},
-      {"--webhook-addr", ":8443", [](const RunFlags& f) { return f.webhook_addr; }, ":8443"},
-      {"--webhook-cert-dir", "/certs", [](const RunFlags& f) { return f.webhook_cert_dir; },
-       "/certs"},
-      {"--webhook-cert-mode", "cert-manager", [](const RunFlags& f) { return f.webhook_cert_mode; },
-       "cert-manager"},
-      {"--webhook-namespace", "wns", [](const RunFlags& f) { return f.webhook_namespace; }, "wns"},
-      {"--webhook-service-name", "svc", [](const RunFlags& f) { return f.webhook_service; }, "svc"},
-      {"--webhook-secret-name", "sec", [](const RunFlags& f) { return f.webhook_secret; }, "sec"},
-      {"--webhook-configuration-name", "cfg",
-       [](const RunFlags& f) { return f.webhook_configuration; }, "cfg"},
-      {"--webhook-ca-validity", "100h",
-       [](const RunFlags& f) { return std::to_string(f.webhook_ca_validity_ns); },
-       std::to_string(100 * 3600 * kSecond)},
-      {"--webhook-cert-validity", "10h",
-       [](const RunFlags& f) { return std::to_string(f.webhook_cert_validity_ns); },
-       std::to_string(10 * 3600 * kSecond)},
-      {"--webhook-cert-sync-period", "1s",
-       [](const RunFlags& f) { return std::to_string(f.webhook_sync_period_ns); },
-       std::to_string(kSecond)},
+      {"--metrics-addr", ":9090", [](const RunFlags& f) { return f.serving.metrics_addr; },
+       ":9090"},
       {"--remediation-namespace", "rns", [](const RunFlags& f) { return f.remediation_namespace; },
        "rns"},
       {"--agent-image", "img@sha256:ab", [](const RunFlags& f) { return f.agent_image; },
@@ -158,9 +122,9 @@ const std::vector<ValueCase>& ValueCases() {
        [](const RunFlags& f) { return std::to_string(f.file_audit_interval_ns); },
        std::to_string(1800 * kSecond)},
       {"--file-audit-qps", "0.5", [](const RunFlags& f) { return Str(f.file_audit_qps); }, "0.5"},
-      {"--log-format", "json", [](const RunFlags& f) { return f.log_format; }, "json"},
-      {"--log-level", "debug", [](const RunFlags& f) { return f.log_level; }, "debug"},
-      {"--log-level", "warning", [](const RunFlags& f) { return f.log_level; }, "warning"},
+      {"--log-format", "json", [](const RunFlags& f) { return f.logging.log_format; }, "json"},
+      {"--log-level", "debug", [](const RunFlags& f) { return f.logging.log_level; }, "debug"},
+      {"--log-level", "warning", [](const RunFlags& f) { return f.logging.log_level; }, "warning"},
   };
   return cases;
 }
@@ -179,24 +143,24 @@ TEST_F(RunFlagsTest, BooleanFlags) {
     bool want;
   };
   const std::vector<Case> cases = {
-      {{"--insecure-skip-tls-verify"}, [](const RunFlags& f) { return f.allow_insecure; }, true},
+      {{"--insecure-skip-tls-verify"},
+       [](const RunFlags& f) { return f.connection.allow_insecure; },
+       true},
       {{"--insecure-skip-tls-verify=true"},
-       [](const RunFlags& f) { return f.allow_insecure; },
+       [](const RunFlags& f) { return f.connection.allow_insecure; },
        true},
       {{"--insecure-skip-tls-verify=false"},
-       [](const RunFlags& f) { return f.allow_insecure; },
+       [](const RunFlags& f) { return f.connection.allow_insecure; },
        false},
-      {{"--leader-elect"}, [](const RunFlags& f) { return f.leader_elect; }, true},
-      {{"--leader-elect=true"}, [](const RunFlags& f) { return f.leader_elect; }, true},
-      {{"--leader-elect=false"}, [](const RunFlags& f) { return f.leader_elect; }, false},
+      {{"--leader-elect"}, [](const RunFlags& f) { return f.election.leader_elect; }, true},
+      {{"--leader-elect=true"}, [](const RunFlags& f) { return f.election.leader_elect; }, true},
+      {{"--leader-elect=false"}, [](const RunFlags& f) { return f.election.leader_elect; }, false},
       {{"--leader-elect=false", "--leader-elect"},
-       [](const RunFlags& f) { return f.leader_elect; },
+       [](const RunFlags& f) { return f.election.leader_elect; },
        true},
-      {{"--local-webhooks"}, [](const RunFlags& f) { return f.local_webhooks; }, true},
-      {{"--local-webhooks=false"}, [](const RunFlags& f) { return f.local_webhooks; }, false},
-      // a boolean flag never takes the next word: --webhook-addr stays a flag
-      {{"--local-webhooks", "--webhook-addr=:9555"},
-       [](const RunFlags& f) { return f.local_webhooks; },
+      // a boolean flag never takes the next word: --workers stays a flag
+      {{"--leader-elect", "--workers=3"},
+       [](const RunFlags& f) { return f.election.leader_elect && f.workers == 3; },
        true},
   };
   for (const auto& c : cases) {
@@ -206,11 +170,11 @@ TEST_F(RunFlagsTest, BooleanFlags) {
 
 TEST_F(RunFlagsTest, DefaultsAreTheDocumentedOnes) {
   const RunFlags f = MustParse({});
-  EXPECT_EQ(f.kubeconfig, "");
-  EXPECT_EQ(f.context, "");
-  EXPECT_FALSE(f.allow_insecure);
-  EXPECT_EQ(f.qps, 50);
-  EXPECT_EQ(f.burst, 100);
+  EXPECT_EQ(f.connection.kubeconfig, "");
+  EXPECT_EQ(f.connection.context, "");
+  EXPECT_FALSE(f.connection.allow_insecure);
+  EXPECT_EQ(f.connection.qps, 50);
+  EXPECT_EQ(f.connection.burst, 100);
   EXPECT_EQ(f.workers, 2);
   EXPECT_EQ(f.configz_concurrency, 10);
   EXPECT_EQ(f.configz_source, "kubelet");
@@ -220,25 +184,14 @@ TEST_F(RunFlagsTest, DefaultsAreTheDocumentedOnes) {
   EXPECT_EQ(f.kubelet_client_service_account, "kubelet-policy-controller-kubelet-client");
   EXPECT_EQ(f.configz_qps, 40);
   EXPECT_EQ(f.configz_timeout_ns, 10 * kSecond);
-  EXPECT_TRUE(f.leader_elect);
-  EXPECT_EQ(f.lease_namespace, "kube-system");
-  EXPECT_EQ(f.lease_name, "kubelet-policy-controller");
-  EXPECT_EQ(f.lease_duration_ns, 15 * kSecond);
-  EXPECT_EQ(f.renew_deadline_ns, 10 * kSecond);
-  EXPECT_EQ(f.retry_period_ns, 2 * kSecond);
-  EXPECT_EQ(f.health_addr, ":8081");
-  EXPECT_EQ(f.metrics_addr, ":8080");
-  EXPECT_EQ(f.webhook_addr, ":9443");
-  EXPECT_EQ(f.webhook_cert_mode, "self-managed");
-  EXPECT_EQ(f.webhook_cert_dir, "/var/run/kubelet-policy-controller/webhook-certs");
-  EXPECT_FALSE(f.local_webhooks);
-  EXPECT_EQ(f.webhook_namespace, "kubelet-policy-system");
-  EXPECT_EQ(f.webhook_service, "kubelet-policy-controller-webhook");
-  EXPECT_EQ(f.webhook_secret, "kubelet-policy-controller-webhook-tls");
-  EXPECT_EQ(f.webhook_configuration, "kubelet-policy-controller");
-  EXPECT_EQ(f.webhook_ca_validity_ns, 87600 * 3600 * kSecond);
-  EXPECT_EQ(f.webhook_cert_validity_ns, 8760 * 3600 * kSecond);
-  EXPECT_EQ(f.webhook_sync_period_ns, 10 * kSecond);
+  EXPECT_TRUE(f.election.leader_elect);
+  EXPECT_EQ(f.election.lease_namespace, "kube-system");
+  EXPECT_EQ(f.election.lease_name, "kubelet-policy-controller");
+  EXPECT_EQ(f.election.lease_duration_ns, 15 * kSecond);
+  EXPECT_EQ(f.election.renew_deadline_ns, 10 * kSecond);
+  EXPECT_EQ(f.election.retry_period_ns, 2 * kSecond);
+  EXPECT_EQ(f.serving.health_addr, ":8081");
+  EXPECT_EQ(f.serving.metrics_addr, ":8080");
   EXPECT_EQ(f.remediation_namespace, "kubelet-policy-remediation");
   EXPECT_EQ(f.agent_image, "");
   EXPECT_EQ(f.agent_image_pull_policy, "IfNotPresent");
@@ -247,8 +200,8 @@ TEST_F(RunFlagsTest, DefaultsAreTheDocumentedOnes) {
   EXPECT_EQ(f.job_ttl_ns, 24 * 3600 * kSecond);
   EXPECT_EQ(f.file_audit_interval_ns, 3600 * kSecond);
   EXPECT_EQ(f.file_audit_qps, 5);
-  EXPECT_EQ(f.log_format, "text");
-  EXPECT_EQ(f.log_level, "info");
+  EXPECT_EQ(f.logging.log_format, "text");
+  EXPECT_EQ(f.logging.log_level, "info");
 }
 
 TEST_F(RunFlagsTest, EnvironmentFallbacks) {
@@ -256,13 +209,11 @@ TEST_F(RunFlagsTest, EnvironmentFallbacks) {
     ScopedEnv ns("POD_NAMESPACE", "kubelet-policy-system-2");
     ScopedEnv image("AGENT_IMAGE", "registry.example/kpc@sha256:00");
     RunFlags f = MustParse({});
-    EXPECT_EQ(f.lease_namespace, "kubelet-policy-system-2");
-    EXPECT_EQ(f.webhook_namespace, "kubelet-policy-system-2");
+    EXPECT_EQ(f.election.lease_namespace, "kubelet-policy-system-2");
     EXPECT_EQ(f.agent_image, "registry.example/kpc@sha256:00");
     // a flag wins over the environment
-    f = MustParse({"--leader-elect-namespace", "a", "--webhook-namespace=b", "--agent-image", "c"});
-    EXPECT_EQ(f.lease_namespace, "a");
-    EXPECT_EQ(f.webhook_namespace, "b");
+    f = MustParse({"--leader-elect-namespace", "a", "--agent-image", "c"});
+    EXPECT_EQ(f.election.lease_namespace, "a");
     EXPECT_EQ(f.agent_image, "c");
   }
   {
@@ -270,8 +221,7 @@ TEST_F(RunFlagsTest, EnvironmentFallbacks) {
     ScopedEnv ns("POD_NAMESPACE", "");
     ScopedEnv image("AGENT_IMAGE", "");
     const RunFlags f = MustParse({});
-    EXPECT_EQ(f.lease_namespace, "kube-system");
-    EXPECT_EQ(f.webhook_namespace, "kubelet-policy-system");
+    EXPECT_EQ(f.election.lease_namespace, "kube-system");
     EXPECT_EQ(f.agent_image, "");
   }
 }
@@ -283,56 +233,52 @@ TEST_F(RunFlagsTest, RepeatedFlags) {
   // a single-valued flag given twice: the last one wins
   f = MustParse({"--workers", "3", "--workers=4", "--log-level", "debug", "--log-level=warn"});
   EXPECT_EQ(f.workers, 4);
-  EXPECT_EQ(f.log_level, "warn");
+  EXPECT_EQ(f.logging.log_level, "warn");
 }
 
 TEST_F(RunFlagsTest, EmptyAndFlagLikeValues) {
   // `--flag=` is an empty value and does not swallow the next word
-  RunFlags f = MustParse({"--webhook-addr=", "--leader-elect=false", "--workers", "3"});
-  EXPECT_EQ(f.webhook_addr, "");
-  EXPECT_FALSE(f.leader_elect);
+  RunFlags f = MustParse({"--agent-image=", "--leader-elect=false", "--workers", "3"});
+  EXPECT_EQ(f.agent_image, "");
+  EXPECT_FALSE(f.election.leader_elect);
   EXPECT_EQ(f.workers, 3);
   f = MustParse({"--kubeconfig", "", "--context="});
-  EXPECT_EQ(f.kubeconfig, "");
-  EXPECT_EQ(f.context, "");
-  // the word after a flag taking a value is its value, whatever it looks like
+  EXPECT_EQ(f.connection.kubeconfig, "");
+  EXPECT_EQ(f.connection.context, "");
+  // the word after a flag taking a value is its value, whatever it looks like (also the name
+  // of a flag that moved to `webhook`)
   f = MustParse({"--kubeconfig", "--webhook-addr=", "--kubelet-restart-command", "-v"});
-  EXPECT_EQ(f.kubeconfig, "--webhook-addr=");
-  EXPECT_EQ(f.webhook_addr, ":9443");
+  EXPECT_EQ(f.connection.kubeconfig, "--webhook-addr=");
   EXPECT_EQ(f.restart_command, "-v");
   // values with '='
   f = MustParse({"--kubelet-restart-command=env A=1 systemctl restart kubelet"});
   EXPECT_EQ(f.restart_command, "env A=1 systemctl restart kubelet");
 }
 
-// What the install manifests and the e2e suite pass today (deploy/base/deployment.yaml, the
-// Helm chart, e2e/testenv/controllertests): all must keep parsing.
+// What the install manifests and the e2e suite pass (deploy/base/deployment.yaml, the Helm
+// chart, e2e/testenv/controllertests, scripts/demo.sh): all must keep parsing.
 TEST_F(RunFlagsTest, ArgumentsOfTheInstallAndTheTestsParse) {
-  const std::vector<std::string> deployment = {
-      "--leader-elect=true",
-      "--health-addr=:8081",
-      "--metrics-addr=:8080",
-      "--webhook-addr=:9443",
-      "--webhook-cert-dir=/var/run/kubelet-policy-controller/webhook-certs",
-      "--webhook-cert-mode=self-managed",
-      "--remediation-namespace=kubelet-policy-remediation",
-      "--agent-image=kubelet-policy-controller:test",
-      "--file-audit-interval=1h",
-      "--kube-api-qps=50",
-      "--kube-api-burst=100",
-      "--workers=2",
-      "--configz-concurrency=10",
-      "--configz-qps=40",
-      "--configz-timeout=10s",
-      "--log-format=json",
-      "--log-level=info",
-      "--kubeconfig",
-      "/nonexistent/kubeconfig",
-      "--log-format",
-      "text"};
+  const std::vector<std::string> deployment = {"--leader-elect=true",
+                                               "--health-addr=:8081",
+                                               "--metrics-addr=:8080",
+                                               "--remediation-namespace=kubelet-policy-remediation",
+                                               "--agent-image=kubelet-policy-controller:test",
+                                               "--file-audit-interval=1h",
+                                               "--kube-api-qps=50",
+                                               "--kube-api-burst=100",
+                                               "--workers=2",
+                                               "--configz-concurrency=10",
+                                               "--configz-qps=40",
+                                               "--configz-timeout=10s",
+                                               "--log-format=json",
+                                               "--log-level=info",
+                                               "--kubeconfig",
+                                               "/nonexistent/kubeconfig",
+                                               "--log-format",
+                                               "text"};
   RunFlags f = MustParse(deployment);
-  EXPECT_EQ(f.kubeconfig, "/nonexistent/kubeconfig");
-  EXPECT_EQ(f.log_format, "text");
+  EXPECT_EQ(f.connection.kubeconfig, "/nonexistent/kubeconfig");
+  EXPECT_EQ(f.logging.log_format, "text");
   EXPECT_EQ(f.agent_image, "kubelet-policy-controller:test");
 
   const std::vector<std::string> e2e = {"--kubeconfig",
@@ -346,7 +292,6 @@ TEST_F(RunFlagsTest, ArgumentsOfTheInstallAndTheTestsParse) {
                                         "--log-format",
                                         "json",
                                         "--configz-timeout=5s",
-                                        "--webhook-addr=",
                                         "--leader-elect=false",
                                         "--leader-elect-lease-duration=3s",
                                         "--leader-elect-renew-deadline=2s",
@@ -356,17 +301,48 @@ TEST_F(RunFlagsTest, ArgumentsOfTheInstallAndTheTestsParse) {
                                         "--agent-host-path",
                                         "/run/testenv",
                                         "--kubelet-restart-command",
-                                        "/bin/sh -c true",
-                                        "--local-webhooks",
-                                        "--webhook-addr=:9555",
-                                        "--webhook-cert-sync-period=1s",
-                                        "--webhook-cert-mode=self-managed",
-                                        "--webhook-cert-validity=2h"};
+                                        "/bin/sh -c true"};
   f = MustParse(e2e);
-  EXPECT_EQ(f.webhook_addr, ":9555");
-  EXPECT_TRUE(f.local_webhooks);
-  EXPECT_EQ(f.retry_period_ns, kSecond / 2);
+  EXPECT_EQ(f.election.retry_period_ns, kSecond / 2);
   EXPECT_EQ(f.restart_command, "/bin/sh -c true");
+}
+
+// `run` no longer serves admission traffic: every flag of the admission server, in either
+// form, is refused with where it went; none is listed in --help.
+TEST_F(RunFlagsTest, WebhookFlagsSayTheyMovedToTheWebhookCommand) {
+  const std::vector<std::pair<std::string, std::string>> moved = {
+      {"--webhook-addr", ":9443"},          {"--webhook-cert-mode", "self-managed"},
+      {"--webhook-cert-dir", "/certs"},     {"--local-webhooks", ""},
+      {"--webhook-namespace", "ns"},        {"--webhook-service-name", "svc"},
+      {"--webhook-secret-name", "sec"},     {"--webhook-configuration-name", "cfg"},
+      {"--webhook-ca-validity", "100h"},    {"--webhook-cert-validity", "10h"},
+      {"--webhook-cert-sync-period", "1s"},
+  };
+  const std::string why =
+      ": moved to `kubelet-policy-controller webhook`: the admission webhooks run in their own "
+      "process; remove it from `run`";
+  auto help = ParseRunFlags({"--help"});
+  ASSERT_TRUE(help.ok() && help->help);
+  for (const auto& [flag, value] : moved) {
+    std::vector<std::vector<std::string>> forms;
+    if (value.empty()) {  // a boolean flag
+      forms = {{flag}, {"--workers=3", flag}, {flag + "=false"}, {flag + "=true"}};
+    } else {
+      forms = {{flag + "=" + value}, {flag, value, "--workers=3"}};
+    }
+    for (const auto& args : forms) {
+      EXPECT_EQ(ParseError(args), flag + why) << Join(args);
+    }
+    EXPECT_EQ(HelpEntry(*help->help, flag), "") << flag;
+  }
+  // `--webhook-addr=` (the old way to turn the server off) is refused too
+  EXPECT_EQ(ParseError({"--webhook-addr="}), "--webhook-addr" + why);
+
+  std::ostringstream out, err;
+  EXPECT_EQ(RunOperator({"--local-webhooks", "--webhook-addr=:9443"}, out, err), 2);
+  EXPECT_EQ(out.str(), "");
+  EXPECT_NE(err.str().find("moved to `kubelet-policy-controller webhook`"), std::string::npos)
+      << err.str();
 }
 
 TEST_F(RunFlagsTest, BadValuesNameTheFlag) {
@@ -387,12 +363,9 @@ TEST_F(RunFlagsTest, BadValuesNameTheFlag) {
       {{"--configz-timeout", "10"}, "--configz-timeout: must be a positive duration like 10s"},
       {{"--configz-timeout=-1s"}, "--configz-timeout: must be a positive duration"},
       {{"--remediation-job-ttl=0s"}, "--remediation-job-ttl: must be a positive duration"},
-      {{"--webhook-ca-validity=forever"}, "--webhook-ca-validity: must be a positive duration"},
       {{"--leader-elect=yes"}, "--leader-elect: must be true or false, got \"yes\""},
       {{"--leader-elect="}, "--leader-elect: must be true or false, got \"\""},
       {{"--insecure-skip-tls-verify=1"}, "--insecure-skip-tls-verify: must be true or false"},
-      {{"--webhook-cert-mode", "manual"},
-       "--webhook-cert-mode: must be self-managed or cert-manager"},
       {{"--log-format=yaml"}, "--log-format: must be text or json, got \"yaml\""},
       {{"--configz-source=direct"},
        "--configz-source: must be kubelet or apiserver-proxy, got \"direct\""},
@@ -449,16 +422,6 @@ TEST_F(RunFlagsTest, ChecksAcrossFlags) {
        "the CA to verify kubelets with, or (self-signed kubelet certificates) skip verification"},
       {{"--kubelet-insecure-tls"}, ""},
       {{"--kube-api-qps=100", "--configz-qps=80"}, ""},
-      {{"--local-webhooks", "--webhook-addr=:9443"}, ""},
-      {{"--local-webhooks", "--webhook-cert-mode=cert-manager"},
-       "--local-webhooks makes its own certificates: it needs --webhook-cert-mode=self-managed"},
-      {{"--local-webhooks", "--webhook-addr="},
-       "--local-webhooks needs --webhook-addr (the port to serve on 127.0.0.1)"},
-      {{"--local-webhooks", "--webhook-addr=:0"},
-       "--local-webhooks needs a fixed port in --webhook-addr, got \":0\""},
-      {{"--local-webhooks", "--webhook-addr=:https"},
-       "--local-webhooks needs a fixed port in --webhook-addr, got \":https\""},
-      {{"--webhook-addr=", "--webhook-cert-mode=cert-manager"}, ""},
       {{"--leader-elect-renew-deadline=15s"},
        "--leader-elect-renew-deadline must be shorter than --leader-elect-lease-duration"},
       {{"--leader-elect-retry-period=10s"},
@@ -475,14 +438,6 @@ TEST_F(RunFlagsTest, ChecksAcrossFlags) {
       EXPECT_EQ(line.ok() ? "<parsed>" : line.status().message(), c.want) << Join(c.args);
     }
   }
-}
-
-TEST(LocalWebhookPortTest, FixedPortsOnly) {
-  const std::vector<std::pair<std::string, std::optional<std::string>>> cases = {
-      {":9443", "9443"},  {"0.0.0.0:8443", "8443"}, {"[::]:443", "443"},
-      {"9443", "9443"},   {":0", std::nullopt},     {":", std::nullopt},
-      {"", std::nullopt}, {":https", std::nullopt}, {"localhost", std::nullopt}};
-  for (const auto& [addr, want] : cases) EXPECT_EQ(LocalWebhookPort(addr), want) << addr;
 }
 
 TEST_F(RunFlagsTest, HelpIsAValueNotAnError) {
@@ -513,12 +468,6 @@ TEST_F(RunFlagsTest, HelpGroupsAreTrue) {
         "--leader-elect-lease-duration", "--leader-elect-renew-deadline",
         "--leader-elect-retry-period"}},
       {"Health and metrics", {"--health-addr", "--metrics-addr"}},
-      {"Admission webhooks (HTTPS, every replica; /validate-kubeletpolicy and "
-       "/mutate-kubeletpolicy)",
-       {"--webhook-addr", "--webhook-cert-mode", "--webhook-cert-dir", "--local-webhooks",
-        "--webhook-namespace", "--webhook-service-name", "--webhook-secret-name",
-        "--webhook-configuration-name", "--webhook-ca-validity", "--webhook-cert-validity",
-        "--webhook-cert-sync-period"}},
       {"Agent Jobs (remediation and file audits)",
        {"--remediation-namespace", "--agent-image", "--agent-image-pull-policy",
         "--agent-host-path"}},
@@ -545,14 +494,10 @@ TEST_F(RunFlagsTest, HelpShowsDefaultsAndEnvironment) {
       {"--leader-elect", "--leader-elect[=false] "},
       {"--leader-elect", "(default true)"},
       {"--leader-elect-namespace", "(default $POD_NAMESPACE, else kube-system)"},
-      {"--webhook-namespace", "(default $POD_NAMESPACE, else kubelet-policy-system)"},
       {"--agent-image", "(default $AGENT_IMAGE, else kubelet-policy-controller:latest)"},
       {"--agent-host-path", "(repeatable)"},
       {"--file-audit-interval", "(default 1h)"},
       {"--remediation-job-ttl", "(default 24h)"},
-      {"--webhook-ca-validity", "(default 87600h)"},
-      {"--webhook-cert-validity", "(default 8760h)"},
-      {"--webhook-cert-dir", "(default /var/run/kubelet-policy-controller/webhook-certs)"},
       {"--log-level", "(default info)"},
   };
   for (const auto& [flag, want] : cases) {

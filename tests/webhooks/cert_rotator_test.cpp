@@ -227,6 +227,38 @@ TEST_F(CertRotatorTest, BootstrapWritesSecretAndInjectsBundleIntoBothConfigurati
   }
 }
 
+// The hook the webhook process records its Event with: called once per Secret write, with
+// the plan's reasons, and never when nothing changes.
+TEST_F(CertRotatorTest, SecretWritesAreReportedWithTheirReasons) {
+  std::vector<std::vector<std::string>> reported;
+  CertRotatorOptions o = Options();
+  o.on_secret_written = [&reported](const std::vector<std::string>& reasons) {
+    reported.push_back(reasons);
+  };
+  CertRotator r(kube_, clock_, o);
+  ASSERT_TRUE(r.SyncOnce().ok());
+  ASSERT_EQ(reported.size(), 1u);
+  EXPECT_FALSE(reported[0].empty());
+  ASSERT_TRUE(r.SyncOnce().ok());
+  EXPECT_EQ(reported.size(), 1u) << "nothing was due: nothing written, nothing reported";
+
+  // A renewal is reported; a write that fails is not.
+  kube_.SetHook([](const std::string& verb, const std::string& path, const std::string&,
+                   const json&) -> std::optional<kube::Result> {
+    if (verb == "PUT" && path.find("/secrets/") != std::string::npos) {
+      return kube::testing::ErrorResult(409, "Conflict", "the object has been modified");
+    }
+    return std::nullopt;
+  });
+  clock_.Advance(std::chrono::seconds(25 * kDay));  // serving certificates last 30 days
+  EXPECT_FALSE(r.SyncOnce().ok());
+  EXPECT_EQ(reported.size(), 1u);
+  kube_.SetHook(nullptr);
+  ASSERT_TRUE(r.SyncOnce().ok());
+  ASSERT_EQ(reported.size(), 2u);
+  EXPECT_FALSE(reported[1].empty());
+}
+
 TEST_F(CertRotatorTest, LocalModePointsWebhooksAtTheUrl) {
   CertRotator r(kube_, clock_, Options("https://127.0.0.1:9443"));
   ASSERT_TRUE(r.SyncOnce().ok());

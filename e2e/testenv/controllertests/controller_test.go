@@ -18,11 +18,70 @@ import (
 // files (cluster scope, and its namespace where the Lease rules live). Every other test runs
 // the controller with this ServiceAccount's token, so missing permissions fail them too.
 func TestRBACIsLeastPrivilege(t *testing.T) {
+	checkCanIGoldens(t, serviceAccount, "")
 	as := "--as=system:serviceaccount:" + systemNamespace + ":" + serviceAccount
+	// Spot checks of what must stay forbidden.
+	for _, deny := range [][]string{
+		{"get", "secrets", "-A"},
+		{"list", "secrets", "-n", systemNamespace},
+		{"get", "secrets/some-other-secret", "-n", systemNamespace},
+		// The webhook's certificates are the webhook's ServiceAccount's business.
+		{"get", "secrets/kubelet-policy-controller-webhook-tls", "-n", systemNamespace},
+		{"create", "secrets", "-n", systemNamespace},
+		{"create", "validatingwebhookconfigurations.admissionregistration.k8s.io"},
+		{"update", "validatingwebhookconfigurations.admissionregistration.k8s.io/kubelet-policy-controller"},
+		{"update", "mutatingwebhookconfigurations.admissionregistration.k8s.io/kubelet-policy-controller"},
+		{"update", "validatingwebhookconfigurations.admissionregistration.k8s.io/some-other-webhook"},
+		{"create", "pods", "-n", systemNamespace},
+		{"create", "pods", "-n", remediationNamespace},
+		{"create", "jobs.batch", "-n", systemNamespace},
+		{"create", "jobs.batch", "-n", "default"},
+		{"update", "kubeletpolicies.kubeletpolicy.io"},
+		{"patch", "nodes"},
+		// nodes/proxy is exec-equivalent (the kubelet's exec/attach handshake is a GET): the
+		// default install reads /configz from the kubelet with nodes/configz instead.
+		{"get", "nodes", "--subresource=proxy"},
+		{"create", "nodes", "--subresource=proxy"},
+		// Not even nodes/configz: kubelets get short-lived tokens of the kubelet-client
+		// ServiceAccount, never the controller's own (kubelet_access_test.go).
+		{"get", "nodes", "--subresource=configz"},
+		{"create", "leases.coordination.k8s.io", "-n", "kube-system"},
+		{"delete", "leases.coordination.k8s.io", "-n", systemNamespace},
+		// Its Lease only, not the webhook's.
+		{"update", "leases.coordination.k8s.io/" + webhookLeaseName, "-n", systemNamespace},
+	} {
+		if got := canI(t, as, deny...); got != "no" {
+			t.Errorf("kubectl auth can-i %s as the controller: %q, want no", strings.Join(deny, " "), got)
+		}
+	}
+	for _, allow := range [][]string{
+		{"create", "serviceaccounts/" + kubeletClientSA, "--subresource=token", "-n", systemNamespace},
+		{"list", "nodes"},
+		{"update", "kubeletpolicies.kubeletpolicy.io", "--subresource=status"},
+		{"update", "leases.coordination.k8s.io/" + leaseName, "-n", systemNamespace},
+		{"create", "jobs.batch", "-n", remediationNamespace},
+	} {
+		if got := canI(t, as, allow...); got != "yes" {
+			t.Errorf("kubectl auth can-i %s as the controller: %q, want yes", strings.Join(allow, " "), got)
+		}
+	}
+	// And the kubeconfig the controller runs with really is the ServiceAccount.
+	out, err := kubectlWith(saKubeconfig, nil, "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}")
+	if err != nil || strings.TrimSpace(out) != "system:serviceaccount:"+systemNamespace+":"+serviceAccount {
+		t.Errorf("kubectl auth whoami with the controller's kubeconfig: %q, %v", out, err)
+	}
+}
+
+// checkCanIGoldens compares `kubectl auth can-i --list` as the ServiceAccount sa (cluster
+// scope, the system namespace, the remediation namespace) with testdata/can-i-list-PREFIX*.golden;
+// KPC_UPDATE_GOLDEN=1 rewrites them.
+func checkCanIGoldens(t *testing.T, sa, prefix string) {
+	t.Helper()
+	as := "--as=system:serviceaccount:" + systemNamespace + ":" + sa
 	for _, c := range []struct{ golden, ns string }{
-		{"can-i-list-cluster.golden", ""},
-		{"can-i-list-kubelet-policy-system.golden", systemNamespace},
-		{"can-i-list-kubelet-policy-remediation.golden", remediationNamespace},
+		{"can-i-list-" + prefix + "cluster.golden", ""},
+		{"can-i-list-" + prefix + "kubelet-policy-system.golden", systemNamespace},
+		{"can-i-list-" + prefix + "kubelet-policy-remediation.golden", remediationNamespace},
 	} {
 		args := []string{"auth", "can-i", "--list", as}
 		if c.ns != "" {
@@ -44,34 +103,15 @@ func TestRBACIsLeastPrivilege(t *testing.T) {
 			t.Errorf("kubectl %s differs from %s (KPC_UPDATE_GOLDEN=1 rewrites it):\n--- got\n%s--- want\n%s", strings.Join(args, " "), c.golden, got, want)
 		}
 	}
-	// Spot checks of what must stay forbidden.
-	for _, deny := range [][]string{
-		{"get", "secrets", "-A"},
-		{"list", "secrets", "-n", systemNamespace},
-		{"get", "secrets/some-other-secret", "-n", systemNamespace},
-		{"create", "validatingwebhookconfigurations.admissionregistration.k8s.io"},
-		{"update", "validatingwebhookconfigurations.admissionregistration.k8s.io/some-other-webhook"},
-		{"create", "pods", "-n", systemNamespace},
-		{"create", "pods", "-n", remediationNamespace},
-		{"create", "jobs.batch", "-n", systemNamespace},
-		{"create", "jobs.batch", "-n", "default"},
-		{"update", "kubeletpolicies.kubeletpolicy.io"},
-		{"patch", "nodes"},
-		{"create", "nodes/proxy"},
-		{"create", "leases.coordination.k8s.io", "-n", "kube-system"},
-		{"delete", "leases.coordination.k8s.io", "-n", systemNamespace},
-	} {
-		// Exit status 1 and "no" on stdout (kubectlRaw appends stderr warnings on failure).
-		out, _ := kubectl(t, append([]string{"auth", "can-i", as}, deny...)...)
-		if first := strings.TrimSpace(strings.SplitN(out, "\n", 2)[0]); first != "no" {
-			t.Errorf("kubectl auth can-i %s as the controller: %q, want no", strings.Join(deny, " "), out)
-		}
-	}
-	// And the kubeconfig the controller runs with really is the ServiceAccount.
-	out, err := kubectlWith(saKubeconfig, nil, "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}")
-	if err != nil || strings.TrimSpace(out) != "system:serviceaccount:"+systemNamespace+":"+serviceAccount {
-		t.Errorf("kubectl auth whoami with the controller's kubeconfig: %q, %v", out, err)
-	}
+}
+
+// canI returns the answer ("yes" or "no") of `kubectl auth can-i` as the given --as flag (exit
+// status 1 means "no"; kubectlRaw appends stderr warnings on failure, hence the first line).
+// A subresource needs --subresource: `nodes/proxy` would ask about the node named "proxy".
+func canI(t *testing.T, as string, args ...string) string {
+	t.Helper()
+	out, _ := kubectl(t, append([]string{"auth", "can-i", as}, args...)...)
+	return strings.TrimSpace(strings.SplitN(out, "\n", 2)[0])
 }
 
 // normalizeCanI makes `kubectl auth can-i --list` output comparable: one rule per line with

@@ -21,8 +21,10 @@ import (
 	"time"
 )
 
-// ---- the controller process -------------------------------------------------------------
+// ---- the controller and webhook processes ------------------------------------------------
 
+// controller is a kubelet-policy-controller process: `run` (the operator) or `webhook` (the
+// admission webhooks).
 type controller struct {
 	name    string
 	cmd     *exec.Cmd
@@ -54,14 +56,10 @@ func kubeletFlags(extra []string) []string {
 
 // startController starts `kubelet-policy-controller run` as its ServiceAccount. Its log goes to
 // a file in the test's temp dir and is printed when the test fails. It is stopped (SIGTERM)
-// when the test ends unless the test already stopped it.
+// when the test ends unless the test already stopped it. It serves no admission webhooks
+// (startWebhook does).
 func startController(t *testing.T, name string, extra ...string) *controller {
 	t.Helper()
-	logPath := filepath.Join(t.TempDir(), name+".log")
-	lf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
 	args := []string{"run",
 		"--kubeconfig", saKubeconfig,
 		"--leader-elect-namespace", systemNamespace,
@@ -69,17 +67,41 @@ func startController(t *testing.T, name string, extra ...string) *controller {
 		"--metrics-addr", "127.0.0.1:0",
 		"--log-format", "json",
 		"--configz-timeout=5s",
-		// No admission webhook server unless a test asks for one (webhook_test.go): the
-		// configurations are not installed, and :9443 may be taken on a shared machine.
-		"--webhook-addr=",
 	}
 	args = append(args, leaderFlags...)
 	args = append(args, kubeletFlags(extra)...)
-	args = append(args, extra...)
+	return startProcess(t, name, append(args, extra...))
+}
+
+// startWebhook starts `kubelet-policy-controller webhook` as the webhook's ServiceAccount (its
+// Lease: kubelet-policy-controller-webhook), like startController. Tests pass the serving
+// flags (--local-webhooks, --webhook-addr, ...).
+func startWebhook(t *testing.T, name string, extra ...string) *controller {
+	t.Helper()
+	args := []string{"webhook",
+		"--kubeconfig", webhookKubeconfig,
+		"--leader-elect-namespace", systemNamespace,
+		"--webhook-namespace", systemNamespace,
+		"--health-addr", "127.0.0.1:0",
+		"--metrics-addr", "127.0.0.1:0",
+		"--log-format", "json",
+	}
+	args = append(args, leaderFlags...)
+	return startProcess(t, name, append(args, extra...))
+}
+
+// startProcess starts the binary with args; see startController.
+func startProcess(t *testing.T, name string, args []string) *controller {
+	t.Helper()
+	logPath := filepath.Join(t.TempDir(), name+".log")
+	lf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cmd := exec.Command(controllerBinary, args...)
 	cmd.Stdout, cmd.Stderr = lf, lf
 	cmd.Env = append(os.Environ(), "KUBECONFIG=")
-	// A test binary that dies must not leave a controller behind.
+	// A test binary that dies must not leave a process behind.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		lf.Close()
@@ -91,7 +113,7 @@ func startController(t *testing.T, name string, extra ...string) *controller {
 		lf.Close()
 		close(c.done)
 	}()
-	t.Logf("started controller %s (pid %d): %s %s", name, cmd.Process.Pid, controllerBinary, strings.Join(args, " "))
+	t.Logf("started %s (pid %d): %s %s", name, cmd.Process.Pid, controllerBinary, strings.Join(args, " "))
 	t.Cleanup(func() {
 		if !c.exited() {
 			c.signal(syscall.SIGTERM)
@@ -103,7 +125,7 @@ func startController(t *testing.T, name string, extra ...string) *controller {
 			}
 		}
 		if t.Failed() {
-			t.Logf("---- log of controller %s (%s) ----\n%s", name, logPath, tail(c.logs(), 300))
+			t.Logf("---- log of %s (%s) ----\n%s", name, logPath, tail(c.logs(), 300))
 		}
 	})
 	return c
@@ -184,19 +206,31 @@ func (c *controller) statusWrites(policy string) int {
 // leaseHolder returns spec.holderIdentity of the controller's Lease ("" when free or absent).
 func leaseHolder(t *testing.T) (string, error) {
 	t.Helper()
-	out, err := kubectl(t, "get", "lease", "-n", systemNamespace, leaseName, "-o", "jsonpath={.spec.holderIdentity}")
+	return leaseHolderOf(t, leaseName)
+}
+
+// leaseHolderOf returns spec.holderIdentity of a Lease in the system namespace.
+func leaseHolderOf(t *testing.T, lease string) (string, error) {
+	t.Helper()
+	out, err := kubectl(t, "get", "lease", "-n", systemNamespace, lease, "-o", "jsonpath={.spec.holderIdentity}")
 	return strings.TrimSpace(out), err
 }
 
-// waitLeader waits until c holds the Lease.
+// waitLeader waits until the controller c holds the controller's Lease.
 func waitLeader(t *testing.T, c *controller, timeout time.Duration) time.Duration {
 	t.Helper()
+	return waitLeaseHolder(t, c, leaseName, timeout)
+}
+
+// waitLeaseHolder waits until c holds the Lease named lease (the controller's or the webhook's).
+func waitLeaseHolder(t *testing.T, c *controller, lease string, timeout time.Duration) time.Duration {
+	t.Helper()
 	id := c.identity(t)
-	return eventually(t, timeout, "controller "+c.name+" holds the Lease", func() error {
+	return eventually(t, timeout, c.name+" holds the Lease "+lease, func() error {
 		if c.exited() {
-			t.Fatalf("controller %s exited: %v", c.name, c.waitErr)
+			t.Fatalf("%s exited: %v", c.name, c.waitErr)
 		}
-		h, err := leaseHolder(t)
+		h, err := leaseHolderOf(t, lease)
 		if err != nil {
 			return err
 		}

@@ -21,13 +21,8 @@ import (
 
 const kubeletClientSA = "kubelet-policy-controller-kubelet-client"
 
-func canI(t *testing.T, as string, args ...string) string {
-	t.Helper()
-	out, _ := kubectl(t, append([]string{"auth", "can-i", "--as=" + as}, args...)...)
-	return strings.TrimSpace(strings.SplitN(out, "\n", 2)[0])
-}
-
-func saUser(name string) string { return "system:serviceaccount:" + systemNamespace + ":" + name }
+// saUser is the --as flag for a ServiceAccount of the controller's namespace.
+func saUser(name string) string { return "--as=system:serviceaccount:" + systemNamespace + ":" + name }
 
 func TestKubeletAccessIsLeastPrivilege(t *testing.T) {
 	controllerSA, reader := saUser(serviceAccount), saUser(kubeletClientSA)
@@ -36,14 +31,15 @@ func TestKubeletAccessIsLeastPrivilege(t *testing.T) {
 		args []string
 		want string
 	}{
-		{controllerSA, []string{"get", "nodes/proxy"}, "no"},
-		{controllerSA, []string{"create", "nodes/proxy"}, "no"},
-		{controllerSA, []string{"get", "nodes/configz"}, "no"},
+		{controllerSA, []string{"get", "nodes", "--subresource=proxy"}, "no"},
+		{controllerSA, []string{"get", "nodes", "--subresource=configz"}, "no"},
 		{controllerSA, []string{"create", "serviceaccounts/" + kubeletClientSA, "--subresource=token", "-n", systemNamespace}, "yes"},
 		{controllerSA, []string{"create", "serviceaccounts/" + serviceAccount, "--subresource=token", "-n", systemNamespace}, "no"},
 		{controllerSA, []string{"create", "serviceaccounts/default", "--subresource=token", "-n", "kube-system"}, "no"},
-		{reader, []string{"get", "nodes/configz"}, "yes"},
-		{reader, []string{"get", "nodes/proxy"}, "no"},
+		{reader, []string{"get", "nodes", "--subresource=configz"}, "yes"},
+		{reader, []string{"get", "nodes", "--subresource=proxy"}, "no"},
+		{reader, []string{"create", "nodes", "--subresource=proxy"}, "no"},
+		{reader, []string{"create", "serviceaccounts/" + kubeletClientSA, "--subresource=token", "-n", systemNamespace}, "no"},
 		{reader, []string{"get", "nodes"}, "no"},
 		{reader, []string{"get", "pods", "-A"}, "no"},
 		{reader, []string{"create", "jobs.batch", "-n", remediationNamespace}, "no"},
@@ -211,13 +207,20 @@ func TestKubeletServingCertificates(t *testing.T) {
 func grantNodesProxy(t *testing.T) {
 	t.Helper()
 	dir := t.TempDir()
+	rel := func(p string) string { // kustomize refuses absolute paths
+		r, err := filepath.Rel(dir, filepath.Join(repoRoot, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
 	k := fmt.Sprintf(`apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
 resources:
   - %s
 components:
   - %s
-`, filepath.Join(repoRoot, "deploy", "overlays", "out-of-cluster"), filepath.Join(repoRoot, "deploy", "components", "apiserver-proxy"))
+`, rel("deploy/overlays/out-of-cluster"), rel("deploy/components/apiserver-proxy"))
 	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(k), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -226,11 +229,11 @@ components:
 		if out, err := kubectl(t, "apply", "--server-side", "-k", filepath.Join(repoRoot, "deploy", "overlays", "out-of-cluster")); err != nil {
 			t.Errorf("restoring the default install: %v\n%s", err, out)
 		}
-		if got := canI(t, saUser(serviceAccount), "get", "nodes/proxy"); got != "no" {
+		if got := canI(t, saUser(serviceAccount), "get", "nodes", "--subresource=proxy"); got != "no" {
 			t.Errorf("after restoring the default install, can-i get nodes/proxy: %q", got)
 		}
 	})
-	if got := canI(t, saUser(serviceAccount), "get", "nodes/proxy"); got != "yes" {
+	if got := canI(t, saUser(serviceAccount), "get", "nodes", "--subresource=proxy"); got != "yes" {
 		t.Fatalf("with the apiserver-proxy component, can-i get nodes/proxy: %q", got)
 	}
 }

@@ -1,6 +1,7 @@
-// Package controllertests drives `kubelet-policy-controller run` end to end, like a user:
-// against a real e2e/testenv control plane, with kubectl (apply, get, wait, get events),
-// the controller running out of cluster as its own ServiceAccount with the RBAC from deploy/.
+// Package controllertests drives `kubelet-policy-controller run` (the operator) and
+// `kubelet-policy-controller webhook` (the admission webhooks) end to end, like a user: against
+// a real e2e/testenv control plane, with kubectl (apply, get, wait, get events), each process
+// running out of cluster as its own ServiceAccount with the RBAC from deploy/.
 //
 //	cd e2e/testenv && go test ./controllertests/ -v -count=1
 //
@@ -12,7 +13,7 @@
 //	                       and stopped at the end.
 //	KPC_TESTENV_KEEP=1     leave an environment started here running.
 //	KPC_BINARY=PATH        the kubelet-policy-controller binary; default: scripts/build.sh.
-//	KPC_UPDATE_GOLDEN=1    rewrite testdata/*.golden from the live cluster.
+//	KPC_UPDATE_GOLDEN=1    rewrite testdata/*.golden from the live cluster (both ServiceAccounts).
 //
 // Every node these tests use is named ctl-* and labelled e2e=controller plus e2e-pool=<test>
 // (nodes/*.yaml); every policy is labelled kpc-e2e=controllertests and selects only its pool.
@@ -33,21 +34,25 @@ import (
 )
 
 var (
-	pkgDir           string // e2e/testenv/controllertests
-	testenvDir       string // e2e/testenv
-	repoRoot         string
-	stateDir         string
-	kubeconfig       string // admin
-	saKubeconfig     string // the controller's ServiceAccount
-	controllerBinary string
-	workDir          string
+	pkgDir            string // e2e/testenv/controllertests
+	testenvDir        string // e2e/testenv
+	repoRoot          string
+	stateDir          string
+	kubeconfig        string // admin
+	saKubeconfig      string // the controller's ServiceAccount
+	webhookKubeconfig string // the webhook's ServiceAccount
+	controllerBinary  string
+	workDir           string
 )
 
 const (
 	systemNamespace = "kubelet-policy-system"
 	serviceAccount  = "kubelet-policy-controller"
 	leaseName       = "kubelet-policy-controller"
-	policyLabel     = "kpc-e2e=controllertests"
+	// The admission webhooks' own identity and Lease (`kubelet-policy-controller webhook`).
+	webhookServiceAccount = "kubelet-policy-controller-webhook"
+	webhookLeaseName      = "kubelet-policy-controller-webhook"
+	policyLabel           = "kpc-e2e=controllertests"
 	// Both the ValidatingWebhookConfiguration and the MutatingWebhookConfiguration.
 	webhookConfigurationName = "kubelet-policy-controller"
 )
@@ -163,9 +168,9 @@ func resolveBinary() (string, error) {
 	return dst, f.Close()
 }
 
-// setUp installs the CRD and RBAC from deploy/ (the out-of-cluster overlay: no Deployment,
-// no Service-backed webhooks), writes the ServiceAccount kubeconfig and
-// checks that the environment has this package's nodes.
+// setUp installs the CRD and RBAC from deploy/ (the out-of-cluster overlay: no Deployments,
+// no Service-backed webhooks), writes a kubeconfig for each ServiceAccount (the controller's
+// and the webhook's) and checks that the environment has this package's nodes.
 func setUp() error {
 	// The out-of-cluster install has no admission webhook configurations (they call the
 	// in-cluster Service, and nothing serves it here); ones left behind by an interrupted run
@@ -194,10 +199,13 @@ func setUp() error {
 		return fmt.Errorf("%v\n%s", err, out)
 	}
 	saKubeconfig = filepath.Join(workDir, "sa.kubeconfig")
-	cmd := exec.Command(filepath.Join(testenvDir, "kubeconfig-for-sa"), "--state", stateDir, "--out", saKubeconfig, systemNamespace, serviceAccount)
-	cmd.Env = append(os.Environ(), "KPC_TESTENV_STATE="+stateDir)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("kubeconfig-for-sa: %v\n%s", err, out)
+	webhookKubeconfig = filepath.Join(workDir, "webhook.kubeconfig")
+	for kc, sa := range map[string]string{saKubeconfig: serviceAccount, webhookKubeconfig: webhookServiceAccount} {
+		cmd := exec.Command(filepath.Join(testenvDir, "kubeconfig-for-sa"), "--state", stateDir, "--out", kc, systemNamespace, sa)
+		cmd.Env = append(os.Environ(), "KPC_TESTENV_STATE="+stateDir)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("kubeconfig-for-sa %s: %v\n%s", sa, err, out)
+		}
 	}
 	specs, _ := filepath.Glob(filepath.Join(pkgDir, "nodes", "*.yaml"))
 	out, err := kubectlRaw(nil, "get", "nodes", "-l", "e2e=controller", "-o", "jsonpath={.items[*].metadata.name}")

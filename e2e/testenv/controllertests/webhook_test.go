@@ -20,14 +20,16 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
 
-// The admission webhooks, called by the real API server: the controller runs out of cluster
-// with --local-webhooks (the test control plane cannot reach a Service), serving on
-// 127.0.0.1:PORT, and points deploy/base/webhooks.yaml's configurations at that URL with its
-// own CA bundle. The certificates are self-managed (Secret kubelet-policy-controller-webhook-tls).
+// The admission webhooks, called by the real API server: `kubelet-policy-controller webhook`
+// runs out of cluster as the webhook's ServiceAccount with --local-webhooks (the test control
+// plane cannot reach a Service), serving on 127.0.0.1:PORT, and points
+// deploy/base/webhooks.yaml's configurations at that URL with its own CA bundle. The
+// certificates are self-managed (Secret kubelet-policy-controller-webhook-tls).
 
 // The webhook denies with reason Invalid and one cause per problem, so kubectl prints it like
 // the API server's own validation ("The KubeletPolicy "x" is invalid: * field: message"),
@@ -35,7 +37,7 @@ import (
 // proven with the webhook's own counter (kubeletpolicy_admission_requests_total) instead.
 const secretName = "kubelet-policy-controller-webhook-tls"
 
-// Text only the controller's validation writes (policy/model.cpp), for the readiness probe.
+// Text only the webhook's validation writes (policy/model.cpp), for the readiness probe.
 const probeDenial = "GreaterThan cannot be used on rotateCertificates"
 
 type webhookController struct {
@@ -53,16 +55,24 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// startWebhooks installs the webhook configurations from deploy/, starts a controller with
-// --local-webhooks and waits until the API server calls it. At the end of the test the
-// configurations are deleted first (so that no policy write meets a dead webhook), then the
-// controller stops.
+// startWebhooks installs the webhook configurations from deploy/, starts
+// `kubelet-policy-controller webhook --local-webhooks` and waits until the API server calls
+// it. At the end of the test the configurations are deleted first (so that no policy write
+// meets a dead webhook), then the process stops.
 func startWebhooks(t *testing.T, extra ...string) *webhookController {
 	t.Helper()
+	return startNamedWebhooks(t, "webhooks", extra...)
+}
+
+func startNamedWebhooks(t *testing.T, name string, extra ...string) *webhookController {
+	t.Helper()
+	// Fresh from deploy/: an earlier process of the same test may have rewritten them to its
+	// URL, and applying the Service-backed manifest over a URL would set both.
+	mustKubectl(t, "delete", "validatingwebhookconfiguration,mutatingwebhookconfiguration", webhookConfigurationName, "--ignore-not-found")
 	mustKubectl(t, "apply", "-f", filepath.Join(repoRoot, "deploy", "base", "webhooks.yaml"))
 	port := freePort(t)
 	args := append([]string{"--local-webhooks", fmt.Sprintf("--webhook-addr=:%d", port), "--webhook-cert-sync-period=1s"}, extra...)
-	c := startController(t, "webhooks", args...)
+	c := startWebhook(t, name, args...)
 	t.Cleanup(func() {
 		if _, err := kubectl(t, "delete", "validatingwebhookconfiguration,mutatingwebhookconfiguration", webhookConfigurationName, "--ignore-not-found"); err != nil {
 			t.Logf("cleanup: %v", err)
@@ -81,7 +91,7 @@ func waitWebhookCalled(t *testing.T, c *controller) {
       config: {path: rotateCertificates, operator: GreaterThan, value: true}`)
 	eventually(t, 60*time.Second, "the API server calls the webhook", func() error {
 		if c.exited() {
-			t.Fatalf("controller exited: %v", c.waitErr)
+			t.Fatalf("%s exited: %v", c.name, c.waitErr)
 		}
 		_, stderr, err := kubectlStdin(t, []byte(probe), "apply", "--dry-run=server", "-f", "-")
 		if err == nil {
@@ -252,7 +262,8 @@ func countWebhookOnly() int {
 
 // TestWebhookAdmitsSamplesAndWarns: the samples of deploy/samples are admitted (server dry run:
 // they select real nodes); suspicious but legal input is admitted with warnings that kubectl
-// shows; a policy fighting another over a field gets a conflict warning from the informer cache.
+// shows; a policy fighting another over a field gets a conflict warning from the webhook's own
+// informer cache (no operator runs here).
 func TestWebhookAdmitsSamplesAndWarns(t *testing.T) {
 	startWebhooks(t)
 	samples, _ := filepath.Glob(filepath.Join(repoRoot, "deploy", "samples", "*.yaml"))
@@ -433,7 +444,7 @@ func TestWebhookCertificateRotation(t *testing.T) {
 	loop.finish()
 	loop.check(t, "two certificate rotations")
 	if !strings.Contains(w.logs(), "serving certificate reloaded") {
-		t.Errorf("the controller never logged a reload")
+		t.Errorf("the webhook never logged a reload")
 	}
 }
 
@@ -448,13 +459,14 @@ func servedFingerprint(port int) (string, error) {
 	return hex.EncodeToString(sum[:8]), nil
 }
 
-// TestWebhookEveryReplicaReloads: a second replica (not the leader) serves the pair from the
-// Secret too, and switches to the new one after a forced rotation, without a restart.
+// TestWebhookEveryReplicaReloads: a second replica (not the leader: the webhook's Lease is
+// kubelet-policy-controller-webhook) serves the pair from the Secret too, and switches to the
+// new one after a forced rotation, without a restart.
 func TestWebhookEveryReplicaReloads(t *testing.T) {
 	leader := startWebhooks(t)
-	waitLeader(t, leader.controller, 60*time.Second)
+	waitLeaseHolder(t, leader.controller, webhookLeaseName, 60*time.Second)
 	followerPort := freePort(t)
-	follower := startController(t, "follower", "--local-webhooks", fmt.Sprintf("--webhook-addr=:%d", followerPort), "--webhook-cert-sync-period=1s")
+	follower := startWebhook(t, "follower", "--local-webhooks", fmt.Sprintf("--webhook-addr=:%d", followerPort), "--webhook-cert-sync-period=1s")
 	same := func() error {
 		if follower.exited() {
 			t.Fatalf("follower exited: %v", follower.waitErr)
@@ -603,9 +615,10 @@ func writeServingPair(t *testing.T, dir string, ca *x509.Certificate, caKey *ecd
 	}
 }
 
-// TestWebhookCertManagerMode: with --webhook-cert-mode=cert-manager the controller only serves
+// TestWebhookCertManagerMode: with --webhook-cert-mode=cert-manager the webhook only serves
 // what is in --webhook-cert-dir (laid out like a mounted Secret) and hot-reloads a renewed pair
-// while policies are applied continuously; it never touches the Secret or the caBundle.
+// while policies are applied continuously; it never touches the Secret or the caBundle, and
+// takes no Lease (it writes nothing).
 func TestWebhookCertManagerMode(t *testing.T) {
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -638,7 +651,7 @@ func TestWebhookCertManagerMode(t *testing.T) {
 	}
 	secretBefore, _ := kubectl(t, "get", "secret", "-n", systemNamespace, secretName, "--ignore-not-found", "-o", "jsonpath={.metadata.resourceVersion}")
 
-	c := startController(t, "cert-manager-mode", "--webhook-cert-mode=cert-manager", "--webhook-cert-dir="+dir,
+	c := startWebhook(t, "cert-manager-mode", "--webhook-cert-mode=cert-manager", "--webhook-cert-dir="+dir,
 		fmt.Sprintf("--webhook-addr=127.0.0.1:%d", port), "--webhook-cert-sync-period=1s")
 	waitWebhookCalled(t, c)
 	first, err := servedFingerprint(port)
@@ -665,9 +678,142 @@ func TestWebhookCertManagerMode(t *testing.T) {
 	loop.check(t, "a certificate renewal from the directory")
 
 	if got := mustKubectl(t, "get", "validatingwebhookconfiguration", webhookConfigurationName, "-o", "jsonpath={.webhooks[0].clientConfig.caBundle}"); got != bundle {
-		t.Errorf("the controller changed caBundle in cert-manager mode")
+		t.Errorf("the webhook changed caBundle in cert-manager mode")
 	}
 	if after, _ := kubectl(t, "get", "secret", "-n", systemNamespace, secretName, "--ignore-not-found", "-o", "jsonpath={.metadata.resourceVersion}"); after != secretBefore {
-		t.Errorf("the controller wrote the Secret in cert-manager mode (resourceVersion %q -> %q)", secretBefore, after)
+		t.Errorf("the webhook wrote the Secret in cert-manager mode (resourceVersion %q -> %q)", secretBefore, after)
+	}
+	if strings.Contains(c.logs(), "leader election: Lease") {
+		t.Errorf("the webhook took part in leader election in cert-manager mode (it writes nothing)")
+	}
+}
+
+// TestWebhookRBACIsLeastPrivilege: the webhook's ServiceAccount (deploy/base/rbac-webhook*.yaml)
+// may read KubeletPolicies and, for its self-managed certificates, its one Secret, the two
+// webhook configurations, its Lease and Events - and nothing of the operator's: no nodes (not
+// even nodes/configz), no nodes/proxy, no Jobs, no Pods, no policy status. Goldens as for the
+// controller; every webhook test runs the process with this ServiceAccount's token.
+func TestWebhookRBACIsLeastPrivilege(t *testing.T) {
+	checkCanIGoldens(t, webhookServiceAccount, "webhook-")
+	as := "--as=system:serviceaccount:" + systemNamespace + ":" + webhookServiceAccount
+	for _, deny := range [][]string{
+		{"get", "nodes"},
+		{"list", "nodes"},
+		{"get", "nodes", "--subresource=proxy"},
+		{"create", "nodes", "--subresource=proxy"},
+		{"get", "nodes", "--subresource=configz"},
+		{"get", "jobs.batch", "-n", remediationNamespace},
+		{"create", "jobs.batch", "-n", remediationNamespace},
+		{"list", "jobs.batch", "-A"},
+		{"get", "pods", "-n", remediationNamespace},
+		{"list", "pods", "-A"},
+		{"create", "pods", "-n", systemNamespace},
+		{"update", "kubeletpolicies.kubeletpolicy.io"},
+		{"update", "kubeletpolicies.kubeletpolicy.io", "--subresource=status"},
+		{"get", "secrets", "-A"},
+		{"list", "secrets", "-n", systemNamespace},
+		{"get", "secrets/some-other-secret", "-n", systemNamespace},
+		{"create", "secrets", "-n", "default"},
+		{"update", "validatingwebhookconfigurations.admissionregistration.k8s.io/some-other-webhook"},
+		{"create", "validatingwebhookconfigurations.admissionregistration.k8s.io"},
+		{"update", "leases.coordination.k8s.io/" + leaseName, "-n", systemNamespace},
+		{"create", "events", "-n", "default"},
+	} {
+		if got := canI(t, as, deny...); got != "no" {
+			t.Errorf("kubectl auth can-i %s as the webhook: %q, want no", strings.Join(deny, " "), got)
+		}
+	}
+	for _, allow := range [][]string{
+		{"list", "kubeletpolicies.kubeletpolicy.io"},
+		{"watch", "kubeletpolicies.kubeletpolicy.io"},
+		{"get", "secrets/" + secretName, "-n", systemNamespace},
+		{"update", "secrets/" + secretName, "-n", systemNamespace},
+		{"create", "secrets", "-n", systemNamespace},
+		{"update", "validatingwebhookconfigurations.admissionregistration.k8s.io/" + webhookConfigurationName},
+		{"update", "mutatingwebhookconfigurations.admissionregistration.k8s.io/" + webhookConfigurationName},
+		{"get", "leases.coordination.k8s.io/" + webhookLeaseName, "-n", systemNamespace},
+		{"update", "leases.coordination.k8s.io/" + webhookLeaseName, "-n", systemNamespace},
+		{"create", "leases.coordination.k8s.io", "-n", systemNamespace},
+		{"create", "events", "-n", systemNamespace},
+		{"patch", "events", "-n", systemNamespace},
+	} {
+		if got := canI(t, as, allow...); got != "yes" {
+			t.Errorf("kubectl auth can-i %s as the webhook: %q, want yes", strings.Join(allow, " "), got)
+		}
+	}
+	out, err := kubectlWith(webhookKubeconfig, nil, "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}")
+	if err != nil || strings.TrimSpace(out) != "system:serviceaccount:"+systemNamespace+":"+webhookServiceAccount {
+		t.Errorf("kubectl auth whoami with the webhook's kubeconfig: %q, %v", out, err)
+	}
+}
+
+// TestWebhookAndControllerAreIndependent: two processes, neither needs the other. With the
+// webhook killed, the operator keeps reconciling (status is written through the status
+// subresource, which no webhook intercepts) while policy writes are refused (failurePolicy
+// Fail: the operator does not serve admission); with the operator killed, a new webhook
+// process answers - denials, and conflict warnings from its own informer.
+func TestWebhookAndControllerAreIndependent(t *testing.T) {
+	setBehavior(t, "ctl-ha-ok", "normal")
+	t.Cleanup(func() { setBehavior(t, "ctl-ha-ok", "normal") })
+	w := startWebhooks(t)
+	c := startController(t, "independent")
+	waitLeader(t, c, 40*time.Second) // a Lease left by an earlier test expires within 10s
+
+	name := uniqueName("ctl-indep")
+	applyPolicy(t, name, policyYAML(name, "ha", "10s", ruleStreaming))
+	ncOnly := map[string]wantNode{"ctl-ha-nc": {"NonCompliant", []string{"streaming-connection-idle-timeout"}}}
+	waitStatus(t, name, 60*time.Second, want{selected: 2, compliant: 1, nonCompliant: 1, nodes: ncOnly,
+		failing: map[string]int{"streaming-connection-idle-timeout": 1}, compliantCond: "False"})
+
+	// The webhook dies: policy writes are refused (nothing else serves admission), and the
+	// operator still checks the nodes and writes status.
+	w.signal(syscall.SIGKILL)
+	<-w.done
+	_, stderr, err := kubectlStdin(t, []byte(policyYAML(uniqueName("ctl-indep-refused"), "ha", "10s", ruleStreaming)), "apply", "--dry-run=server", "-f", "-")
+	if err == nil || !strings.Contains(stderr, "failed calling webhook") {
+		t.Errorf("a policy write with the webhook down: %v %s; want it refused by failurePolicy Fail", err, stderr)
+	}
+	setBehavior(t, "ctl-ha-ok", "garbage")
+	d := waitStatus(t, name, 40*time.Second, want{selected: 2, compliant: 0, nonCompliant: 1, unknown: 1,
+		nodes:   map[string]wantNode{"ctl-ha-nc": ncOnly["ctl-ha-nc"], "ctl-ha-ok": {"Unknown", nil}},
+		failing: map[string]int{"streaming-connection-idle-timeout": 1}, compliantCond: "False"})
+	t.Logf("with the webhook down, the operator reported ctl-ha-ok Unknown %.1fs after its kubelet turned to garbage", d.Seconds())
+	if c.exited() {
+		t.Fatalf("the controller exited when the webhook died: %v", c.waitErr)
+	}
+	setBehavior(t, "ctl-ha-ok", "normal")
+
+	// The operator dies; a new webhook process serves on its own: it denies what only it can
+	// see, and warns about a conflict with the policy above, read from its own informer.
+	c.signal(syscall.SIGKILL)
+	<-c.done
+	w2 := startNamedWebhooks(t, "webhooks-again") // waits until the API server calls it
+	conflicting := uniqueName("ctl-indep-conflict")
+	manifest := policyYAML(conflicting, "ha", "10s", `    - id: streaming-connection-idle-timeout
+      config: {path: streamingConnectionIdleTimeout, operator: NotEquals, value: 0s}
+      remediation: {value: 1h0m0s}
+`)
+	// The policy above has no remediation value: give it one that differs, so both would
+	// remediate the same field on the same nodes.
+	firstWithValue := policyYAML(name, "ha", "10s", `    - id: streaming-connection-idle-timeout
+      severity: Low
+      config: {path: streamingConnectionIdleTimeout, operator: NotEquals, value: 0s}
+      remediation: {value: 4h0m0s}
+`)
+	if _, stderr, err := kubectlStdin(t, []byte(firstWithValue), "apply", "-f", "-"); err != nil {
+		t.Fatalf("updating %s with the operator down: %v\n%s", name, err, stderr)
+	}
+	eventually(t, 30*time.Second, "a conflict warning naming "+name, func() error {
+		_, stderr, err := kubectlStdin(t, []byte(manifest), "apply", "--dry-run=server", "-f", "-")
+		if err != nil {
+			return fmt.Errorf("refused: %v %s", err, stderr)
+		}
+		if !strings.Contains(stderr, `KubeletPolicy "`+name+`"`) {
+			return fmt.Errorf("no conflict warning yet: %q", stderr)
+		}
+		return nil
+	})
+	if w2.exited() {
+		t.Fatalf("the new webhook exited: %v", w2.waitErr)
 	}
 }

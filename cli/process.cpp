@@ -1,0 +1,169 @@
+#include "cli/process.h"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <random>
+
+namespace kpc::cli {
+namespace {
+
+std::atomic<int> g_signal{0};
+void OnSignal(int sig) { g_signal = sig; }
+
+std::string Identity() {
+  char host[256] = {0};
+  gethostname(host, sizeof host - 1);
+  std::mt19937_64 rng{std::random_device{}()};
+  char suffix[9];
+  std::snprintf(suffix, sizeof suffix, "%08x", static_cast<unsigned>(rng()));
+  return std::string(host) + "_" + suffix;
+}
+
+net::HttpResponse Text(int status, std::string body,
+                       std::string type = "text/plain; charset=utf-8") {
+  net::HttpResponse r;
+  r.status = status;
+  r.headers["content-type"] = std::move(type);
+  r.body = std::move(body);
+  return r;
+}
+
+}  // namespace
+
+std::chrono::milliseconds Millis(int64_t ns) { return std::chrono::milliseconds(ns / 1'000'000); }
+
+void InstallStopSignals() {
+  std::signal(SIGTERM, OnSignal);
+  std::signal(SIGINT, OnSignal);
+}
+
+int WaitForStopSignal() {
+  while (g_signal == 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  return g_signal.load();
+}
+
+StatusOr<kube::ClientConfig> ApiClientConfig(const ConnectionFlags& f, const std::string& component) {
+  auto config = kube::ResolveConfig(f.kubeconfig, f.context, f.allow_insecure);
+  if (!config.ok()) return config.status();
+  config->qps = f.qps;
+  config->burst = f.burst;
+  spdlog::info("{} starting; API server {}", component, config->server);
+  return config;
+}
+
+StatusOr<std::unique_ptr<kube::Client>> NewApiClient(const ConnectionFlags& f, const Clock& clock,
+                                                     const std::string& component) {
+  auto config = ApiClientConfig(f, component);
+  if (!config.ok()) return config.status();
+  return kube::NewClient(clock, *config);
+}
+
+kube::LeaderElectionConfig LeaderElectionFrom(const LeaderElectionFlags& f) {
+  kube::LeaderElectionConfig le;
+  le.lease_namespace = f.lease_namespace;
+  le.lease_name = f.lease_name;
+  le.identity = Identity();
+  le.lease_duration = Millis(f.lease_duration_ns);
+  le.renew_deadline = Millis(f.renew_deadline_ns);
+  le.retry_period = Millis(f.retry_period_ns);
+  return le;
+}
+
+ApiRequestMetrics::ApiRequestMetrics(Registry& metrics, const kube::Client& client)
+    : client_(client),
+      counter_(metrics.AddCounter("kubeletpolicy_api_requests_total",
+                                  "Requests to the Kubernetes API server by verb and HTTP code.",
+                                  {"verb", "code"})) {}
+
+void ApiRequestMetrics::Sync() {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [k, n] : client_.RequestCounts()) {
+    uint64_t& seen = seen_[k];
+    if (n > seen) counter_.WithLabels({k.first, k.second}).Inc(static_cast<double>(n - seen));
+    seen = n;
+  }
+}
+
+StatusOr<std::unique_ptr<Endpoints>> Endpoints::Serve(const ServingFlags& f, Readiness ready,
+                                                      const Registry& metrics,
+                                                      ApiRequestMetrics& api_requests,
+                                                      const Clock& clock) {
+  std::unique_ptr<Endpoints> e(new Endpoints());
+  e->health_ = net::NewHttpServer(clock, f.health_addr);
+  e->health_->Handle("/healthz", [](const net::ServerRequest&) { return Text(200, "ok\n"); });
+  e->health_->Handle("/readyz", [ready = std::move(ready)](const net::ServerRequest&) {
+    if (auto why = ready()) return Text(503, *why + "\n");
+    return Text(200, "ok\n");
+  });
+  auto metrics_handler = [&metrics, &api_requests](const net::ServerRequest&) {
+    api_requests.Sync();
+    return Text(200, metrics.Render(), std::string(kMetricsContentType));
+  };
+  if (f.metrics_addr == f.health_addr) {
+    e->health_->Handle("/metrics", metrics_handler);
+  } else {
+    e->metrics_ = net::NewHttpServer(clock, f.metrics_addr);
+    e->metrics_->Handle("/metrics", metrics_handler);
+    if (Status s = e->metrics_->Start(); !s.ok()) {
+      return Status(s.code(), "cannot serve metrics on " + f.metrics_addr + ": " + s.message());
+    }
+  }
+  if (Status s = e->health_->Start(); !s.ok()) {
+    return Status(s.code(), "cannot serve health checks on " + f.health_addr + ": " + s.message());
+  }
+  spdlog::info("serving /healthz and /readyz on port {}, /metrics on port {}", e->health_->port(),
+               e->metrics_ ? e->metrics_->port() : e->health_->port());
+  return e;
+}
+
+Endpoints::~Endpoints() { Stop(); }
+
+void Endpoints::Stop() {
+  if (health_) health_->Stop();
+  if (metrics_) metrics_->Stop();
+  health_.reset();
+  metrics_.reset();
+}
+
+Leadership::Leadership(std::optional<kube::LeaderElectionConfig> election, kube::Client& client,
+                       const Clock& clock, Work lead, std::string what_stops,
+                       std::atomic<bool>& is_leader)
+    : election_(std::move(election)),
+      client_(client),
+      clock_(clock),
+      lead_(std::move(lead)),
+      what_stops_(std::move(what_stops)),
+      is_leader_(is_leader) {}
+
+Leadership::~Leadership() { Stop(); }
+
+void Leadership::Start() {
+  if (!election_) {
+    thread_ = std::thread([this] { Lead(); });
+    return;
+  }
+  spdlog::info("leader election: Lease {}/{} as {}", election_->lease_namespace,
+               election_->lease_name, election_->identity);
+  elector_ = std::make_unique<kube::LeaderElector>(
+      client_, clock_, *election_, [this] { Lead(); },
+      [this] {
+        is_leader_ = false;
+        spdlog::warn("lost leadership: stopped {}", what_stops_);
+      });
+  elector_->Start();
+}
+
+void Leadership::Stop() {
+  shutting_down_ = true;
+  if (elector_) elector_->Stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+void Leadership::Lead() {
+  is_leader_ = true;
+  lead_([this] { return shutting_down_.load() || (elector_ && !elector_->IsLeader()); });
+}
+
+}  // namespace kpc::cli
