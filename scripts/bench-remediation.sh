@@ -22,6 +22,7 @@ k wait --for=condition=Established crd/kubeletpolicies.kubeletpolicy.io --timeou
 sa=$(e2e/testenv/kubeconfig-for-sa --state "$state" --out "$state/controller.kubeconfig" kubelet-policy-system kubelet-policy-controller 2>/dev/null | tail -n1)
 "$bin" run --kubeconfig "$sa" --leader-elect-namespace kubelet-policy-system \
   --health-addr 127.0.0.1:0 --metrics-addr 127.0.0.1:0 --log-level warn \
+  --kubelet-preferred-address-types Hostname --kubelet-certificate-authority "$state/pki/kubelet-ca.crt" \
   --agent-image kubelet-policy-controller:bench --agent-host-path /run/testenv \
   --kubelet-restart-command "$state/bin/testenv restart-kubelet --host-root /host" "$@" \
   >"$state/controller.log" 2>&1 &

@@ -59,10 +59,13 @@ echo $! >"$state/webhook.pid"
 
 echo "==> starting the operator as system:serviceaccount:kubelet-policy-system:kubelet-policy-controller" >&2
 sa_kubeconfig=$(e2e/testenv/kubeconfig-for-sa --state "$state" --out "$state/controller.kubeconfig" kubelet-policy-system kubelet-policy-controller | tail -n1)
-# Remediation Jobs run the same binary (the fleet maps the image to it) and restart simulated
-# kubelets the fleet's way.
+# /configz straight from each simulated kubelet, as in a cluster: on its Hostname address
+# (127.x; the InternalIP is only for the API server's egress proxy), verified with the testenv's
+# kubelet CA, with tokens of the kubelet-client ServiceAccount. Remediation Jobs run the same
+# binary (the fleet maps the image to it) and restart simulated kubelets the fleet's way.
 setsid "$bin" run --kubeconfig "$sa_kubeconfig" --leader-elect-namespace kubelet-policy-system \
   --health-addr 127.0.0.1:18081 --metrics-addr 127.0.0.1:18080 \
+  --kubelet-preferred-address-types Hostname --kubelet-certificate-authority "$state/pki/kubelet-ca.crt" \
   --agent-image kubelet-policy-controller:demo --agent-host-path /run/testenv \
   --kubelet-restart-command "$state/bin/testenv restart-kubelet --host-root /host" \
   >"$state/logs/controller.log" 2>&1 < /dev/null &
