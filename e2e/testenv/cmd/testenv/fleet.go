@@ -53,13 +53,11 @@ type simNode struct {
 	restarting bool
 	restartMu  sync.Mutex // one restart at a time
 
-	// The direct listener's auth (under mu): the kubelet's AuthInterface of the running
-	// kubelet, the fine-grained authz switch (control socket, node spec) and the
-	// KubeletFineGrainedAuthz gate of its configuration; both must hold.
-	auth              kubeletserver.AuthInterface
-	fineGrained       bool
-	gateFineGrained   bool
-	requestClientCert bool
+	// The direct listener's auth (under mu), set at each start from the effective config.
+	auth              kubeletserver.AuthInterface // nil after a failed start
+	fineGrained       bool                        // the switch (node spec, control socket)...
+	gateFineGrained   bool                        // ...and the KubeletFineGrainedAuthz gate: both must hold
+	requestClientCert bool                        // x509.clientCAFile is set
 
 	lmu      sync.Mutex   // guards listener
 	listener net.Listener // nil while the kubelet does not listen
