@@ -61,6 +61,18 @@ configFile:
   content: {eventRecordQPS: 0}
 flagsFile: /etc/systemd/system/kubelet.service.d/10-kubelet-args.conf
 `,
+	// the direct endpoint (direct_test.go): webhook authn and authz like a hardened
+	// kubelet, with short authorization caches so RBAC changes show quickly
+	"direct": `labels: {pool: direct}
+configFile:
+  path: /var/lib/kubelet/config.yaml
+  content:
+    authentication:
+      anonymous: {enabled: false}
+      webhook: {enabled: true, cacheTTL: 10s}
+      x509: {clientCAFile: /etc/kubernetes/pki/ca.crt}
+    authorization: {mode: Webhook, webhook: {cacheAuthorizedTTL: 1s, cacheUnauthorizedTTL: 1s}}
+`,
 	"garbage-node": "labels: {pool: behaviors}\nbehavior: garbage\nconfigFile: {path: /var/lib/kubelet/config.yaml}\n",
 	"refused-node": "labels: {pool: behaviors}\nbehavior: refused\nconfigFile: {path: /var/lib/kubelet/config.yaml}\n",
 }

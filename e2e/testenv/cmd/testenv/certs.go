@@ -45,8 +45,8 @@ func writeKey(path string, key crypto.Signer) error {
 	return writePEM(path, "PRIVATE KEY", der, 0o600)
 }
 
-// newPKI creates the cluster CA and the service-account signing key pair in dir.
-func newPKI(dir string) (*pki, error) {
+// newCA creates a self-signed CA in dir as NAME.crt and NAME.key (0600).
+func newCA(dir, name, cn string) (*pki, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -57,7 +57,7 @@ func newPKI(dir string) (*pki, error) {
 	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial(),
-		Subject:               pkix.Name{CommonName: "kpc-testenv-ca"},
+		Subject:               pkix.Name{CommonName: cn},
 		NotBefore:             now.Add(-time.Hour),
 		NotAfter:              now.Add(10 * 365 * 24 * time.Hour),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature | x509.KeyUsageCRLSign,
@@ -69,10 +69,19 @@ func newPKI(dir string) (*pki, error) {
 		return nil, err
 	}
 	cert, _ := x509.ParseCertificate(der)
-	if err := writePEM(filepath.Join(dir, "ca.crt"), "CERTIFICATE", der, 0o644); err != nil {
+	if err := writePEM(filepath.Join(dir, name+".crt"), "CERTIFICATE", der, 0o644); err != nil {
 		return nil, err
 	}
-	if err := writeKey(filepath.Join(dir, "ca.key"), key); err != nil {
+	if err := writeKey(filepath.Join(dir, name+".key"), key); err != nil {
+		return nil, err
+	}
+	return &pki{dir: dir, caCert: cert, caKey: key}, nil
+}
+
+// newPKI creates the cluster CA and the service-account signing key pair in dir.
+func newPKI(dir string) (*pki, error) {
+	p, err := newCA(dir, "ca", "kpc-testenv-ca")
+	if err != nil {
 		return nil, err
 	}
 	// Service-account token signing keys (RS256, like kubeadm).
@@ -90,12 +99,15 @@ func newPKI(dir string) (*pki, error) {
 	if err := writePEM(filepath.Join(dir, "sa.pub"), "PUBLIC KEY", pub, 0o644); err != nil {
 		return nil, err
 	}
-	return &pki{dir: dir, caCert: cert, caKey: key}, nil
+	return p, nil
 }
 
-// loadPKI reads the CA written by newPKI.
-func loadPKI(dir string) (*pki, error) {
-	pair, err := tls.LoadX509KeyPair(filepath.Join(dir, "ca.crt"), filepath.Join(dir, "ca.key"))
+// loadPKI reads the cluster CA written by newPKI.
+func loadPKI(dir string) (*pki, error) { return loadCA(dir, "ca") }
+
+// loadCA reads the CA NAME.crt and NAME.key of dir.
+func loadCA(dir, name string) (*pki, error) {
+	pair, err := tls.LoadX509KeyPair(filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key"))
 	if err != nil {
 		return nil, err
 	}
@@ -105,7 +117,7 @@ func loadPKI(dir string) (*pki, error) {
 	}
 	signer, ok := pair.PrivateKey.(crypto.Signer)
 	if !ok {
-		return nil, fmt.Errorf("CA key is not a signer")
+		return nil, fmt.Errorf("CA key %s is not a signer", name)
 	}
 	return &pki{dir: dir, caCert: cert, caKey: signer}, nil
 }
@@ -146,11 +158,18 @@ func (p *pki) issueFiles(name, cn string, orgs, dns []string, ips []net.IP, serv
 	return writeKey(filepath.Join(p.dir, name+".key"), key)
 }
 
-// generateClusterPKI writes every certificate the control plane needs.
+// kubeletCAName is the CA (pki/kubelet-ca.crt) that signs the simulated kubelets'
+// serving certificates. It is not the cluster CA, so ca.crt does not verify a kubelet.
+const kubeletCAName = "kubelet-ca"
+
+// generateClusterPKI writes every certificate the control plane needs, and the kubelet CA.
 func generateClusterPKI(dir string) error {
 	p, err := newPKI(dir)
 	if err != nil {
 		return err
+	}
+	if _, err := newCA(dir, kubeletCAName, "kpc-testenv-kubelet-ca"); err != nil {
+		return fmt.Errorf("kubelet CA: %w", err)
 	}
 	loop := []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP(serviceIP)}
 	steps := []struct {

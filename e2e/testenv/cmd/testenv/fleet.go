@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,21 +25,24 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	utilfeature "k8s.io/apiserver/pkg/util/feature"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/component-base/version"
+	"k8s.io/kubernetes/pkg/features"
+	kubeletserver "k8s.io/kubernetes/pkg/kubelet/server"
 	"k8s.io/utils/ptr"
 )
 
-const kubeletPort = 10250
-
 // simNode is one simulated kubelet.
 type simNode struct {
-	name string
-	ip   net.IP
-	spec *nodeSpec
-	dir  string // DIR/nodes/<name>
-	root string // DIR/nodes/<name>/root: the node's filesystem
+	name     string
+	ip       net.IP // InternalIP, 198.18.0.0/15
+	loopback net.IP // the direct listener's address: 127.18.0.0/15
+	port     int    // the kubelet port (direct listener), fixed for the fleet's life
+	spec     *nodeSpec
+	dir      string // DIR/nodes/<name>
+	root     string // DIR/nodes/<name>/root: the node's filesystem
 
 	mu         sync.Mutex
 	up         bool   // the kubelet process "runs" and serves
@@ -49,6 +53,16 @@ type simNode struct {
 	restarting bool
 	restartMu  sync.Mutex // one restart at a time
 
+	// The direct listener's auth (under mu), set at each start from the effective config.
+	auth              kubeletserver.AuthInterface // nil after a failed start
+	fineGrained       bool                        // the switch (node spec, control socket)...
+	gateFineGrained   bool                        // ...and the KubeletFineGrainedAuthz gate: both must hold
+	requestClientCert bool                        // x509.clientCAFile is set
+
+	lmu      sync.Mutex   // guards listener
+	listener net.Listener // nil while the kubelet does not listen
+	reserved int          // fd that keeps port bound (never listening)
+
 	activePods atomic.Int32
 	conns      map[*nodeConn]struct{} // open kubelet connections (under mu)
 }
@@ -57,11 +71,13 @@ type fleet struct {
 	dir      string
 	info     *envInfo
 	cs       *kubernetes.Clientset
-	ca       *pki
+	ca       *pki // the cluster CA
 	nodes    map[string]*simNode
 	byIP     map[[4]byte]*simNode
 	certs    *certCache
-	egress   *os.File // egress log
+	auth     *authCache
+	direct   *chanListener // connections accepted by the nodes' direct listeners
+	egress   *os.File      // egress log
 	egressMu sync.Mutex
 	pods     *podManager
 	ctx      context.Context
@@ -86,6 +102,12 @@ func runFleet(args []string) int {
 	state := stateDirFlag(fs)
 	_ = fs.Parse(args)
 	dir, _ := filepath.Abs(*state)
+	// The kubelet's request attributes name fine-grained subresources (configz, healthz,
+	// pods) only with this gate (beta, on by default in 1.34); nodes may turn it off.
+	if err := utilfeature.DefaultMutableFeatureGate.Set(string(features.KubeletFineGrainedAuthz) + "=true"); err != nil {
+		logf("fleet: %v", err)
+		return 1
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	f, err := newFleet(ctx, dir)
@@ -127,7 +149,11 @@ func newFleet(ctx context.Context, dir string) (*fleet, error) {
 	if err != nil {
 		return nil, err
 	}
-	certs, err := newCertCache(ca)
+	kubeletCA, err := loadCA(filepath.Join(dir, "pki"), kubeletCAName)
+	if err != nil {
+		return nil, err
+	}
+	certs, err := newCertCache(kubeletCA)
 	if err != nil {
 		return nil, err
 	}
@@ -136,7 +162,10 @@ func newFleet(ctx context.Context, dir string) (*fleet, error) {
 		return nil, err
 	}
 	f := &fleet{dir: dir, info: info, cs: cs, ca: ca, certs: certs, egress: egress,
-		nodes: map[string]*simNode{}, byIP: map[[4]byte]*simNode{}, ctx: ctx}
+		nodes: map[string]*simNode{}, byIP: map[[4]byte]*simNode{}, ctx: ctx,
+		auth: &authCache{client: cs, clientCA: filepath.Join(dir, "pki", "ca.crt"), stop: ctx.Done(),
+			m: map[string]*sharedAuth{}},
+		direct: &chanListener{ch: make(chan net.Conn), closed: make(chan struct{})}}
 	f.pods = newPodManager(f)
 	if err := os.MkdirAll(filepath.Join(dir, "run", "containers"), 0o755); err != nil {
 		return nil, err
@@ -167,6 +196,8 @@ func (f *fleet) run() error {
 	if len(names) > 131000 {
 		return fmt.Errorf("too many nodes for 198.18.0.0/15")
 	}
+	// Per node: the direct listener, its port reservation, connections.
+	raiseNoFileLimit(uint64(2*len(names) + 8192))
 	nodes := make([]*simNode, len(names))
 	for i, file := range names {
 		name := strings.TrimSuffix(strings.TrimSuffix(file, ".yaml"), ".yml")
@@ -176,13 +207,18 @@ func (f *fleet) run() error {
 		}
 		d, _ := spec.delay()
 		n := &simNode{name: name, ip: nodeIP(i), spec: spec, behavior: spec.Behavior, delay: d,
-			dir: filepath.Join(f.dir, "nodes", name)}
+			dir: filepath.Join(f.dir, "nodes", name), fineGrained: spec.FineGrainedAuthz == nil || *spec.FineGrainedAuthz}
 		n.root = filepath.Join(n.dir, "root")
+		n.loopback = loopbackFor(n.ip)
+		if n.reserved, n.port, err = reservePort(n.loopback, 0); err != nil {
+			return fmt.Errorf("node %s: %w", name, err)
+		}
 		nodes[i] = n
 		f.nodes[name] = n
 		f.byIP[[4]byte(n.ip.To4())] = n
 	}
-	// Lay out every node's files and start its kubelet (compute configz).
+	f.serveDirect()
+	// Lay out every node's files and start its kubelet (compute configz, listen).
 	parallel(len(nodes), 8, func(i int) {
 		n := nodes[i]
 		if err := populateRoot(n.root, n.spec); err != nil {
@@ -190,7 +226,7 @@ func (f *fleet) run() error {
 			logf("fleet: node %s: %s", n.name, n.lastErr)
 			return
 		}
-		n.start()
+		f.start(n)
 	})
 	logf("fleet: %d node roots and configs ready in %.1fs", len(nodes), time.Since(t0).Seconds())
 
@@ -234,12 +270,19 @@ func parallel(n, workers int, fn func(i int)) {
 	wg.Wait()
 }
 
-// start "starts" the kubelet: reads its command line and config from the node's files.
-func (n *simNode) start() {
+// start "starts" the kubelet: reads its command line and config from the node's files,
+// builds its authenticator and authorizer and opens its direct listener.
+func (f *fleet) start(n *simNode) {
+	defer f.syncListener(n)
 	args, err := kubeletArgs(n.root, n.spec)
 	var ec *effectiveConfig
 	if err == nil {
 		ec, err = computeKubeletConfig(n.root, args)
+	}
+	var auth kubeletserver.AuthInterface
+	if err == nil {
+		// A kubelet whose auth cannot be built exits at start-up.
+		auth, err = f.auth.forNode(n.name, ec.Authentication, ec.Authorization)
 	}
 	_ = os.WriteFile(filepath.Join(n.dir, "cmdline"), []byte("kubelet "+strings.Join(args, " ")+"\n"), 0o644)
 	n.mu.Lock()
@@ -248,12 +291,16 @@ func (n *simNode) start() {
 		n.up = false
 		n.lastErr = err.Error()
 		n.configz = nil
+		n.auth = nil
 		logf("fleet: node %s: kubelet failed to start: %v", n.name, err)
 		return
 	}
 	n.up = true
 	n.lastErr = ""
 	n.configz = ec.Configz
+	n.auth = auth
+	n.gateFineGrained = ec.FineGrainedAuthz
+	n.requestClientCert = ec.Authentication.X509.ClientCAFile != ""
 }
 
 func (n *simNode) state() (up bool, behavior string, lastErr string) {
@@ -290,11 +337,13 @@ func (f *fleet) nodeObject(n *simNode) *corev1.Node {
 			Allocatable: res,
 			Phase:       corev1.NodeRunning,
 			Conditions:  f.conditions(n, time.Now()),
+			// The API server dials InternalIP:port (through the egress proxy); clients
+			// on this machine dial Hostname:port, the node's direct listener.
 			Addresses: []corev1.NodeAddress{
 				{Type: corev1.NodeInternalIP, Address: n.ip.String()},
-				{Type: corev1.NodeHostName, Address: n.name},
+				{Type: corev1.NodeHostName, Address: n.loopback.String()},
 			},
-			DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: kubeletPort}},
+			DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: int32(n.port)}},
 			NodeInfo: corev1.NodeSystemInfo{
 				MachineID:               n.name,
 				SystemUUID:              n.name,
@@ -435,10 +484,11 @@ func (f *fleet) restart(n *simNode) error {
 	n.up = false
 	n.lastErr = "kubelet is restarting"
 	n.mu.Unlock()
+	f.syncListener(n)
 	n.dropConnections()
 	_ = f.patchReady(n)
 	time.Sleep(1500 * time.Millisecond)
-	n.start()
+	f.start(n)
 	n.mu.Lock()
 	n.restarting = false
 	up, lastErr := n.up, n.lastErr
@@ -469,7 +519,7 @@ func (f *fleet) retryStart(n *simNode) {
 			n.restartMu.Unlock()
 			return
 		}
-		n.start()
+		f.start(n)
 		up, _, _ := n.state()
 		n.restartMu.Unlock()
 		if up {
@@ -566,8 +616,24 @@ func (f *fleet) serveControl() error {
 			}
 		}
 		n.mu.Unlock()
+		f.syncListener(n)
 		n.dropConnections()
 		_ = f.patchReady(n)
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("POST /authz", func(w http.ResponseWriter, r *http.Request) {
+		n := node(w, r)
+		if n == nil {
+			return
+		}
+		on, err := strconv.ParseBool(r.URL.Query().Get("fineGrained"))
+		if err != nil {
+			http.Error(w, "fineGrained must be true or false", http.StatusBadRequest)
+			return
+		}
+		n.mu.Lock()
+		n.fineGrained = on
+		n.mu.Unlock()
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /nodes", func(w http.ResponseWriter, r *http.Request) {
@@ -575,12 +641,20 @@ func (f *fleet) serveControl() error {
 			Name, IP, Root, Behavior, Error string
 			Up                              bool
 			ActivePods                      int32
+			Address                         string // the direct listener: Address:Port
+			Port                            int
+			FineGrainedAuthz                bool // the switch; the node's feature gate must allow it too
+			FineGrainedGate                 bool
 		}
 		var out []row
 		for _, name := range sortedKeys(f.nodes) {
 			n := f.nodes[name]
 			up, b, e := n.state()
-			out = append(out, row{n.name, n.ip.String(), n.root, b, e, up, n.activePods.Load()})
+			n.mu.Lock()
+			fg, gate := n.fineGrained, n.gateFineGrained
+			n.mu.Unlock()
+			out = append(out, row{n.name, n.ip.String(), n.root, b, e, up, n.activePods.Load(),
+				n.loopback.String(), n.port, fg, gate})
 		}
 		_ = json.NewEncoder(w).Encode(out)
 	})

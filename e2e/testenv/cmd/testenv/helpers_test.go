@@ -86,6 +86,14 @@ func TestComputeKubeletConfig(t *testing.T) {
 	if legacy["authorization"].(map[string]any)["mode"] != "AlwaysAllow" || legacy["readOnlyPort"] != float64(10255) {
 		t.Errorf("legacy defaults: %v %v", legacy["authorization"], legacy["readOnlyPort"])
 	}
+	// What the direct listener's auth is built from: the legacy defaults, the node's gate.
+	ec, err := computeKubeletConfig(root, nil)
+	if err != nil || !ec.Authentication.Anonymous.Enabled || ec.Authorization.Mode != "AlwaysAllow" || !ec.FineGrainedAuthz {
+		t.Errorf("legacy auth: %+v %+v fine-grained %v (%v)", ec.Authentication, ec.Authorization, ec.FineGrainedAuthz, err)
+	}
+	if ec, err := computeKubeletConfig(root, []string{"--feature-gates=KubeletFineGrainedAuthz=false"}); err != nil || ec.FineGrainedAuthz {
+		t.Errorf("KubeletFineGrainedAuthz=false: %v", err)
+	}
 	if _, err := computeKubeletConfig(root, []string{"--feature-gates=KubeletTracing=false"}); err == nil {
 		t.Errorf("locked feature gate accepted")
 	}

@@ -20,6 +20,7 @@ import (
 	cliflag "k8s.io/component-base/cli/flag"
 	kubeletconfigv1beta1 "k8s.io/kubelet/config/v1beta1"
 	"k8s.io/kubernetes/cmd/kubelet/app/options"
+	"k8s.io/kubernetes/pkg/features"
 	kubeletconfig "k8s.io/kubernetes/pkg/kubelet/apis/config"
 	kubeletscheme "k8s.io/kubernetes/pkg/kubelet/apis/config/scheme"
 	kubeletconfigvalidation "k8s.io/kubernetes/pkg/kubelet/apis/config/validation"
@@ -73,11 +74,17 @@ func kubeletFlagSet(kf *options.KubeletFlags, kc *kubeletconfig.KubeletConfigura
 	return fs
 }
 
-// effectiveConfig is the result of "starting" a simulated kubelet.
+// effectiveConfig is the result of "starting" a simulated kubelet. Shared between
+// identical nodes: read-only.
 type effectiveConfig struct {
 	Configz    []byte // {"kubeletconfig": {...}} exactly as /configz serves it
 	ConfigFile string // the --config path on the node ("" when absent)
 	Kubeconfig string // the --kubeconfig path on the node
+	// What the kubelet's server builds its authenticator and authorizer from.
+	Authentication kubeletconfig.KubeletAuthentication
+	Authorization  kubeletconfig.KubeletAuthorization
+	// The node's KubeletFineGrainedAuthz feature gate (its featureGates over the defaults).
+	FineGrainedAuthz bool
 }
 
 type memoEntry struct {
@@ -207,5 +214,7 @@ func computeKubeletConfigUncached(root string, args []string) (ec *effectiveConf
 	if err != nil {
 		return nil, err
 	}
-	return &effectiveConfig{Configz: b, ConfigFile: kf.KubeletConfigFile, Kubeconfig: kf.KubeConfig}, nil
+	return &effectiveConfig{Configz: b, ConfigFile: kf.KubeletConfigFile, Kubeconfig: kf.KubeConfig,
+		Authentication: kc.Authentication, Authorization: kc.Authorization,
+		FineGrainedAuthz: gate.Enabled(features.KubeletFineGrainedAuthz)}, nil
 }

@@ -46,13 +46,16 @@ type nodeSpec struct {
 	Files         []fileSpec        `json:"files,omitempty"`
 	Behavior      string            `json:"behavior,omitempty"`
 	BehaviorDelay string            `json:"behaviorDelay,omitempty"`
+	// FineGrainedAuthz false makes the direct listener authorize like a kubelet before
+	// 1.33 (only nodes/proxy); default true.
+	FineGrainedAuthz *bool `json:"fineGrainedAuthz,omitempty"`
 }
 
 var behaviors = map[string]string{
 	"":            "a healthy kubelet",
 	"normal":      "a healthy kubelet",
-	"unreachable": "the egress proxy accepts the CONNECT but never answers (a black-holed node): requests time out",
-	"refused":     "the egress proxy answers the CONNECT with 503 connection refused",
+	"unreachable": "the egress proxy accepts the CONNECT, the direct listener the TCP connection, and neither answers (a black-holed node): requests time out",
+	"refused":     "the egress proxy answers the CONNECT with 503 connection refused; the direct port is closed",
 	"garbage":     "/configz answers 200 with a body that is not JSON",
 	"error":       "/configz answers 500",
 	"slow":        "/configz answers after behaviorDelay (default 10s)",

@@ -21,7 +21,8 @@ import (
 	"time"
 )
 
-// certCache issues kubelet serving certificates (IP SAN = node IP) on first use.
+// certCache issues kubelet serving certificates on first use, signed by the kubelet CA
+// (pki/kubelet-ca.crt): SANs are the node name, its InternalIP and its direct address.
 type certCache struct {
 	ca  *pki
 	key *ecdsa.PrivateKey
@@ -40,7 +41,7 @@ func (c *certCache) get(n *simNode) (*tls.Certificate, error) {
 	if v, ok := c.m.Load(n.name); ok {
 		return v.(*tls.Certificate), nil
 	}
-	der, err := c.ca.issue("system:node:"+n.name, []string{"system:nodes"}, []string{n.name}, []net.IP{n.ip}, true, c.key.Public())
+	der, err := c.ca.issue("system:node:"+n.name, []string{"system:nodes"}, []string{n.name}, []net.IP{n.ip, n.loopback}, true, c.key.Public())
 	if err != nil {
 		return nil, err
 	}
@@ -49,7 +50,8 @@ func (c *certCache) get(n *simNode) (*tls.Certificate, error) {
 	return v.(*tls.Certificate), nil
 }
 
-// nodeConn is a CONNECT tunnel to one simulated kubelet.
+// nodeConn is a connection to one simulated kubelet: a CONNECT tunnel or a connection
+// accepted on its direct listener.
 type nodeConn struct {
 	net.Conn
 	r    io.Reader // bytes the proxy buffered, then the connection
@@ -63,6 +65,17 @@ func (c *nodeConn) Close() error {
 	delete(c.node.conns, c)
 	c.node.mu.Unlock()
 	return c.Conn.Close()
+}
+
+// track records an open connection so that dropConnections can close it.
+func (n *simNode) track(nc *nodeConn) *nodeConn {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.conns == nil {
+		n.conns = map[*nodeConn]struct{}{}
+	}
+	n.conns[nc] = struct{}{}
+	return nc
 }
 
 // dropConnections closes every open connection to a node's kubelet, as a kubelet that
@@ -110,6 +123,16 @@ func nodeFromConn(c net.Conn) *simNode {
 	return nil
 }
 
+// withNodeContext is the kubelet servers' ConnContext: requests know their node.
+func withNodeContext(ctx context.Context, c net.Conn) context.Context {
+	return context.WithValue(ctx, ctxKey{}, nodeFromConn(c))
+}
+
+func nodeOfRequest(r *http.Request) *simNode {
+	n, _ := r.Context().Value(ctxKey{}).(*simNode)
+	return n
+}
+
 // serveEgress listens on the egress-selector socket: an HTTP CONNECT proxy that sends
 // 198.18.0.0/15 to the simulated kubelets (served in this process), passes 127.0.0.0/8
 // through, and refuses everything else without dialing it.
@@ -128,9 +151,7 @@ func (f *fleet) serveEgress() error {
 	srv := &http.Server{
 		Handler:           f.kubeletHandler(),
 		ReadHeaderTimeout: 30 * time.Second,
-		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			return context.WithValue(ctx, ctxKey{}, nodeFromConn(c))
-		},
+		ConnContext:       withNodeContext,
 		TLSConfig: &tls.Config{
 			MinVersion: tls.VersionTLS12,
 			ClientAuth: tls.VerifyClientCertIfGiven,
@@ -195,6 +216,9 @@ func (f *fleet) handleConnect(c net.Conn, kl *chanListener) {
 	target := req.Host
 	host, portStr, err := net.SplitHostPort(target)
 	port, perr := strconv.Atoi(portStr)
+	if perr == nil && (port <= 0 || port > 65535) {
+		perr = errors.New("port out of range")
+	}
 	ip := net.ParseIP(host)
 	if err != nil || perr != nil || ip == nil {
 		// Names are never resolved: resolving could send packets off the machine.
@@ -230,6 +254,7 @@ func (f *fleet) handleConnect(c net.Conn, kl *chanListener) {
 			c.Close()
 			return
 		}
+		// The port is not checked: the API server dials whatever port the Node publishes.
 		up, behavior, _ := n.state()
 		switch {
 		case behavior == "unreachable":
@@ -238,19 +263,13 @@ func (f *fleet) handleConnect(c net.Conn, kl *chanListener) {
 			_, _ = io.Copy(io.Discard, br)
 			c.Close()
 			return
-		case behavior == "refused" || !up || port != kubeletPort:
+		case behavior == "refused" || !up:
 			connectReply(c, http.StatusServiceUnavailable, "dial tcp "+target+": connect: connection refused\n")
 			c.Close()
 			return
 		}
 		_, _ = io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n")
-		nc := &nodeConn{Conn: c, r: io.MultiReader(bytesOf(br), c), node: n}
-		n.mu.Lock()
-		if n.conns == nil {
-			n.conns = map[*nodeConn]struct{}{}
-		}
-		n.conns[nc] = struct{}{}
-		n.mu.Unlock()
+		nc := n.track(&nodeConn{Conn: c, r: io.MultiReader(bytesOf(br), c), node: n})
 		select {
 		case kl.ch <- nc:
 		case <-f.ctx.Done():
@@ -275,7 +294,7 @@ func bytesOf(br *bufio.Reader) io.Reader {
 // kubeletHandler serves the simulated kubelet endpoints of the node the request came to.
 func (f *fleet) kubeletHandler() http.Handler {
 	mux := http.NewServeMux()
-	nodeOf := func(r *http.Request) *simNode { n, _ := r.Context().Value(ctxKey{}).(*simNode); return n }
+	nodeOf := nodeOfRequest
 	mux.HandleFunc("/configz", func(w http.ResponseWriter, r *http.Request) {
 		n := nodeOf(r)
 		if n == nil {

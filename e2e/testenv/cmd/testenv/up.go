@@ -51,6 +51,8 @@ type envInfo struct {
 	EgressSocket  string `json:"egressSocket"`
 	FleetSocket   string `json:"fleetSocket"`
 	Kubeconfig    string `json:"kubeconfig"`
+	// The CA of the kubelets' serving certificates (not the cluster CA).
+	KubeletCAFile string `json:"kubeletCAFile"`
 	StartedAt     string `json:"startedAt"`
 }
 
@@ -428,12 +430,13 @@ func up(dir, nodesDir string, nodes int, imageMap map[string]string, timeout tim
 	info := &envInfo{
 		StateDir: dir, Binary: self, Version: version.Get().GitVersion,
 		EtcdPort: ports[0], EtcdPeerPort: ports[1], APIServerPort: ports[2],
-		APIServerURL: fmt.Sprintf("https://127.0.0.1:%d", ports[2]),
-		Nodes:        count,
-		EgressSocket: filepath.Join(dir, "egress.sock"),
-		FleetSocket:  filepath.Join(dir, "fleet.sock"),
-		Kubeconfig:   filepath.Join(dir, "kubeconfig"),
-		StartedAt:    time.Now().UTC().Format(time.RFC3339),
+		APIServerURL:  fmt.Sprintf("https://127.0.0.1:%d", ports[2]),
+		Nodes:         count,
+		EgressSocket:  filepath.Join(dir, "egress.sock"),
+		FleetSocket:   filepath.Join(dir, "fleet.sock"),
+		Kubeconfig:    filepath.Join(dir, "kubeconfig"),
+		KubeletCAFile: filepath.Join(pkiDir, kubeletCAName+".crt"),
+		StartedAt:     time.Now().UTC().Format(time.RFC3339),
 	}
 	b, _ := json.MarshalIndent(info, "", "  ")
 	if err := os.WriteFile(filepath.Join(dir, "env.json"), b, 0o644); err != nil {
@@ -498,7 +501,7 @@ egressSelections:
 		"--service-account-signing-key-file=" + p("sa.key"),
 		"--kubelet-client-certificate=" + p("apiserver-kubelet-client.crt"),
 		"--kubelet-client-key=" + p("apiserver-kubelet-client.key"),
-		"--kubelet-certificate-authority=" + ca,
+		"--kubelet-certificate-authority=" + info.KubeletCAFile,
 		"--kubelet-preferred-address-types=InternalIP",
 		"--egress-selector-config-file=" + egressFile,
 		"--authorization-mode=Node,RBAC",
