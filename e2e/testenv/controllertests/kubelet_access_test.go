@@ -187,6 +187,7 @@ func TestKubeletServingCertificates(t *testing.T) {
 	applyPolicy(t, name, policyYAML(name, "access", "10s", ruleAnonymous))
 	kubectlWaitReady(t, name, 60*time.Second)
 	waitStatus(t, name, 20*time.Second, want{selected: 2, unknown: 2,
+		nodes:   map[string]wantNode{"acc-1": {"Unknown", nil}, "acc-2": {"Unknown", nil}},
 		failing: map[string]int{"anonymous-auth-disabled": 0}, compliantCond: "Unknown"})
 	requireMessage(t, name, "acc-1", "(TLSError)", "--kubelet-certificate-authority", "--kubelet-insecure-tls")
 	metricAtLeast(t, wrong, "kubeletpolicy_configz_fetch_errors_total", map[string]string{"reason": "TLSError", "source": "kubelet"}, 1)
