@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "cli/run_command.h"
+#include "tests/cli/flag_parsing.h"
 #include "tests/cli/help_text.h"
 #include "tests/cli/scoped_env.h"
 
@@ -27,18 +28,11 @@ class RunFlagsTest : public ::testing::Test {
 };
 
 RunFlags MustParse(const std::vector<std::string>& args) {
-  auto line = ParseRunFlags(args);
-  EXPECT_TRUE(line.ok()) << line.status().message();
-  if (!line.ok()) return {};
-  EXPECT_FALSE(line->help);
-  return line->flags;
+  return flag_parsing::MustParseWith(ParseRunFlags, args);
 }
 
 std::string ParseError(const std::vector<std::string>& args) {
-  auto line = ParseRunFlags(args);
-  if (line.ok()) return "<parsed>";
-  EXPECT_EQ(line.status().code(), StatusCode::kInvalidArgument);
-  return line.status().message();
+  return flag_parsing::ParseErrorWith(ParseRunFlags, args);
 }
 
 std::string Str(double d) {
@@ -47,11 +41,7 @@ std::string Str(double d) {
   return out.str();
 }
 
-std::string Join(const std::vector<std::string>& v) {
-  std::string out;
-  for (const auto& s : v) out += (out.empty() ? "" : ",") + s;
-  return out;
-}
+using flag_parsing::Join;
 
 // A flag taking a value, the value given, and the field it lands in (as text).
 struct ValueCase {

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "cli/webhook_command.h"
+#include "tests/cli/flag_parsing.h"
 #include "tests/cli/help_text.h"
 #include "tests/cli/scoped_env.h"
 
@@ -25,25 +26,14 @@ class WebhookFlagsTest : public ::testing::Test {
 };
 
 WebhookFlags MustParse(const std::vector<std::string>& args) {
-  auto line = ParseWebhookFlags(args);
-  EXPECT_TRUE(line.ok()) << line.status().message();
-  if (!line.ok()) return {};
-  EXPECT_FALSE(line->help);
-  return line->flags;
+  return flag_parsing::MustParseWith(ParseWebhookFlags, args);
 }
 
 std::string ParseError(const std::vector<std::string>& args) {
-  auto line = ParseWebhookFlags(args);
-  if (line.ok()) return "<parsed>";
-  EXPECT_EQ(line.status().code(), StatusCode::kInvalidArgument);
-  return line.status().message();
+  return flag_parsing::ParseErrorWith(ParseWebhookFlags, args);
 }
 
-std::string Join(const std::vector<std::string>& v) {
-  std::string out;
-  for (const auto& s : v) out += (out.empty() ? "" : ",") + s;
-  return out;
-}
+using flag_parsing::Join;
 
 // A flag taking a value, the value given, and the field it lands in (as text).
 struct ValueCase {
