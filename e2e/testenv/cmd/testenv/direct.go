@@ -205,6 +205,8 @@ func (f *fleet) serveDirect() {
 	srv := &http.Server{
 		Handler:           kubeletAuthFilter(f.kubeletHandler()),
 		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       90 * time.Second, // as the kubelet's server
+		MaxHeaderBytes:    1 << 20,
 		ConnContext:       withNodeContext,
 		TLSConfig: &tls.Config{MinVersion: tls.VersionTLS12, GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 			n := nodeFromConn(hello.Conn)
