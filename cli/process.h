@@ -63,12 +63,14 @@ class ApiRequestMetrics {
 // Why the process is not ready yet (the /readyz body), or nullopt when it is.
 using Readiness = std::function<std::optional<std::string>()>;
 
-// /healthz and /readyz, and /metrics on the same server or its own. Logs the ports as
+// /healthz and /readyz, and /metrics on the same server or its own: GET and HEAD only, no
+// request bodies, small head limits; refusals are counted in `metrics`
+// (kubeletpolicy_http_requests_refused_total{server="health"|"metrics"}). Logs the ports as
 // "serving /healthz and /readyz on port H, /metrics on port M" (tests read that line).
 class Endpoints {
  public:
   static StatusOr<std::unique_ptr<Endpoints>> Serve(const ServingFlags& flags, Readiness ready,
-                                                    const Registry& metrics,
+                                                    Registry& metrics,
                                                     ApiRequestMetrics& api_requests,
                                                     const Clock& clock);
   ~Endpoints();  // stops
