@@ -30,9 +30,8 @@ net::HttpResponse Text(int status, std::string body,
   return r;
 }
 
-// /healthz, /readyz and /metrics: GETs from the kubelet and Prometheus with a few short
-// headers, never a body. Small limits keep a flood of connections or slow clients to a few MB
-// (64 x (~30 KiB + 8 KiB head + 16 KiB read) for a plain HTTP connection) and cheap to refuse.
+}  // namespace
+
 net::ServerOptions ProbeServerOptions(Registry& metrics, const std::string& server) {
   net::ServerOptions o;
   o.allowed_methods = {"GET", "HEAD"};
@@ -50,8 +49,6 @@ net::ServerOptions ProbeServerOptions(Registry& metrics, const std::string& serv
   o.on_refusal = net::RefusalCounter(metrics, server);
   return o;
 }
-
-}  // namespace
 
 std::chrono::milliseconds Millis(int64_t ns) { return std::chrono::milliseconds(ns / 1'000'000); }
 
