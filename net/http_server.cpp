@@ -663,6 +663,7 @@ class PosixHttpServer final : public HttpServer {
     if (!ssl) return false;
     const Io r = conn.Handshake(ssl, clock_.Now() + options_.handshake_timeout);
     if (r == Io::kOk) return true;
+    if (stopping_) return false;  // Stop() shut it down: not the client's doing
     if (r == Io::kTimeout) {
       spdlog::debug("http server {}: TLS handshake not done within {} ms", address_,
                     options_.handshake_timeout.count());
