@@ -719,22 +719,61 @@ class PosixHttpServer final : public HttpServer {
   // budget. `on_head` runs once the head is complete.
   RequestOutcome ReadOneRequest(Conn& conn, Reader& reader, BudgetHold& hold, TimePoint deadline,
                                 const std::function<void()>& on_head) {
+    auto read_head = ReadHead(reader, deadline);
+    if (auto* refusal = std::get_if<Refusal>(&read_head)) return std::move(*refusal);
+    if (std::holds_alternative<Closed>(read_head)) return Closed{};
+    on_head();
+    RequestHead& head = std::get<RequestHead>(read_head);
+    auto admitted = Admit(head, hold);
+    if (auto* refusal = std::get_if<Refusal>(&admitted)) return std::move(*refusal);
+    const BodyFraming body = std::get<BodyFraming>(admitted);
+    auto expect = head.headers.find("expect");
+    if (body.kind != BodyFraming::kNone && head.minor_version == 1 &&
+        expect != head.headers.end() && Lower(expect->second) == "100-continue") {
+      // Only now: a refused body need not be sent at all.
+      if (conn.WriteAll("HTTP/1.1 100 Continue\r\n\r\n", deadline) != Io::kOk) return Closed{};
+    }
+    ReadRequest out;
+    if (body.kind == BodyFraming::kLength) {
+      out.req.body.reserve(body.length);
+      if (Io r = reader.ReadExactly(body.length, &out.req.body, deadline); r != Io::kOk)
+        return Ended<RequestOutcome>(r);
+    } else if (body.kind == BodyFraming::kChunked) {
+      auto chunked = ReadChunked(reader, hold, deadline, &out.req.body);
+      if (auto* refusal = std::get_if<Refusal>(&chunked)) return std::move(*refusal);
+      if (std::holds_alternative<Closed>(chunked)) return Closed{};
+    }
+    out.keep_alive = WantsKeepAlive(head);
+    out.head_only = head.method == "HEAD";
+    out.req.method = std::move(head.method);
+    out.req.path = std::move(head.path);
+    out.req.query = std::move(head.query);
+    out.req.headers = std::move(head.headers);
+    return out;
+  }
+
+  // The head, scanned as it arrives (HeadLimits) and then parsed.
+  std::variant<RequestHead, Refusal, Closed> ReadHead(Reader& reader, TimePoint deadline) {
     HeadScanner scanner(options_.head);
-    size_t head_bytes = 0;
     for (;;) {
       auto scan = scanner.Scan(reader.buffered());
       if (auto* done = std::get_if<HeadScanner::Complete>(&scan)) {
-        head_bytes = done->head_bytes;
-        break;
+        auto parsed =
+            ParseRequestHead(reader.buffered().substr(0, done->head_bytes), options_.head);
+        reader.Consume(done->head_bytes);
+        if (auto* refusal = std::get_if<Refusal>(&parsed)) return std::move(*refusal);
+        return std::move(std::get<RequestHead>(parsed));
       }
       if (auto* refusal = std::get_if<Refusal>(&scan)) return std::move(*refusal);
-      if (Io r = reader.Fill(deadline); r != Io::kOk) return Ended<RequestOutcome>(r);
+      if (Io r = reader.Fill(deadline); r != Io::kOk) {
+        return Ended<std::variant<RequestHead, Refusal, Closed>>(r);
+      }
     }
-    on_head();
-    auto parsed = ParseRequestHead(reader.buffered().substr(0, head_bytes), options_.head);
-    reader.Consume(head_bytes);
-    if (auto* refusal = std::get_if<Refusal>(&parsed)) return std::move(*refusal);
-    RequestHead& head = std::get<RequestHead>(parsed);
+  }
+
+  // This server's rules on a well-formed head: the method, whether a body may come, how it is
+  // framed, and its share of the budget (taken here for a known length).
+  std::variant<BodyFraming, Refusal> Admit(const RequestHead& head, BudgetHold& hold) {
     const auto& methods = options_.allowed_methods;
     if (!methods.empty() &&
         std::find(methods.begin(), methods.end(), head.method) == methods.end()) {
@@ -749,31 +788,7 @@ class PosixHttpServer final : public HttpServer {
       return Refusal{413, RefusalReason::kBodyNotAllowed, "this endpoint takes no request body\n"};
     }
     if (body.kind == BodyFraming::kLength && !hold.Grow(body.length)) return BudgetRefusal();
-    auto expect = head.headers.find("expect");
-    if (body.kind != BodyFraming::kNone && head.minor_version == 1 &&
-        expect != head.headers.end() && Lower(expect->second) == "100-continue") {
-      // Only now: a refused body need not be sent at all.
-      if (conn.WriteAll("HTTP/1.1 100 Continue\r\n\r\n", deadline) != Io::kOk) return Closed{};
-    }
-    ReadRequest out;
-    if (body.kind == BodyFraming::kLength) {
-      out.req.body.reserve(body.length);
-      if (Io r = reader.ReadExactly(body.length, &out.req.body, deadline); r != Io::kOk)
-        return Ended<RequestOutcome>(r);
-    } else if (body.kind == BodyFraming::kChunked) {
-      auto chunked = ReadChunked(reader, hold, deadline, &out.req.body);
-      if (!std::holds_alternative<std::monostate>(chunked)) {
-        if (auto* refusal = std::get_if<Refusal>(&chunked)) return std::move(*refusal);
-        return Closed{};
-      }
-    }
-    out.keep_alive = WantsKeepAlive(head);
-    out.head_only = head.method == "HEAD";
-    out.req.method = std::move(head.method);
-    out.req.path = std::move(head.path);
-    out.req.query = std::move(head.query);
-    out.req.headers = std::move(head.headers);
-    return out;
+    return body;
   }
 
   Refusal BudgetRefusal() const {
