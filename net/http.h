@@ -159,7 +159,12 @@ struct ServerOptions {
   // max_body_bytes can be served when the server is otherwise idle.
   size_t max_body_bytes_in_flight = 64u << 20;
   int retry_after_seconds = 1;
-  // Connections over it (TLS handshakes included) are closed at once (plain HTTP: after a 503).
+  // Connections, TLS handshakes included. At the limit a new connection takes the slot of the
+  // one that has waited longest (at least 1 s) on its peer — in its handshake, before its first
+  // request, or in a request not yet arrived whole — which is closed: clients that stall
+  // cannot keep prompt ones out until their deadlines. With no such one, the new connection is
+  // closed at once (plain HTTP: after a 503). Connections idle between requests or being
+  // answered are never closed for another.
   int max_connections = 256;
   HeadLimits head;
   // Empty: any method. Otherwise others are answered 405 with an Allow header.

@@ -109,6 +109,11 @@ constexpr size_t kReadChunkBytes = 16 * 1024;
 constexpr auto kLingerTime = std::chrono::seconds(1);
 constexpr size_t kLingerBytes = 64u << 20;
 constexpr size_t kTrimAfterBodyBytes = 1u << 20;
+// At the connection limit: how long a connection must have waited on its peer to be shut down
+// for a new one, and how many such shutdowns may be in progress at once (the slots they free
+// are taken before their threads end, so the limit can be passed by this many).
+constexpr auto kMinWaitToEvict = std::chrono::seconds(1);
+constexpr int kMaxEvicting = 16;
 
 // TLS 1.2: ECDHE key exchange (forward secrecy) with AEAD ciphers only — no CBC (padding
 // oracles), no RSA key exchange. The same suites Go offers by default, so the API server and
@@ -515,7 +520,14 @@ class PosixHttpServer final : public HttpServer {
     int fd;
     std::thread thread;
     std::atomic<bool> done{false};
-    bool busy = false;  // guarded by mu_: a request is being read or answered
+    // Guarded by mu_. busy: a request's head has arrived and it is being read or answered.
+    // waiting_on_peer: the handshake, the first request or a request that has begun is still
+    // arriving (since `since`); at the limit the longest-waiting such one makes room. evicted:
+    // shut down for that.
+    bool busy = false;
+    bool waiting_on_peer = true;
+    TimePoint since;
+    bool evicted = false;
   };
 
   static Status SplitAddress(const std::string& addr, std::string* host, std::string* port) {
@@ -610,7 +622,7 @@ class PosixHttpServer final : public HttpServer {
       int one = 1;
       setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
       std::lock_guard<std::mutex> lock(mu_);
-      if (static_cast<int>(conns_.size()) >= options_.max_connections) {
+      if (static_cast<int>(conns_.size()) >= options_.max_connections && !EvictSlowest()) {
         if (!tls_) {
           const std::string busy = "HTTP/1.1 503 Service Unavailable\r\nRetry-After: " +
                                    std::to_string(options_.retry_after_seconds) +
@@ -625,6 +637,7 @@ class PosixHttpServer final : public HttpServer {
       conns_.emplace_back();
       Connection& c = conns_.back();
       c.fd = fd;
+      c.since = clock_.Now();
       c.thread = std::thread([this, &c] {
         Serve(c);
         // Closed under the lock so that Stop() never shuts down a reused descriptor number.
@@ -634,6 +647,47 @@ class PosixHttpServer final : public HttpServer {
         c.done = true;
       });
     }
+  }
+
+  // At the connection limit (REQUIRES: mu_ held): shuts down the connection that has been
+  // waiting on its peer longest — a handshake, a first request or a request not yet arrived
+  // whole, for at least kMinWaitToEvict — so that clients that stall cannot keep every slot
+  // until their deadlines while prompt ones (the API server sends a request in milliseconds)
+  // are turned away. Connections being answered or idle between requests are never chosen.
+  // Returns whether the new connection may take the slot.
+  bool EvictSlowest() {
+    const TimePoint cutoff = clock_.Now() - kMinWaitToEvict;
+    int live = 0, evicting = 0;
+    Connection* slowest = nullptr;
+    for (auto& c : conns_) {
+      if (c.done) continue;
+      if (c.evicted) {
+        ++evicting;
+        continue;
+      }
+      ++live;
+      if (c.waiting_on_peer && c.since <= cutoff && (!slowest || c.since < slowest->since))
+        slowest = &c;
+    }
+    if (live < options_.max_connections) return true;
+    // Evicted threads end at once; the cap keeps a flood from outrunning them.
+    if (!slowest || evicting >= kMaxEvicting) return false;
+    slowest->evicted = true;
+    ::shutdown(slowest->fd, SHUT_RDWR);
+    Refused(RefusalReason::kConnectionLimit);
+    return true;
+  }
+
+  // Records what connection `c` waits for (see Connection).
+  void MarkWaiting(Connection& c, bool waiting_on_peer) {
+    std::lock_guard<std::mutex> lock(mu_);
+    c.waiting_on_peer = waiting_on_peer;
+    c.since = clock_.Now();
+  }
+
+  bool Evicted(const Connection& c) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return c.evicted;
   }
 
   void ReapFinished() {
@@ -654,7 +708,7 @@ class PosixHttpServer final : public HttpServer {
   }
 
   // The TLS handshake within handshake_timeout of accept.
-  bool Handshake(Conn& conn) {
+  bool Handshake(Conn& conn, const Connection& c) {
     SSL* ssl = nullptr;
     {
       std::lock_guard<std::mutex> lock(ctx_mu_);
@@ -663,7 +717,7 @@ class PosixHttpServer final : public HttpServer {
     if (!ssl) return false;
     const Io r = conn.Handshake(ssl, clock_.Now() + options_.handshake_timeout);
     if (r == Io::kOk) return true;
-    if (stopping_) return false;  // Stop() shut it down: not the client's doing
+    if (stopping_ || Evicted(c)) return false;  // counted by whoever shut it down
     if (r == Io::kTimeout) {
       spdlog::debug("http server {}: TLS handshake not done within {} ms", address_,
                     options_.handshake_timeout.count());
@@ -677,7 +731,7 @@ class PosixHttpServer final : public HttpServer {
 
   void Serve(Connection& c) {
     Conn conn(c.fd, clock_);
-    if (tls_ && !Handshake(conn)) return;
+    if (tls_ && !Handshake(conn, c)) return;
     Reader reader(conn);
     auto set_busy = [&](bool busy) {
       std::lock_guard<std::mutex> lock(mu_);
@@ -687,15 +741,18 @@ class PosixHttpServer final : public HttpServer {
       // Waiting for the first byte of a request; idle keep-alive connections end here.
       const auto wait = n == 0 ? options_.request_timeout : options_.idle_timeout;
       if (reader.buffered().empty() && reader.Fill(clock_.Now() + wait) != Io::kOk) return;
+      if (n > 0) MarkWaiting(c, true);  // the first request was awaited since accept
       BudgetHold hold(budget_);
       auto got = ReadOneRequest(conn, reader, hold, clock_.Now() + options_.request_timeout,
                                 [&] { set_busy(true); });
       if (std::holds_alternative<Closed>(got)) return;
       if (auto* refusal = std::get_if<Refusal>(&got)) {
+        if (Evicted(c)) return;  // its read failed because it was shut down
         Refuse(conn, c.fd, *refusal);
         return;
       }
       auto& request = std::get<ReadRequest>(got);
+      MarkWaiting(c, false);
       HttpResponse resp = Dispatch(request.req);
       // The last answer on a connection (request cap reached, or Stop) says so: a client that
       // sent its next request on a connection closed without "Connection: close" sees it fail,

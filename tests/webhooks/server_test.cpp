@@ -605,10 +605,15 @@ TEST_F(WebhookLimitsTest, ConnectionLimitIsEnforced) {
   o.max_connections = 3;
   Start(o);
   std::vector<std::unique_ptr<TlsConn>> open;
+  const std::string review = Review("u", "DELETE", json::object());
   for (int i = 0; i < 3; ++i) {
     open.push_back(std::make_unique<TlsConn>(port_, pki_.ca.cert_pem));
     ASSERT_TRUE(open.back()->ok()) << i;
+    // Served, then idle: never closed to make room for another.
+    ASSERT_NE(open.back()->RoundTrip("POST", "/mutate-kubeletpolicy", review).find("HTTP/1.1 200"),
+              std::string::npos);
   }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
   TlsConn over(port_, pki_.ca.cert_pem);
   EXPECT_FALSE(over.ok());
   EXPECT_TRUE(WaitForRefused("connection_limit", 1));
@@ -622,6 +627,44 @@ TEST_F(WebhookLimitsTest, ConnectionLimitIsEnforced) {
     if (!served) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   EXPECT_TRUE(served);
+}
+
+TEST_F(WebhookLimitsTest, StalledClientsMakeRoomForPromptOnesAtTheLimit) {
+  // Every slot taken by clients that stall: in the handshake, or mid-request.
+  WebhookServerOptions o;
+  o.max_connections = 4;
+  Start(o);
+  std::vector<int> silent = {Connect(), Connect()};
+  std::vector<std::unique_ptr<TlsConn>> stalled;
+  for (int i = 0; i < 2; ++i) {
+    stalled.push_back(std::make_unique<TlsConn>(port_, pki_.ca.cert_pem));
+    ASSERT_TRUE(stalled.back()->ok());
+    ASSERT_TRUE(stalled.back()->Send("POST /validate-kubeletpolicy HTTP/1.1\r\nHost: x\r\n"));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  // Prompt clients are served at once, each in the place of a stalled one (and kept open:
+  // idle between requests, they are not closed for the next one).
+  std::vector<std::unique_ptr<TlsConn>> prompt;
+  for (int i = 0; i < 4; ++i) {
+    prompt.push_back(std::make_unique<TlsConn>(port_, pki_.ca.cert_pem));
+    ASSERT_TRUE(prompt.back()->ok()) << i;
+    const std::string resp = prompt.back()->RoundTrip("POST", "/mutate-kubeletpolicy",
+                                                      Review("u", "DELETE", json::object()));
+    EXPECT_NE(resp.find("HTTP/1.1 200"), std::string::npos) << i;
+  }
+  TlsConn fifth(port_, pki_.ca.cert_pem);
+  EXPECT_FALSE(fifth.ok()) << "nobody is left to make room";
+  EXPECT_TRUE(WaitForRefused("connection_limit", 5));
+  EXPECT_EQ(Refused("connection_limit"), 5);  // four made room, the fifth was turned away
+  char byte;
+  for (int fd : silent) {
+    EXPECT_EQ(::recv(fd, &byte, 1, 0), 0);  // closed (not after the 10 s handshake deadline)
+    ::close(fd);
+  }
+  for (auto& c : stalled) {
+    EXPECT_TRUE(c->Readable(1000)) << "closed";
+    EXPECT_EQ(c->ReadUntilClose(1000), "") << "without an answer";
+  }
 }
 
 }  // namespace
