@@ -32,6 +32,24 @@ net::HttpResponse Text(int status, std::string body,
 
 }  // namespace
 
+net::ServerOptions ProbeServerOptions(Registry& metrics, const std::string& server) {
+  net::ServerOptions o;
+  o.allowed_methods = {"GET", "HEAD"};
+  o.allow_body = false;
+  o.max_body_bytes = 0;
+  o.max_body_bytes_in_flight = 0;
+  o.max_connections = 64;
+  o.head.max_request_line_bytes = 2 * 1024;
+  o.head.max_header_line_bytes = 4 * 1024;
+  o.head.max_header_count = 32;
+  o.head.max_head_bytes = 8 * 1024;
+  // Probes time out after a few seconds; a scrape that reconnects after idling costs nothing.
+  o.request_timeout = std::chrono::seconds(10);
+  o.idle_timeout = std::chrono::seconds(30);
+  o.on_refusal = net::RefusalCounter(metrics, server);
+  return o;
+}
+
 std::chrono::milliseconds Millis(int64_t ns) { return std::chrono::milliseconds(ns / 1'000'000); }
 
 void InstallStopSignals() {
@@ -87,11 +105,12 @@ void ApiRequestMetrics::Sync() {
 }
 
 StatusOr<std::unique_ptr<Endpoints>> Endpoints::Serve(const ServingFlags& f, Readiness ready,
-                                                      const Registry& metrics,
+                                                      Registry& metrics,
                                                       ApiRequestMetrics& api_requests,
                                                       const Clock& clock) {
   std::unique_ptr<Endpoints> e(new Endpoints());
-  e->health_ = net::NewHttpServer(clock, f.health_addr);
+  e->health_ =
+      net::NewHttpServer(clock, f.health_addr, std::nullopt, ProbeServerOptions(metrics, "health"));
   e->health_->Handle("/healthz", [](const net::ServerRequest&) { return Text(200, "ok\n"); });
   e->health_->Handle("/readyz", [ready = std::move(ready)](const net::ServerRequest&) {
     if (auto why = ready()) return Text(503, *why + "\n");
@@ -104,7 +123,8 @@ StatusOr<std::unique_ptr<Endpoints>> Endpoints::Serve(const ServingFlags& f, Rea
   if (f.metrics_addr == f.health_addr) {
     e->health_->Handle("/metrics", metrics_handler);
   } else {
-    e->metrics_ = net::NewHttpServer(clock, f.metrics_addr);
+    e->metrics_ = net::NewHttpServer(clock, f.metrics_addr, std::nullopt,
+                                     ProbeServerOptions(metrics, "metrics"));
     e->metrics_->Handle("/metrics", metrics_handler);
     if (Status s = e->metrics_->Start(); !s.ok()) {
       return Status(s.code(), "cannot serve metrics on " + f.metrics_addr + ": " + s.message());

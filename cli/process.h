@@ -60,15 +60,24 @@ class ApiRequestMetrics {
   std::map<std::pair<std::string, std::string>, uint64_t> seen_;
 };
 
+// The limits of the /healthz, /readyz and /metrics servers: they get GETs from the kubelet and
+// Prometheus with a few short headers, never a body. GET and HEAD only (405), no body (413),
+// heads of at most 8 KiB, 64 connections — a flood of connections or slow clients costs a few
+// MB (64 x (~30 KiB + 8 KiB head + 16 KiB read)) — and refusals counted in `metrics` under
+// server="<server>".
+net::ServerOptions ProbeServerOptions(Registry& metrics, const std::string& server);
+
 // Why the process is not ready yet (the /readyz body), or nullopt when it is.
 using Readiness = std::function<std::optional<std::string>()>;
 
-// /healthz and /readyz, and /metrics on the same server or its own. Logs the ports as
+// /healthz and /readyz, and /metrics on the same server or its own: GET and HEAD only, no
+// request bodies, small head limits; refusals are counted in `metrics`
+// (kubeletpolicy_http_requests_refused_total{server="health"|"metrics"}). Logs the ports as
 // "serving /healthz and /readyz on port H, /metrics on port M" (tests read that line).
 class Endpoints {
  public:
   static StatusOr<std::unique_ptr<Endpoints>> Serve(const ServingFlags& flags, Readiness ready,
-                                                    const Registry& metrics,
+                                                    Registry& metrics,
                                                     ApiRequestMetrics& api_requests,
                                                     const Clock& clock);
   ~Endpoints();  // stops

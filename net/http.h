@@ -12,8 +12,10 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "base/clock.h"
+#include "base/metrics.h"
 #include "base/status.h"
 
 namespace kpc::net {
@@ -93,20 +95,105 @@ class HttpServer {
   virtual Status UpdateTls(const TlsConfig& tls) = 0;
 };
 
-// Limits of a server. A request body over max_body_bytes is answered (413 by default) with a
-// plain-text message naming the limit, before the body is read; connections over max_connections are
-// closed at once (plain HTTP: after a 503).
+// Why a server refused a request or a connection (the `reason` label of a refusal metric).
+enum class RefusalReason {
+  kTlsHandshake,      // the TLS handshake failed (protocol, cipher suite, client certificate)
+  kHandshakeTimeout,  // the TLS handshake did not finish within handshake_timeout
+  kRequestTimeout,    // a request did not arrive whole within request_timeout (408)
+  kConnectionLimit,   // max_connections reached (plain HTTP: 503)
+  kBodyBudget,        // max_body_bytes_in_flight reached (503 + Retry-After)
+  kBodyTooLarge,      // a body over max_body_bytes (413 or body_too_large_status)
+  kBodyNotAllowed,    // a body where allow_body is false (413)
+  kMethodNotAllowed,  // a method outside allowed_methods (405)
+  kHeaderTooLarge,    // a header line, the header count or the whole head over its limit (431)
+  kUriTooLong,        // the request line over its limit (414)
+  kMalformed,         // bad syntax or ambiguous framing, e.g. Content-Length and chunked (400)
+  kTransferEncoding,  // a transfer coding other than exactly "chunked" (501)
+  kHttpVersion,       // an HTTP version other than 1.0 and 1.1 (505)
+};
+// "tls_handshake", "handshake_timeout", "request_timeout", ...: the enumerator in snake case.
+const char* RefusalReasonName(RefusalReason reason);
+// A ServerOptions::on_refusal that counts refusals in `metrics` as
+// kubeletpolicy_http_requests_refused_total{server="<server>", reason="<RefusalReasonName>"},
+// every reason exported at zero from the start. `metrics` must outlive the function.
+std::function<void(RefusalReason)> RefusalCounter(Registry& metrics, const std::string& server);
+// Every reason, for exporting a zero for each up front.
+inline constexpr RefusalReason kAllRefusalReasons[] = {
+    RefusalReason::kTlsHandshake,   RefusalReason::kHandshakeTimeout,
+    RefusalReason::kRequestTimeout, RefusalReason::kConnectionLimit,
+    RefusalReason::kBodyBudget,     RefusalReason::kBodyTooLarge,
+    RefusalReason::kBodyNotAllowed, RefusalReason::kMethodNotAllowed,
+    RefusalReason::kHeaderTooLarge, RefusalReason::kUriTooLong,
+    RefusalReason::kMalformed,      RefusalReason::kTransferEncoding,
+    RefusalReason::kHttpVersion,
+};
+
+// Bounds on a request head (request line + header fields), enforced while it is read. The
+// trailer section of a chunked body is held to the same line, count and total bounds.
+struct HeadLimits {
+  size_t max_request_line_bytes = 8 * 1024;  // 414 past it
+  size_t max_header_line_bytes = 8 * 1024;   // 431 past it
+  size_t max_header_count = 100;             // 431 past it
+  size_t max_head_bytes = 64 * 1024;         // request line + fields + CRLFs; 431 past it
+};
+
+// Limits of a server. Every refusal is a plain-text answer naming the limit, sent before the
+// body is read, and then the connection is closed: after a refused request the server can no
+// longer trust where the next one starts.
+//
+// Memory: each connection holds a thread, its TLS state and buffers of at most
+// head.max_head_bytes + 16 KiB while a head is read; bodies are held whole, and all bodies
+// being read or handled at one time are at most max_body_bytes_in_flight bytes together. A
+// server's memory is therefore bounded by
+//   max_connections x (per-connection cost + max_head_bytes + 16 KiB) + max_body_bytes_in_flight
+//   x (what a handler needs per body byte)
+// which the caller sizes to its container's memory limit (webhooks/server.h does the sum).
 struct ServerOptions {
   size_t max_body_bytes = 32u << 20;
   // The status for a body over max_body_bytes: 413 (Payload Too Large) unless a protocol on
   // top asks for its own (the admission webhooks answer every unreadable request with 400).
   int body_too_large_status = 413;
+  // Bytes of request bodies being read or handled across all connections. A request whose
+  // body would go past it is answered 503 with Retry-After (retry_after_seconds) at once,
+  // without reading the body. Raised to max_body_bytes when smaller, so that any body within
+  // max_body_bytes can be served when the server is otherwise idle.
+  size_t max_body_bytes_in_flight = 64u << 20;
+  int retry_after_seconds = 1;
+  // Connections, TLS handshakes included. At the limit a new connection takes the slot of the
+  // one that has waited longest (at least 1 s) on its peer — in its handshake, before its first
+  // request, or in a request not yet arrived whole — which is closed: clients that stall
+  // cannot keep prompt ones out until their deadlines. With no such one, the new connection is
+  // closed at once (plain HTTP: after a 503). Connections idle between requests or being
+  // answered are never closed for another.
   int max_connections = 256;
+  HeadLimits head;
+  // Empty: any method. Otherwise others are answered 405 with an Allow header.
+  std::vector<std::string> allowed_methods;
+  // False: a request with any body (Content-Length over 0, or chunked) is answered 413.
+  bool allow_body = true;
+  // Absolute deadlines, however slowly the peer trickles bytes. The TLS handshake must end
+  // within handshake_timeout of accept. A connection's first request must start within
+  // request_timeout of the handshake, later ones within idle_timeout of the previous answer
+  // (else the connection is closed without an answer); each request must then arrive whole,
+  // head and body, within request_timeout of its first byte (else 408). An answer must be
+  // sent within write_timeout.
+  std::chrono::milliseconds handshake_timeout{10000};
+  std::chrono::milliseconds request_timeout{30000};
+  std::chrono::milliseconds write_timeout{10000};
+  std::chrono::milliseconds idle_timeout{60000};
+  // Called on the connection's thread after each refusal (the answer, if any, already sent).
+  // Must be thread-safe and must not throw. Empty: not called.
+  std::function<void(RefusalReason)> on_refusal;
 };
 
 // `address` like "127.0.0.1:8080" or ":8080" or "0.0.0.0:0"; plain HTTP unless tls given.
 // For TLS, `tls.client_cert_pem` / `tls.client_key_pem` are the server's own chain and key;
-// a non-empty `tls.ca_pem` requires client certificates signed by it. TLS 1.2 and later only.
+// a non-empty `tls.ca_pem` requires client certificates signed by it. TLS 1.3, and TLS 1.2
+// with ECDHE key exchange and AEAD ciphers only (AES-GCM, ChaCha20-Poly1305); no
+// renegotiation, no compression. Requests are parsed as strict HTTP/1.1 (RFC 9112): a
+// Content-Length with a Transfer-Encoding, a repeated Content-Length, bare CR or LF, obsolete
+// line folding or a malformed chunk are refused (400); a transfer coding other than exactly
+// "chunked" is refused (501).
 std::unique_ptr<HttpServer> NewHttpServer(const Clock& clock, const std::string& address,
                                           std::optional<TlsConfig> tls = std::nullopt,
                                           ServerOptions options = {});

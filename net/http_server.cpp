@@ -7,9 +7,10 @@
 // a thread-per-connection HTTP/1.1 server with keep-alive, hard size limits and prompt Stop()
 // is simpler to make robust than adapting the listener.
 //
-// Limits: request head 64 KiB, body (ServerOptions, default 32 MiB), concurrent connections
-// (ServerOptions, default 256; more are refused), 60 s idle per connection, 10 s to send a
-// request once it started, TLS 1.2+.
+// Deadlines: sockets are non-blocking and every wait is a poll() bounded by the absolute
+// deadline of what is being read or written (ServerOptions), so a peer trickling one byte at a
+// time — in a header line, a body or the middle of a TLS record — is cut at the deadline, not
+// kept alive by each byte as a per-read timeout would be. Parsing is net/http_parse.h.
 //
 // TLS hot reload: the SSL_CTX is swapped under a lock by UpdateTls(); SSL_new() takes its own
 // reference on the context, so connections opened before a reload keep the old certificate
@@ -17,46 +18,117 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <poll.h>
-#include <signal.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-#include <atomic>
-#include <chrono>
-#include <cerrno>
-#include <cstring>
-#include <list>
-#include <mutex>
-#include <thread>
-
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
+#include <poll.h>
+#include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <climits>
+#include <cstdint>
+#include <cstring>
+#include <list>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string_view>
+#include <thread>
+#include <variant>
 
 #include "net/http.h"
+#include "net/http_parse.h"
 
 namespace kpc::net {
+
+const char* RefusalReasonName(RefusalReason reason) {
+  switch (reason) {
+    case RefusalReason::kTlsHandshake:
+      return "tls_handshake";
+    case RefusalReason::kHandshakeTimeout:
+      return "handshake_timeout";
+    case RefusalReason::kRequestTimeout:
+      return "request_timeout";
+    case RefusalReason::kConnectionLimit:
+      return "connection_limit";
+    case RefusalReason::kBodyBudget:
+      return "body_budget";
+    case RefusalReason::kBodyTooLarge:
+      return "body_too_large";
+    case RefusalReason::kBodyNotAllowed:
+      return "body_not_allowed";
+    case RefusalReason::kMethodNotAllowed:
+      return "method_not_allowed";
+    case RefusalReason::kHeaderTooLarge:
+      return "header_too_large";
+    case RefusalReason::kUriTooLong:
+      return "uri_too_long";
+    case RefusalReason::kMalformed:
+      return "malformed";
+    case RefusalReason::kTransferEncoding:
+      return "transfer_encoding";
+    case RefusalReason::kHttpVersion:
+      return "http_version";
+  }
+  return "unknown";
+}
+
+std::function<void(RefusalReason)> RefusalCounter(Registry& metrics, const std::string& server) {
+  CounterFamily& family = metrics.AddCounter(
+      "kubeletpolicy_http_requests_refused_total",
+      "Requests and connections an HTTP server refused before any handler ran, by server "
+      "(webhook, health, metrics) and reason (request_timeout, body_budget, malformed, ...).",
+      {"server", "reason"});
+  // Every reason exported from the start, so that rate() sees the first refusal; children
+  // are looked up once here, never on the refusing thread.
+  auto counters = std::make_shared<std::map<RefusalReason, Counter*>>();
+  for (RefusalReason r : kAllRefusalReasons)
+    (*counters)[r] = &family.WithLabels({server, RefusalReasonName(r)});
+  return [counters](RefusalReason r) { counters->at(r)->Inc(); };
+}
+
 namespace {
 
-constexpr size_t kMaxHeadBytes = 64 * 1024;
+using TimePoint = std::chrono::steady_clock::time_point;
+
 constexpr int kMaxRequestsPerConnection = 1000;
-constexpr int kIdleTimeoutSeconds = 60;
+constexpr size_t kReadChunkBytes = 16 * 1024;
+// After a refusal sent before the body was read: how long and how much of what the client is
+// still sending is discarded, so that closing does not reset the connection and destroy the
+// answer in flight.
+constexpr auto kLingerTime = std::chrono::seconds(1);
+constexpr size_t kLingerBytes = 64u << 20;
+constexpr size_t kTrimAfterBodyBytes = 1u << 20;
+// At the connection limit: how long a connection must have waited on its peer to be shut down
+// for a new one, and how many such shutdowns may be in progress at once (the slots they free
+// are taken before their threads end, so the limit can be passed by this many).
+constexpr auto kMinWaitToEvict = std::chrono::seconds(1);
+constexpr int kMaxEvicting = 16;
+
+// TLS 1.2: ECDHE key exchange (forward secrecy) with AEAD ciphers only — no CBC (padding
+// oracles), no RSA key exchange. The same suites Go offers by default, so the API server and
+// Prometheus connect as before. TLS 1.3 suites are all AEAD.
+constexpr const char* kTls12Ciphers =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+constexpr const char* kTls13Suites =
+    "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
+constexpr const char* kTlsGroups = "X25519:P-256:P-384";
 
 std::string Lower(std::string s) {
   for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
-}
-
-std::string Trim(const std::string& s) {
-  size_t b = s.find_first_not_of(" \t");
-  if (b == std::string::npos) return "";
-  size_t e = s.find_last_not_of(" \t\r");
-  return s.substr(b, e - b + 1);
 }
 
 const char* ReasonPhrase(int code) {
@@ -74,12 +146,16 @@ const char* ReasonPhrase(int code) {
     case 409: return "Conflict";
     case 410: return "Gone";
     case 413: return "Payload Too Large";
+    case 414:
+      return "URI Too Long";
     case 422: return "Unprocessable Entity";
     case 429: return "Too Many Requests";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
     case 501: return "Not Implemented";
     case 503: return "Service Unavailable";
+    case 505:
+      return "HTTP Version Not Supported";
     default: return "Status";
   }
 }
@@ -93,120 +169,244 @@ std::string OpenSslError() {
   return buf;
 }
 
-// One accepted connection, plain or TLS, on a blocking socket with SO_RCVTIMEO/SO_SNDTIMEO so
-// that a silent peer cannot hold a thread forever; Stop() shuts the socket down to wake reads.
+// How a read or write ended. kTooLong: a line went past the length asked for.
+enum class Io { kOk, kEof, kTimeout, kError, kTooLong };
+
+// One accepted connection, plain or TLS, on a non-blocking socket. Every call waits at most
+// until the deadline it is given; Stop() shuts the socket down to wake a wait.
 class Conn {
  public:
-  Conn(int fd, SSL* ssl) : fd_(fd), ssl_(ssl) {}
+  Conn(int fd, const Clock& clock) : fd_(fd), clock_(clock) {}
   ~Conn() {
     if (ssl_) SSL_free(ssl_);  // the fd itself is closed by the server, under its lock
   }
-  // >0 bytes, 0 at EOF, <0 on error/timeout.
-  ssize_t Read(char* buf, size_t n) {
-    if (ssl_) {
-      int r = SSL_read(ssl_, buf, static_cast<int>(std::min<size_t>(n, 1 << 20)));
-      if (r > 0) return r;
-      int err = SSL_get_error(ssl_, r);
-      ERR_clear_error();
-      return err == SSL_ERROR_ZERO_RETURN ? 0 : -1;
-    }
+  Conn(const Conn&) = delete;
+  Conn& operator=(const Conn&) = delete;
+
+  // Takes `ssl` and runs the server side of the handshake. On kError, error() says why.
+  Io Handshake(SSL* ssl, TimePoint deadline) {
+    ssl_ = ssl;
+    SSL_set_fd(ssl_, fd_);
     for (;;) {
-      ssize_t r = ::recv(fd_, buf, n, 0);
-      if (r < 0 && errno == EINTR) continue;
-      return r;
+      const int r = SSL_accept(ssl_);
+      if (r == 1) return Io::kOk;
+      const int err = SSL_get_error(ssl_, r);
+      if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE) {
+        error_ = OpenSslError();
+        return Io::kError;
+      }
+      if (Io w = Wait(err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline); w != Io::kOk)
+        return w;
     }
   }
-  bool WriteAll(const std::string& data) {
+  // Whether the peer sent no byte at all (a TCP probe, not a failed TLS client).
+  bool PeerSentNothing() const { return ssl_ && BIO_number_read(SSL_get_rbio(ssl_)) == 0; }
+  const std::string& error() const { return error_; }
+
+  // Reads 1..n bytes into buf (*got); kEof when the peer closed.
+  Io Read(char* buf, size_t n, size_t* got, TimePoint deadline) {
+    const int want = static_cast<int>(std::min<size_t>(n, INT_MAX));
+    for (;;) {
+      if (ssl_) {
+        const int r = SSL_read(ssl_, buf, want);
+        if (r > 0) {
+          *got = static_cast<size_t>(r);
+          return Io::kOk;
+        }
+        if (Io w = WaitForSsl(r, deadline); w != Io::kOk) return w;
+        continue;
+      }
+      const ssize_t r = ::recv(fd_, buf, n, 0);
+      if (r > 0) {
+        *got = static_cast<size_t>(r);
+        return Io::kOk;
+      }
+      if (r == 0) return Io::kEof;
+      if (Io w = WaitForSocket(POLLIN, deadline); w != Io::kOk) return w;
+    }
+  }
+
+  Io WriteAll(std::string_view data, TimePoint deadline) {
     size_t off = 0;
     while (off < data.size()) {
+      // A retried SSL_write must repeat the same arguments: off only moves on success.
+      const size_t n = std::min<size_t>(data.size() - off, 1 << 20);
       if (ssl_) {
-        int r = SSL_write(ssl_, data.data() + off, static_cast<int>(std::min<size_t>(data.size() - off, 1 << 20)));
-        if (r <= 0) {
-          ERR_clear_error();
-          return false;
+        const int r = SSL_write(ssl_, data.data() + off, static_cast<int>(n));
+        if (r > 0) {
+          off += static_cast<size_t>(r);
+          continue;
         }
-        off += static_cast<size_t>(r);
-      } else {
-        ssize_t r = ::send(fd_, data.data() + off, data.size() - off, MSG_NOSIGNAL);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) return false;
-        off += static_cast<size_t>(r);
+        if (Io w = WaitForSsl(r, deadline); w != Io::kOk) return w;
+        continue;
       }
+      const ssize_t r = ::send(fd_, data.data() + off, n, MSG_NOSIGNAL);
+      if (r > 0) {
+        off += static_cast<size_t>(r);
+        continue;
+      }
+      if (Io w = WaitForSocket(POLLOUT, deadline); w != Io::kOk) return w;
     }
-    return true;
+    return Io::kOk;
   }
 
  private:
-  int fd_;
-  SSL* ssl_;
+  // After a failed recv/send: waits when the socket would block, else reports the failure.
+  Io WaitForSocket(short events, TimePoint deadline) {
+    if (errno == EINTR) return Io::kOk;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return Io::kError;
+    return Wait(events, deadline);
+  }
+  // After a non-positive SSL_read/SSL_write: waits for what OpenSSL needs, or reports the end.
+  Io WaitForSsl(int r, TimePoint deadline) {
+    const int err = SSL_get_error(ssl_, r);
+    ERR_clear_error();
+    if (err == SSL_ERROR_WANT_READ) return Wait(POLLIN, deadline);
+    if (err == SSL_ERROR_WANT_WRITE) return Wait(POLLOUT, deadline);
+    return err == SSL_ERROR_ZERO_RETURN ? Io::kEof : Io::kError;
+  }
+  Io Wait(short events, TimePoint deadline) {
+    for (;;) {
+      const auto left =
+          std::chrono::ceil<std::chrono::milliseconds>(deadline - clock_.Now()).count();
+      if (left <= 0) return Io::kTimeout;
+      pollfd p{fd_, events, 0};
+      const int r = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left, INT_MAX)));
+      // Ready, hung up or failed: the next read or write tells which.
+      if (r > 0) return Io::kOk;
+      // The whole wait passed (also when the Clock is not the real one).
+      if (r == 0) return Io::kTimeout;
+      if (errno != EINTR) return Io::kError;
+    }
+  }
+
+  const int fd_;
+  const Clock& clock_;
+  SSL* ssl_ = nullptr;
+  std::string error_;
 };
 
-void SetTimeouts(int fd, int seconds) {
-  timeval tv{};
-  tv.tv_sec = seconds;
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-}
-
-// Buffered request reader over a Conn.
+// Buffered request reader over a Conn. Holds at most what one read adds past what the caller
+// asked for: kReadChunkBytes beyond a head or line limit.
 class Reader {
  public:
   explicit Reader(Conn& c) : conn_(c) {}
-  // Reads until "\r\n\r\n"; returns false at EOF/error/limit. *too_big set when over the limit.
-  bool ReadHead(std::string* head, bool* too_big) {
-    *too_big = false;
-    for (;;) {
-      auto pos = buf_.find("\r\n\r\n");
-      if (pos != std::string::npos) {
-        *head = buf_.substr(0, pos + 2);
-        buf_.erase(0, pos + 4);
-        return true;
-      }
-      if (buf_.size() > kMaxHeadBytes) {
-        *too_big = true;
-        return false;
-      }
-      if (!Fill()) return false;
-    }
+  std::string_view buffered() const { return buf_; }
+  void Consume(size_t n) { buf_.erase(0, n); }
+
+  // Appends what one read returns.
+  Io Fill(TimePoint deadline) {
+    char tmp[kReadChunkBytes];
+    size_t got = 0;
+    Io r = conn_.Read(tmp, sizeof tmp, &got, deadline);
+    if (r == Io::kOk) buf_.append(tmp, got);
+    return r;
   }
-  bool ReadExactly(size_t n, std::string* out) {
-    while (buf_.size() < n) {
-      if (!Fill()) return false;
+  // Appends exactly n bytes to *out, reading straight into it past what is buffered.
+  Io ReadExactly(size_t n, std::string* out, TimePoint deadline) {
+    const size_t from_buf = std::min(n, buf_.size());
+    out->append(buf_, 0, from_buf);
+    buf_.erase(0, from_buf);
+    size_t done = out->size();
+    out->resize(out->size() + (n - from_buf));
+    while (done < out->size()) {
+      size_t got = 0;
+      Io r = conn_.Read(out->data() + done, out->size() - done, &got, deadline);
+      if (r != Io::kOk) {
+        out->resize(done);
+        return r;
+      }
+      done += got;
     }
-    out->append(buf_, 0, n);
-    buf_.erase(0, n);
-    return true;
+    return Io::kOk;
   }
-  bool ReadLine(std::string* line) {
+  // A CRLF-terminated line of at most max_len bytes, CRLF excluded.
+  Io ReadLine(size_t max_len, std::string* line, TimePoint deadline) {
+    size_t scanned = 0;
     for (;;) {
-      auto pos = buf_.find("\r\n");
+      const size_t pos = buf_.find("\r\n", scanned);
       if (pos != std::string::npos) {
-        *line = buf_.substr(0, pos);
+        if (pos > max_len) return Io::kTooLong;
+        line->assign(buf_, 0, pos);
         buf_.erase(0, pos + 2);
-        return true;
+        return Io::kOk;
       }
-      if (buf_.size() > kMaxHeadBytes) return false;
-      if (!Fill()) return false;
+      if (buf_.size() > max_len + 1) return Io::kTooLong;
+      scanned = buf_.empty() ? 0 : buf_.size() - 1;
+      if (Io r = Fill(deadline); r != Io::kOk) return r;
     }
   }
-  bool HasBuffered() const { return !buf_.empty(); }
 
  private:
-  bool Fill() {
-    char tmp[16384];
-    ssize_t r = conn_.Read(tmp, sizeof tmp);
-    if (r <= 0) return false;
-    buf_.append(tmp, static_cast<size_t>(r));
-    return true;
-  }
   Conn& conn_;
   std::string buf_;
 };
 
+// Request-body bytes in flight across all connections (ServerOptions::max_body_bytes_in_flight).
+class BodyBudget {
+ public:
+  explicit BodyBudget(size_t limit) : limit_(limit) {}
+  bool TryTake(size_t n) {
+    size_t used = used_.load();
+    do {
+      if (n > limit_ - used) return false;
+    } while (!used_.compare_exchange_weak(used, used + n));
+    return true;
+  }
+  void Give(size_t n) { used_.fetch_sub(n); }
+  size_t limit() const { return limit_; }
+
+ private:
+  const size_t limit_;
+  std::atomic<size_t> used_{0};
+};
+
+// What one request holds of the budget, given back when it goes out of scope.
+class BudgetHold {
+ public:
+  explicit BudgetHold(BodyBudget& budget) : budget_(budget) {}
+  ~BudgetHold() { budget_.Give(held_); }
+  BudgetHold(const BudgetHold&) = delete;
+  BudgetHold& operator=(const BudgetHold&) = delete;
+  bool Grow(size_t n) {
+    if (!budget_.TryTake(n)) return false;
+    held_ += n;
+    return true;
+  }
+
+ private:
+  BodyBudget& budget_;
+  size_t held_ = 0;
+};
+
+// The connection ended without a request to answer (EOF, reset, Stop).
+struct Closed {};
+
+struct ReadRequest {
+  ServerRequest req;
+  bool keep_alive = true;
+  bool head_only = false;  // HEAD: the answer carries no body
+};
+
+// A request read whole, a refusal to answer, or nothing to answer.
+using RequestOutcome = std::variant<ReadRequest, Refusal, Closed>;
+// A body read whole (monostate), a refusal to answer, or nothing to answer.
+using BodyOutcome = std::variant<std::monostate, Refusal, Closed>;
+
+ServerOptions Normalized(ServerOptions o) {
+  o.max_body_bytes_in_flight = std::max(o.max_body_bytes_in_flight, o.max_body_bytes);
+  return o;
+}
+
 class PosixHttpServer final : public HttpServer {
  public:
-  PosixHttpServer(const Clock& clock, std::string address, std::optional<TlsConfig> tls, ServerOptions options)
-      : clock_(clock), address_(std::move(address)), tls_(std::move(tls)), options_(options) {}
+  PosixHttpServer(const Clock& clock, std::string address, std::optional<TlsConfig> tls,
+                  ServerOptions options)
+      : clock_(clock),
+        address_(std::move(address)),
+        tls_(std::move(tls)),
+        options_(Normalized(std::move(options))),
+        budget_(options_.max_body_bytes_in_flight) {}
   ~PosixHttpServer() override {
     Stop();
     if (ctx_) SSL_CTX_free(ctx_);
@@ -320,7 +520,14 @@ class PosixHttpServer final : public HttpServer {
     int fd;
     std::thread thread;
     std::atomic<bool> done{false};
-    bool busy = false;  // guarded by mu_: a request is being read or answered
+    // Guarded by mu_. busy: a request's head has arrived and it is being read or answered.
+    // waiting_on_peer: the handshake, the first request or a request that has begun is still
+    // arriving (since `since`); at the limit the longest-waiting such one makes room. evicted:
+    // shut down for that.
+    bool busy = false;
+    bool waiting_on_peer = true;
+    TimePoint since;
+    bool evicted = false;
   };
 
   static Status SplitAddress(const std::string& addr, std::string* host, std::string* port) {
@@ -349,6 +556,20 @@ class PosixHttpServer final : public HttpServer {
 
   static Status ConfigureTls(const TlsConfig& tls, SSL_CTX* ctx_) {
     SSL_CTX_set_min_proto_version(ctx_, TLS1_2_VERSION);
+    if (SSL_CTX_set_cipher_list(ctx_, kTls12Ciphers) != 1 ||
+        SSL_CTX_set_ciphersuites(ctx_, kTls13Suites) != 1 ||
+        SSL_CTX_set1_groups_list(ctx_, kTlsGroups) != 1) {
+      return Internal("TLS cipher configuration: " + OpenSslError());
+    }
+    // Renegotiation lets a client make the server redo expensive handshakes on one connection
+    // and has had its own vulnerabilities; compression leaks secrets (CRIME).
+    uint64_t no = SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE;
+#ifdef SSL_OP_NO_CLIENT_RENEGOTIATION
+    no |= SSL_OP_NO_CLIENT_RENEGOTIATION;
+#endif
+    SSL_CTX_set_options(ctx_, no);
+    // Writes are retried after a wait from the same buffer, but not always at the same address.
+    SSL_CTX_set_mode(ctx_, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     // Keep-alive clients (the API server) resume sessions; the cache is per context.
     SSL_CTX_set_session_cache_mode(ctx_, SSL_SESS_CACHE_SERVER);
     // The serving certificate chain and key come in client_cert_pem / client_key_pem (this
@@ -396,24 +617,27 @@ class PosixHttpServer final : public HttpServer {
       if (stopping_) return;
       ReapFinished();
       if (r <= 0 || !(fds[0].revents & POLLIN)) continue;
-      int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
       if (fd < 0) continue;
       int one = 1;
       setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
       std::lock_guard<std::mutex> lock(mu_);
-      if (static_cast<int>(conns_.size()) >= options_.max_connections) {
-        static const char kBusy[] =
-            "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+      if (static_cast<int>(conns_.size()) >= options_.max_connections && !EvictSlowest()) {
         if (!tls_) {
-          ssize_t ignored = ::send(fd, kBusy, sizeof kBusy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+          const std::string busy = "HTTP/1.1 503 Service Unavailable\r\nRetry-After: " +
+                                   std::to_string(options_.retry_after_seconds) +
+                                   "\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+          ssize_t ignored = ::send(fd, busy.data(), busy.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
           (void)ignored;
         }
         ::close(fd);
+        Refused(RefusalReason::kConnectionLimit);
         continue;
       }
       conns_.emplace_back();
       Connection& c = conns_.back();
       c.fd = fd;
+      c.since = clock_.Now();
       c.thread = std::thread([this, &c] {
         Serve(c);
         // Closed under the lock so that Stop() never shuts down a reused descriptor number.
@@ -423,6 +647,47 @@ class PosixHttpServer final : public HttpServer {
         c.done = true;
       });
     }
+  }
+
+  // At the connection limit (REQUIRES: mu_ held): shuts down the connection that has been
+  // waiting on its peer longest — a handshake, a first request or a request not yet arrived
+  // whole, for at least kMinWaitToEvict — so that clients that stall cannot keep every slot
+  // until their deadlines while prompt ones (the API server sends a request in milliseconds)
+  // are turned away. Connections being answered or idle between requests are never chosen.
+  // Returns whether the new connection may take the slot.
+  bool EvictSlowest() {
+    const TimePoint cutoff = clock_.Now() - kMinWaitToEvict;
+    int live = 0, evicting = 0;
+    Connection* slowest = nullptr;
+    for (auto& c : conns_) {
+      if (c.done) continue;
+      if (c.evicted) {
+        ++evicting;
+        continue;
+      }
+      ++live;
+      if (c.waiting_on_peer && c.since <= cutoff && (!slowest || c.since < slowest->since))
+        slowest = &c;
+    }
+    if (live < options_.max_connections) return true;
+    // Evicted threads end at once; the cap keeps a flood from outrunning them.
+    if (!slowest || evicting >= kMaxEvicting) return false;
+    slowest->evicted = true;
+    ::shutdown(slowest->fd, SHUT_RDWR);
+    Refused(RefusalReason::kConnectionLimit);
+    return true;
+  }
+
+  // Records what connection `c` waits for (see Connection).
+  void MarkWaiting(Connection& c, bool waiting_on_peer) {
+    std::lock_guard<std::mutex> lock(mu_);
+    c.waiting_on_peer = waiting_on_peer;
+    c.since = clock_.Now();
+  }
+
+  bool Evicted(const Connection& c) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return c.evicted;
   }
 
   void ReapFinished() {
@@ -438,161 +703,252 @@ class PosixHttpServer final : public HttpServer {
     for (auto& c : finished) c.thread.join();
   }
 
+  void Refused(RefusalReason reason) const {
+    if (options_.on_refusal) options_.on_refusal(reason);
+  }
+
+  // The TLS handshake within handshake_timeout of accept.
+  bool Handshake(Conn& conn, const Connection& c) {
+    SSL* ssl = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(ctx_mu_);
+      ssl = SSL_new(ctx_);  // takes a reference: a concurrent UpdateTls cannot free ctx_ under it
+    }
+    if (!ssl) return false;
+    const Io r = conn.Handshake(ssl, clock_.Now() + options_.handshake_timeout);
+    if (r == Io::kOk) return true;
+    if (stopping_ || Evicted(c)) return false;  // counted by whoever shut it down
+    if (r == Io::kTimeout) {
+      spdlog::debug("http server {}: TLS handshake not done within {} ms", address_,
+                    options_.handshake_timeout.count());
+      Refused(RefusalReason::kHandshakeTimeout);
+    } else if (!conn.PeerSentNothing()) {
+      spdlog::debug("http server {}: TLS handshake failed: {}", address_, conn.error());
+      Refused(RefusalReason::kTlsHandshake);
+    }
+    return false;
+  }
+
   void Serve(Connection& c) {
-    const int fd = c.fd;
+    Conn conn(c.fd, clock_);
+    if (tls_ && !Handshake(conn, c)) return;
+    Reader reader(conn);
     auto set_busy = [&](bool busy) {
       std::lock_guard<std::mutex> lock(mu_);
       c.busy = busy;
     };
-    SSL* ssl = nullptr;
-    if (tls_) {
-      SetTimeouts(fd, 10);
-      {
-        std::lock_guard<std::mutex> lock(ctx_mu_);
-        ssl = SSL_new(ctx_);  // takes a reference: a concurrent UpdateTls cannot free ctx_ under it
-      }
-      if (!ssl) return;
-      SSL_set_fd(ssl, fd);
-      if (SSL_accept(ssl) != 1) {
-        spdlog::debug("http server {}: TLS handshake failed: {}", address_, OpenSslError());
-        SSL_free(ssl);
-        return;
-      }
-    }
-    Conn conn(fd, ssl);
-    Reader reader(conn);
     for (int n = 0; n < kMaxRequestsPerConnection && !stopping_; ++n) {
-      SetTimeouts(fd, kIdleTimeoutSeconds);
-      std::string head;
-      bool too_big = false;
-      if (!reader.ReadHead(&head, &too_big)) {
-        if (too_big) conn.WriteAll(Render(Simple(431, "request head too large\n"), false));
+      // Waiting for the first byte of a request; idle keep-alive connections end here.
+      const auto wait = n == 0 ? options_.request_timeout : options_.idle_timeout;
+      if (reader.buffered().empty() && reader.Fill(clock_.Now() + wait) != Io::kOk) return;
+      if (n > 0) MarkWaiting(c, true);  // the first request was awaited since accept
+      BudgetHold hold(budget_);
+      auto got = ReadOneRequest(conn, reader, hold, clock_.Now() + options_.request_timeout,
+                                [&] { set_busy(true); });
+      if (std::holds_alternative<Closed>(got)) return;
+      if (auto* refusal = std::get_if<Refusal>(&got)) {
+        if (Evicted(c)) return;  // its read failed because it was shut down
+        Refuse(conn, c.fd, *refusal);
         return;
       }
-      set_busy(true);
-      SetTimeouts(fd, 10);
-      ServerRequest req;
-      bool keep_alive = true;
-      int error = ParseHead(head, &req, &keep_alive);
-      if (error == 0) error = ReadBody(reader, conn, &req, options_.max_body_bytes);
-      if (error != 0) {
-        std::string message = std::string(ReasonPhrase(error)) + "\n";
-        if (error == 413) {
-          message = "request body too large: the limit is " + std::to_string(options_.max_body_bytes) + " bytes\n";
-          error = options_.body_too_large_status;
-        } else if (error == 400) {
-          message = "malformed HTTP request\n";
-        }
-        conn.WriteAll(Render(Simple(error, message), false));
-        LingeringClose(fd);
-        return;
-      }
-      HttpResponse resp = Dispatch(req);
+      auto& request = std::get<ReadRequest>(got);
+      MarkWaiting(c, false);
+      HttpResponse resp = Dispatch(request.req);
       // The last answer on a connection (request cap reached, or Stop) says so: a client that
       // sent its next request on a connection closed without "Connection: close" sees it fail,
       // and clients do not retry a POST (the API server calling a webhook would fail the call).
-      if (n + 1 >= kMaxRequestsPerConnection || stopping_) keep_alive = false;
-      if (!conn.WriteAll(Render(resp, keep_alive)) || !keep_alive) return;
+      const bool keep_alive = request.keep_alive && n + 1 < kMaxRequestsPerConnection && !stopping_;
+      const std::string out = Render(resp, keep_alive, request.head_only);
+      const size_t body_bytes = request.req.body.size();
+      request = ReadRequest{};
+      resp = HttpResponse{};
+      // glibc keeps a heap arena per thread and hands little of a freed peak back to the
+      // system: after bursts of large bodies handled on many threads, each arena would hold
+      // the peak of its last one. Trimming after each large body keeps memory at what is in use.
+      if (body_bytes >= kTrimAfterBodyBytes) malloc_trim(0);
+      if (conn.WriteAll(out, clock_.Now() + options_.write_timeout) != Io::kOk || !keep_alive)
+        return;
       set_busy(false);
     }
   }
 
-  // After an error answer sent before the request body was read: stop sending, then discard
-  // what the client is still sending (at most 1 s / 64 MiB) before the socket is closed, so
-  // that closing does not reset the connection and destroy the answer in flight.
+  // Reads one request whose first byte is buffered: its head, then its body within the
+  // budget. `on_head` runs once the head is complete.
+  RequestOutcome ReadOneRequest(Conn& conn, Reader& reader, BudgetHold& hold, TimePoint deadline,
+                                const std::function<void()>& on_head) {
+    auto read_head = ReadHead(reader, deadline);
+    if (auto* refusal = std::get_if<Refusal>(&read_head)) return std::move(*refusal);
+    if (std::holds_alternative<Closed>(read_head)) return Closed{};
+    on_head();
+    RequestHead& head = std::get<RequestHead>(read_head);
+    auto admitted = Admit(head, hold);
+    if (auto* refusal = std::get_if<Refusal>(&admitted)) return std::move(*refusal);
+    const BodyFraming body = std::get<BodyFraming>(admitted);
+    auto expect = head.headers.find("expect");
+    if (body.kind != BodyFraming::kNone && head.minor_version == 1 &&
+        expect != head.headers.end() && Lower(expect->second) == "100-continue") {
+      // Only now: a refused body need not be sent at all.
+      if (conn.WriteAll("HTTP/1.1 100 Continue\r\n\r\n", deadline) != Io::kOk) return Closed{};
+    }
+    ReadRequest out;
+    if (body.kind == BodyFraming::kLength) {
+      out.req.body.reserve(body.length);
+      if (Io r = reader.ReadExactly(body.length, &out.req.body, deadline); r != Io::kOk)
+        return Ended<RequestOutcome>(r);
+    } else if (body.kind == BodyFraming::kChunked) {
+      auto chunked = ReadChunked(reader, hold, deadline, &out.req.body);
+      if (auto* refusal = std::get_if<Refusal>(&chunked)) return std::move(*refusal);
+      if (std::holds_alternative<Closed>(chunked)) return Closed{};
+    }
+    out.keep_alive = WantsKeepAlive(head);
+    out.head_only = head.method == "HEAD";
+    out.req.method = std::move(head.method);
+    out.req.path = std::move(head.path);
+    out.req.query = std::move(head.query);
+    out.req.headers = std::move(head.headers);
+    return out;
+  }
+
+  // The head, scanned as it arrives (HeadLimits) and then parsed.
+  std::variant<RequestHead, Refusal, Closed> ReadHead(Reader& reader, TimePoint deadline) {
+    HeadScanner scanner(options_.head);
+    for (;;) {
+      auto scan = scanner.Scan(reader.buffered());
+      if (auto* done = std::get_if<HeadScanner::Complete>(&scan)) {
+        auto parsed =
+            ParseRequestHead(reader.buffered().substr(0, done->head_bytes), options_.head);
+        reader.Consume(done->head_bytes);
+        if (auto* refusal = std::get_if<Refusal>(&parsed)) return std::move(*refusal);
+        return std::move(std::get<RequestHead>(parsed));
+      }
+      if (auto* refusal = std::get_if<Refusal>(&scan)) return std::move(*refusal);
+      if (Io r = reader.Fill(deadline); r != Io::kOk) {
+        return Ended<std::variant<RequestHead, Refusal, Closed>>(r);
+      }
+    }
+  }
+
+  // This server's rules on a well-formed head: the method, whether a body may come, how it is
+  // framed, and its share of the budget (taken here for a known length).
+  std::variant<BodyFraming, Refusal> Admit(const RequestHead& head, BudgetHold& hold) {
+    const auto& methods = options_.allowed_methods;
+    if (!methods.empty() &&
+        std::find(methods.begin(), methods.end(), head.method) == methods.end()) {
+      return Refusal{405, RefusalReason::kMethodNotAllowed, "method not allowed here\n"};
+    }
+    // Without bodies, any length is refused as a body, not as too long a one.
+    auto framing =
+        DecideBodyFraming(head, options_.allow_body ? options_.max_body_bytes : SIZE_MAX);
+    if (auto* refusal = std::get_if<Refusal>(&framing)) return std::move(*refusal);
+    const BodyFraming body = std::get<BodyFraming>(framing);
+    if (!options_.allow_body && body.kind != BodyFraming::kNone) {
+      return Refusal{413, RefusalReason::kBodyNotAllowed, "this endpoint takes no request body\n"};
+    }
+    if (body.kind == BodyFraming::kLength && !hold.Grow(body.length)) return BudgetRefusal();
+    return body;
+  }
+
+  Refusal BudgetRefusal() const {
+    return Refusal{503, RefusalReason::kBodyBudget,
+                   "the server is busy: request bodies being handled are at the limit of " +
+                       std::to_string(budget_.limit()) + " bytes; retry later\n"};
+  }
+
+  Refusal TimeoutRefusal() const {
+    return Refusal{408, RefusalReason::kRequestTimeout,
+                   "the request did not arrive within " +
+                       std::to_string(options_.request_timeout.count()) + " ms\n"};
+  }
+
+  // A read that did not return data: the deadline passed (408), or the peer went away.
+  template <typename Outcome>
+  Outcome Ended(Io r) const {
+    if (r == Io::kTimeout) return TimeoutRefusal();
+    return Closed{};
+  }
+
+  // A chunked body (RFC 9112 7.1): each chunk taken from the budget before it is read, then
+  // the trailer section, checked and dropped. monostate when the body was read whole.
+  BodyOutcome ReadChunked(Reader& reader, BudgetHold& hold, TimePoint deadline, std::string* body) {
+    std::string line;
+    for (;;) {
+      Io r = reader.ReadLine(kMaxChunkLineBytes, &line, deadline);
+      if (r == Io::kTooLong)
+        return Refusal{400, RefusalReason::kMalformed, "a chunk-size line is too long\n"};
+      if (r != Io::kOk) return Ended<BodyOutcome>(r);
+      auto size = ParseChunkSizeLine(line);
+      if (auto* refusal = std::get_if<Refusal>(&size)) return std::move(*refusal);
+      const uint64_t n = std::get<uint64_t>(size);
+      if (n == 0) break;
+      if (n > options_.max_body_bytes - body->size()) {
+        return Refusal{413, RefusalReason::kBodyTooLarge,
+                       "request body too large: the limit is " +
+                           std::to_string(options_.max_body_bytes) + " bytes\n"};
+      }
+      if (!hold.Grow(n)) return BudgetRefusal();
+      std::string crlf;
+      if (Io d = reader.ReadExactly(n, body, deadline); d != Io::kOk) return Ended<BodyOutcome>(d);
+      if (Io d = reader.ReadExactly(2, &crlf, deadline); d != Io::kOk) return Ended<BodyOutcome>(d);
+      if (crlf != "\r\n")
+        return Refusal{400, RefusalReason::kMalformed, "a chunk is longer than its size\n"};
+    }
+    return ReadTrailers(reader, deadline);
+  }
+
+  BodyOutcome ReadTrailers(Reader& reader, TimePoint deadline) {
+    const HeadLimits& limits = options_.head;
+    const Refusal too_large{431, RefusalReason::kHeaderTooLarge,
+                            "the trailer section is too large\n"};
+    std::string line;
+    size_t count = 0, total = 0;
+    for (;;) {
+      Io r = reader.ReadLine(limits.max_header_line_bytes, &line, deadline);
+      if (r == Io::kTooLong) return too_large;
+      if (r != Io::kOk) return Ended<BodyOutcome>(r);
+      if (line.empty()) return std::monostate{};
+      total += line.size() + 2;
+      if (++count > limits.max_header_count || total > limits.max_head_bytes) return too_large;
+      if (auto refusal = CheckTrailerLine(line)) return std::move(*refusal);
+    }
+  }
+
+  // Answers a refusal, closes the sending side and drains what the client still sends.
+  void Refuse(Conn& conn, int fd, const Refusal& refusal) {
+    HttpResponse resp = Simple(refusal.status, refusal.message);
+    if (refusal.reason == RefusalReason::kBodyTooLarge)
+      resp.status = options_.body_too_large_status;
+    if (refusal.reason == RefusalReason::kBodyBudget) {
+      resp.headers["Retry-After"] = std::to_string(options_.retry_after_seconds);
+    }
+    if (refusal.reason == RefusalReason::kMethodNotAllowed) {
+      std::string allow;
+      for (const auto& m : options_.allowed_methods) allow += (allow.empty() ? "" : ", ") + m;
+      resp.headers["Allow"] = allow;
+    }
+    spdlog::debug("http server {}: refused ({}): {}", address_, RefusalReasonName(refusal.reason),
+                  refusal.message.substr(0, refusal.message.size() - 1));
+    (void)conn.WriteAll(Render(resp, false, false), clock_.Now() + options_.write_timeout);
+    Refused(refusal.reason);
+    LingeringClose(fd);
+  }
+
   void LingeringClose(int fd) const {
     ::shutdown(fd, SHUT_WR);
-    SetTimeouts(fd, 1);
-    char buf[16384];
+    const TimePoint deadline = clock_.Now() + kLingerTime;
+    char buf[kReadChunkBytes];
     size_t total = 0;
-    auto deadline = clock_.Now() + std::chrono::seconds(1);
-    while (total < (64u << 20) && clock_.Now() < deadline) {
-      ssize_t r = ::recv(fd, buf, sizeof buf, 0);
-      if (r <= 0) break;
-      total += static_cast<size_t>(r);
-    }
-  }
-
-  // Returns 0 or an HTTP error status.
-  static int ParseHead(const std::string& head, ServerRequest* req, bool* keep_alive) {
-    size_t line_end = head.find("\r\n");
-    std::string line = head.substr(0, line_end);
-    size_t sp1 = line.find(' ');
-    size_t sp2 = line.rfind(' ');
-    if (sp1 == std::string::npos || sp2 == sp1) return 400;
-    req->method = line.substr(0, sp1);
-    std::string target = line.substr(sp1 + 1, sp2 - sp1 - 1);
-    std::string version = line.substr(sp2 + 1);
-    if (version.rfind("HTTP/1.", 0) != 0 || target.empty()) return 400;
-    auto q = target.find('?');
-    req->path = target.substr(0, q);
-    if (q != std::string::npos) req->query = target.substr(q + 1);
-    size_t pos = line_end + 2;
-    while (pos < head.size()) {
-      size_t end = head.find("\r\n", pos);
-      if (end == std::string::npos) end = head.size();
-      std::string h = head.substr(pos, end - pos);
-      pos = end + 2;
-      if (h.empty()) continue;
-      auto colon = h.find(':');
-      if (colon == std::string::npos || colon == 0) return 400;
-      std::string name = Lower(h.substr(0, colon));
-      std::string value = Trim(h.substr(colon + 1));
-      auto [it, inserted] = req->headers.emplace(name, value);
-      if (!inserted) it->second += ", " + value;
-    }
-    std::string connection = Lower(req->headers.count("connection") ? req->headers["connection"] : "");
-    *keep_alive = version == "HTTP/1.1" ? connection.find("close") == std::string::npos
-                                        : connection.find("keep-alive") != std::string::npos;
-    return 0;
-  }
-
-  static int ReadBody(Reader& reader, Conn& conn, ServerRequest* req, size_t max_body) {
-    auto te = req->headers.find("transfer-encoding");
-    auto cl = req->headers.find("content-length");
-    auto expect = req->headers.find("expect");
-    if (cl != req->headers.end() && !cl->second.empty() && cl->second.find_first_not_of("0123456789") == std::string::npos &&
-        cl->second.size() < 20 && std::stoull(cl->second) > max_body) {
-      return 413;  // before "100 Continue": the client need not send a body that is refused
-    }
-    if (expect != req->headers.end() && Lower(expect->second) == "100-continue") {
-      conn.WriteAll("HTTP/1.1 100 Continue\r\n\r\n");
-    }
-    if (te != req->headers.end() && Lower(te->second).find("chunked") != std::string::npos) {
-      for (;;) {
-        std::string size_line;
-        if (!reader.ReadLine(&size_line)) return 400;
-        size_t size = 0;
-        try {
-          size = std::stoul(size_line.substr(0, size_line.find(';')), nullptr, 16);
-        } catch (...) {
-          return 400;
-        }
-        if (size > max_body || req->body.size() + size > max_body) return 413;
-        if (size == 0) {
-          std::string trailer;
-          do {
-            if (!reader.ReadLine(&trailer)) return 400;
-          } while (!trailer.empty());
-          return 0;
-        }
-        if (!reader.ReadExactly(size, &req->body)) return 400;
-        std::string crlf;
-        if (!reader.ReadLine(&crlf) || !crlf.empty()) return 400;
+    while (total < kLingerBytes) {
+      const ssize_t r = ::recv(fd, buf, sizeof buf, 0);
+      if (r > 0) {
+        total += static_cast<size_t>(r);
+        continue;
       }
+      if (r == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) return;
+      const auto left =
+          std::chrono::ceil<std::chrono::milliseconds>(deadline - clock_.Now()).count();
+      pollfd p{fd, POLLIN, 0};
+      if (left <= 0 || ::poll(&p, 1, static_cast<int>(left)) <= 0) return;
     }
-    if (cl != req->headers.end()) {
-      size_t n = 0;
-      try {
-        if (cl->second.find_first_not_of("0123456789") != std::string::npos) return 400;
-        n = std::stoull(cl->second);
-      } catch (...) {
-        return 400;
-      }
-      if (n > max_body) return 413;
-      if (!reader.ReadExactly(n, &req->body)) return 400;
-    }
-    return 0;
   }
 
   HttpResponse Dispatch(const ServerRequest& req) {
@@ -621,7 +977,8 @@ class PosixHttpServer final : public HttpServer {
     return r;
   }
 
-  static std::string Render(const HttpResponse& resp, bool keep_alive) {
+  // HEAD (head_only): the headers of the answer, Content-Length included, without its body.
+  static std::string Render(const HttpResponse& resp, bool keep_alive, bool head_only) {
     int status = resp.status >= 100 && resp.status <= 999 ? resp.status : 500;
     std::string out = "HTTP/1.1 " + std::to_string(status) + " " + ReasonPhrase(status) + "\r\n";
     bool has_type = false;
@@ -636,7 +993,7 @@ class PosixHttpServer final : public HttpServer {
     if (!has_type) out += "Content-Type: text/plain; charset=utf-8\r\n";
     out += "Content-Length: " + std::to_string(resp.body.size()) + "\r\n";
     out += keep_alive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n";
-    out += resp.body;
+    if (!head_only) out += resp.body;
     return out;
   }
 
@@ -644,6 +1001,7 @@ class PosixHttpServer final : public HttpServer {
   const std::string address_;
   const std::optional<TlsConfig> tls_;
   const ServerOptions options_;
+  BodyBudget budget_;
   std::mutex ctx_mu_;
   SSL_CTX* ctx_ = nullptr;  // guarded by ctx_mu_ once the server runs
   std::mutex start_mu_;

@@ -54,7 +54,8 @@ WebhookServer::WebhookServer(Registry& metrics, const ConflictChecker* conflicts
           {"webhook"}, LatencyBuckets())),
       reloads_(metrics.AddCounter("kubeletpolicy_webhook_certificate_reloads_total",
                                   "Serving certificates loaded by the webhook server, by result.",
-                                  {"result"})) {}
+                                  {"result"})),
+      refusals_(net::RefusalCounter(metrics, "webhook")) {}
 
 WebhookServer::~WebhookServer() { Stop(); }
 
@@ -75,7 +76,16 @@ Status WebhookServer::SetServingPair(const KeyPairPem& pair) {
     net::ServerOptions so;
     so.max_body_bytes = options_.max_body_bytes;
     so.body_too_large_status = 400;  // like every other unreadable AdmissionReview
+    so.max_body_bytes_in_flight = options_.max_body_bytes_in_flight;
     so.max_connections = options_.max_connections;
+    // The API server's heads are a few hundred bytes (a bearer token at most adds ~2 KB).
+    so.head.max_request_line_bytes = 4 * 1024;
+    so.head.max_header_count = 64;
+    so.head.max_head_bytes = 16 * 1024;
+    so.handshake_timeout = options_.handshake_timeout;
+    so.request_timeout = options_.request_timeout;
+    so.idle_timeout = options_.idle_timeout;
+    so.on_refusal = refusals_;
     auto server = net::NewHttpServer(clock_, options_.address, tls, so);
     for (const char* path : {kValidatingWebhookPath, kMutatingWebhookPath}) {
       std::string p = path;

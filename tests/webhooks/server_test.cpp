@@ -1,16 +1,19 @@
 // The webhook HTTPS server on 127.0.0.1:0: TLS 1.2+ only, hot reload of the serving certificate
-// without dropping connections, body size limit, clear 4xx answers, metrics, and the reloader
-// reading a certificate directory.
+// without dropping connections, body size limit, clear 4xx answers, metrics, the reloader
+// reading a certificate directory, and its limits against hostile clients (body budget,
+// deadlines, connection limit) with the refusals counted by reason.
 
 #include "webhooks/server.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -71,6 +74,44 @@ class TlsConn {
     SSL_CTX_free(ctx_);
   }
   bool ok() const { return ok_; }
+  int fd() const { return fd_; }
+  bool Send(const std::string& data) {
+    return SSL_write(ssl_, data.data(), static_cast<int>(data.size())) ==
+           static_cast<int>(data.size());
+  }
+  // Whether an answer (or the close) is waiting within `ms`. TLS 1.3 session tickets also make
+  // the socket readable: they are consumed here and do not count.
+  bool Readable(int ms) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    for (;;) {
+      if (SSL_pending(ssl_) > 0) return true;
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            deadline - std::chrono::steady_clock::now())
+                            .count();
+      pollfd p{fd_, POLLIN, 0};
+      if (left <= 0 || ::poll(&p, 1, static_cast<int>(left)) <= 0) return false;
+      const int flags = fcntl(fd_, F_GETFL);
+      fcntl(fd_, F_SETFL, flags | O_NONBLOCK);
+      char c;
+      const int r = SSL_peek(ssl_, &c, 1);
+      const int err = SSL_get_error(ssl_, r);
+      fcntl(fd_, F_SETFL, flags);
+      ERR_clear_error();
+      if (r > 0 || err != SSL_ERROR_WANT_READ) return true;  // data, or the close
+    }
+  }
+  // Everything until the server closes the connection (or `ms` pass without a byte).
+  std::string ReadUntilClose(int ms) {
+    std::string out;
+    char buf[16384];
+    while (Readable(ms)) {
+      int r = SSL_read(ssl_, buf, sizeof buf);
+      if (r <= 0) break;
+      out.append(buf, static_cast<size_t>(r));
+    }
+    ERR_clear_error();
+    return out;
+  }
   std::string PeerFingerprint() {
     X509* x = SSL_get1_peer_certificate(ssl_);
     if (!x) return "";
@@ -422,6 +463,208 @@ TEST(CachedConflictCheckerTest, FindsConflictsWithCachedPoliciesAndSkipsInvalidO
   EXPECT_NE(conflicts[0].find("KubeletPolicy \"other\""), std::string::npos) << conflicts[0];
   EXPECT_EQ(checker.Conflicts(*candidate.policy).size(), 1u);
   EXPECT_EQ(lists, 2);
+}
+
+class WebhookLimitsTest : public ::testing::Test {
+ protected:
+  void Start(WebhookServerOptions o) {
+    pki_ = MakePki("ca-limits");
+    o.address = "127.0.0.1:0";
+    server_ = std::make_unique<WebhookServer>(metrics_, nullptr, clock_, o);
+    ASSERT_TRUE(server_->SetServingPair(pki_.leaf).ok());
+    port_ = server_->port();
+  }
+  double Refused(const std::string& reason) {
+    const std::string m = metrics_.Render();
+    const std::string key =
+        R"(kubeletpolicy_http_requests_refused_total{server="webhook",reason=")" + reason + "\"} ";
+    auto at = m.find(key);
+    return at == std::string::npos ? -1 : std::stod(m.substr(at + key.size()));
+  }
+  bool WaitForRefused(const std::string& reason, double n) {
+    for (int i = 0; i < 500 && Refused(reason) < n; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return Refused(reason) >= n;
+  }
+  int Connect() {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port_));
+    inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+    EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    return fd;
+  }
+
+  RealClock clock_;
+  Registry metrics_;
+  Pki pki_;
+  std::unique_ptr<WebhookServer> server_;
+  int port_ = 0;
+};
+
+TEST_F(WebhookLimitsTest, ManyConcurrentLargeBodiesPastTheBudgetGet503AndTheOthersSucceed) {
+  WebhookServerOptions o;
+  o.max_body_bytes = 64 * 1024;
+  o.max_body_bytes_in_flight = 4 * 60000;  // four of the bodies below at once
+  Start(o);
+  std::string review = Review("uid-big", "CREATE", Policy("p", json::array({ValidRule()})));
+  review.resize(60000, ' ');  // trailing whitespace: still one valid AdmissionReview
+  const std::string head =
+      "POST /validate-kubeletpolicy HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "Content-Length: 60000\r\n\r\n";
+  // Eight clients at once, each sending its head and half its body, then stalling.
+  std::vector<std::unique_ptr<TlsConn>> clients;
+  for (int i = 0; i < 8; ++i) {
+    clients.push_back(std::make_unique<TlsConn>(port_, pki_.ca.cert_pem));
+    ASSERT_TRUE(clients.back()->ok());
+  }
+  std::vector<std::thread> senders;
+  for (auto& c : clients) senders.emplace_back([&] { c->Send(head + review.substr(0, 30000)); });
+  for (auto& t : senders) t.join();
+  ASSERT_TRUE(WaitForRefused("body_budget", 4)) << metrics_.Render();
+  int refused = 0, served = 0;
+  for (auto& c : clients) {
+    std::string resp;
+    if (c->Readable(100)) {
+      resp = c->ReadUntilClose(2000);  // answered before its body was sent: refused
+      EXPECT_NE(resp.find("HTTP/1.1 503"), std::string::npos) << resp;
+      EXPECT_NE(resp.find("Retry-After: 1\r\n"), std::string::npos) << resp;
+      ++refused;
+    } else {
+      ASSERT_TRUE(c->Send(review.substr(30000)));
+      resp = c->ReadUntilClose(500);
+      EXPECT_NE(resp.find("HTTP/1.1 200"), std::string::npos) << resp.substr(0, 300);
+      EXPECT_NE(resp.find("\"allowed\":true"), std::string::npos) << resp.substr(0, 300);
+      ++served;
+    }
+  }
+  EXPECT_EQ(refused, 4);
+  EXPECT_EQ(served, 4);
+  EXPECT_EQ(Refused("body_budget"), 4);
+  // The budget is free again and the server still serves.
+  TlsConn again(port_, pki_.ca.cert_pem);
+  ASSERT_TRUE(again.ok());
+  EXPECT_NE(again.RoundTrip("POST", "/validate-kubeletpolicy", review).find("HTTP/1.1 200"),
+            std::string::npos);
+}
+
+TEST_F(WebhookLimitsTest, SlowAndMalformedClientsAreRefusedAndCounted) {
+  WebhookServerOptions o;
+  o.handshake_timeout = std::chrono::milliseconds(1000);
+  o.request_timeout = std::chrono::milliseconds(1500);
+  Start(o);
+  EXPECT_EQ(Refused("uri_too_long"), 0) << "every reason is exported from the start";
+
+  // A TCP connection that never starts its handshake.
+  int silent = Connect();
+  char byte;
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(::recv(silent, &byte, 1, 0), 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3));
+  ::close(silent);
+  EXPECT_TRUE(WaitForRefused("handshake_timeout", 1));
+
+  // A head trickled a byte at a time (a TLS record each) past the request deadline.
+  TlsConn slow(port_, pki_.ca.cert_pem);
+  ASSERT_TRUE(slow.ok());
+  const std::string head =
+      "POST /validate-kubeletpolicy HTTP/1.1\r\nHost: x\r\nX-Slow: " + std::string(40, 'a');
+  for (char ch : head) {
+    ASSERT_TRUE(slow.Send(std::string(1, ch)));
+    if (slow.Readable(300)) break;
+  }
+  std::string resp = slow.ReadUntilClose(3000);
+  EXPECT_NE(resp.find("HTTP/1.1 408"), std::string::npos) << resp;
+  EXPECT_TRUE(WaitForRefused("request_timeout", 1));
+
+  const std::string post = "POST /validate-kubeletpolicy HTTP/1.1\r\nHost: x\r\n";
+  struct Case {
+    std::string name, raw, status, reason;
+  } cases[] = {
+      {"CL and TE", post + "Content-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n{}",
+       "HTTP/1.1 400", "malformed"},
+      {"xchunked", post + "Transfer-Encoding: xchunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n", "HTTP/1.1 501",
+       "transfer_encoding"},
+  };
+  for (const auto& c : cases) {
+    TlsConn conn(port_, pki_.ca.cert_pem);
+    ASSERT_TRUE(conn.ok());
+    ASSERT_TRUE(conn.Send(c.raw));
+    resp = conn.ReadUntilClose(3000);
+    EXPECT_NE(resp.find(c.status), std::string::npos) << c.name << ": " << resp;
+    EXPECT_TRUE(WaitForRefused(c.reason, 1)) << c.name;
+  }
+  // Refusals come before any handler: the admission metrics saw none of them.
+  EXPECT_EQ(metrics_.Render().find("kubeletpolicy_admission_requests_total{"), std::string::npos);
+}
+
+TEST_F(WebhookLimitsTest, ConnectionLimitIsEnforced) {
+  WebhookServerOptions o;
+  o.max_connections = 3;
+  Start(o);
+  std::vector<std::unique_ptr<TlsConn>> open;
+  const std::string review = Review("u", "DELETE", json::object());
+  for (int i = 0; i < 3; ++i) {
+    open.push_back(std::make_unique<TlsConn>(port_, pki_.ca.cert_pem));
+    ASSERT_TRUE(open.back()->ok()) << i;
+    // Served, then idle: never closed to make room for another.
+    ASSERT_NE(open.back()->RoundTrip("POST", "/mutate-kubeletpolicy", review).find("HTTP/1.1 200"),
+              std::string::npos);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  TlsConn over(port_, pki_.ca.cert_pem);
+  EXPECT_FALSE(over.ok());
+  EXPECT_TRUE(WaitForRefused("connection_limit", 1));
+  open.pop_back();
+  bool served = false;
+  for (int i = 0; i < 100 && !served; ++i) {
+    TlsConn c(port_, pki_.ca.cert_pem);
+    served = c.ok() &&
+             c.RoundTrip("POST", "/mutate-kubeletpolicy", Review("u", "DELETE", json::object()))
+                     .find("HTTP/1.1 200") != std::string::npos;
+    if (!served) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(served);
+}
+
+TEST_F(WebhookLimitsTest, StalledClientsMakeRoomForPromptOnesAtTheLimit) {
+  // Every slot taken by clients that stall: in the handshake, or mid-request.
+  WebhookServerOptions o;
+  o.max_connections = 4;
+  Start(o);
+  std::vector<int> silent = {Connect(), Connect()};
+  std::vector<std::unique_ptr<TlsConn>> stalled;
+  for (int i = 0; i < 2; ++i) {
+    stalled.push_back(std::make_unique<TlsConn>(port_, pki_.ca.cert_pem));
+    ASSERT_TRUE(stalled.back()->ok());
+    ASSERT_TRUE(stalled.back()->Send("POST /validate-kubeletpolicy HTTP/1.1\r\nHost: x\r\n"));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  // Prompt clients are served at once, each in the place of a stalled one (and kept open:
+  // idle between requests, they are not closed for the next one).
+  std::vector<std::unique_ptr<TlsConn>> prompt;
+  for (int i = 0; i < 4; ++i) {
+    prompt.push_back(std::make_unique<TlsConn>(port_, pki_.ca.cert_pem));
+    ASSERT_TRUE(prompt.back()->ok()) << i;
+    const std::string resp = prompt.back()->RoundTrip("POST", "/mutate-kubeletpolicy",
+                                                      Review("u", "DELETE", json::object()));
+    EXPECT_NE(resp.find("HTTP/1.1 200"), std::string::npos) << i;
+  }
+  TlsConn fifth(port_, pki_.ca.cert_pem);
+  EXPECT_FALSE(fifth.ok()) << "nobody is left to make room";
+  EXPECT_TRUE(WaitForRefused("connection_limit", 5));
+  EXPECT_EQ(Refused("connection_limit"), 5);  // four made room, the fifth was turned away
+  char byte;
+  for (int fd : silent) {
+    EXPECT_EQ(::recv(fd, &byte, 1, 0), 0);  // closed (not after the 10 s handshake deadline)
+    ::close(fd);
+  }
+  for (auto& c : stalled) {
+    EXPECT_TRUE(c->Readable(1000)) << "closed";
+    EXPECT_EQ(c->ReadUntilClose(1000), "") << "without an answer";
+  }
 }
 
 }  // namespace
