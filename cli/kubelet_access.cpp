@@ -96,7 +96,7 @@ StatusOr<controller::ConfigzAccess> KubeletAccessFrom(const RunFlags& f,
   access.kubelet.user_agent = api.user_agent;
   auto tls = KubeletTls(f, api);
   if (!tls.ok()) return tls.status();
-  access.kubelet_http = net::NewHttpClient(clock, *tls);
+  access.kubelet_http = net::NewOneShotHttpsClient(clock, *tls);
   if (f.kubelet_client_service_account.empty()) {
     access.kubelet_tokens = kube::NewClientConfigTokenSource(api, clock);
   } else {

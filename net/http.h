@@ -34,6 +34,10 @@ struct HttpRequest {
   std::map<std::string, std::string> headers;
   std::string body;
   std::chrono::milliseconds timeout{30000};  // whole request (non-streaming)
+  // The most of a response body Send reads (and Stream, of an error answer's body): enforced
+  // while the body arrives, so memory never holds more. A larger body — or a Content-Length
+  // that announces one — fails the request with kResourceExhausted and closes the connection.
+  size_t max_body_bytes = 16u << 20;
 };
 
 struct HttpResponse {
@@ -56,7 +60,8 @@ class LineStream {
 class HttpClient {
  public:
   virtual ~HttpClient() = default;
-  // Transport failures are kUnavailable / kDeadlineExceeded; any HTTP status is a response.
+  // Transport failures are kUnavailable / kDeadlineExceeded; a body over max_body_bytes is
+  // kResourceExhausted; any HTTP status is a response. Redirects are not followed.
   virtual StatusOr<HttpResponse> Send(const HttpRequest& req) = 0;
   // Starts a request whose body is read incrementally. Non-2xx statuses are returned as a
   // complete HttpResponse in `error_response` with a null stream.
@@ -70,6 +75,22 @@ class HttpClient {
 
 // cpprestsdk-backed client for one base URL's TLS settings.
 std::unique_ptr<HttpClient> NewHttpClient(const Clock& clock, const TlsConfig& tls);
+
+// An HTTPS client for many hosts that are each called now and then (OpenSSL and POSIX
+// sockets, net/openssl/). One request per connection: every Send resolves the host (system
+// resolver), connects, handshakes, sends the request with `Connection: close` and reads the
+// response until it ends, then closes the socket — nothing stays open between requests.
+// The TLS context is built once from `tls` and shared by all requests (TLS 1.2 minimum, no
+// compression or renegotiation, no session cache): a CA given in `ca_pem` is the only trust
+// anchor, the system roots are read (once) only when it is empty; `server_name` replaces the
+// URL host as the verified name and SNI (IP literals are verified against IP SANs and sent
+// without SNI). `req.timeout` bounds the whole exchange, the name lookup included.
+// https URLs only; the Host header is the URL's authority unless the request sets one; header
+// names and values with CR or LF are refused; the client sets Connection and Content-Length
+// itself. A TLS verification failure's message says "certificate verify failed" and why. A
+// TLS configuration that cannot be loaded fails every Send with kInvalidArgument. Stream() is
+// not supported (an error). Thread-safe.
+std::unique_ptr<HttpClient> NewOneShotHttpsClient(const Clock& clock, const TlsConfig& tls);
 
 // A minimal HTTP server: /healthz, /readyz, /metrics and the admission webhooks.
 struct ServerRequest {
