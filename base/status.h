@@ -20,6 +20,7 @@ enum class StatusCode {
   kUnavailable,       // transient: retry with backoff
   kDeadlineExceeded,
   kPermissionDenied,
+  kResourceExhausted,  // over a size limit (e.g. a response body larger than the caller allows)
   kInternal,
 };
 
@@ -42,6 +43,7 @@ inline Status InvalidArgument(std::string msg) { return {StatusCode::kInvalidArg
 inline Status NotFound(std::string msg) { return {StatusCode::kNotFound, std::move(msg)}; }
 inline Status Internal(std::string msg) { return {StatusCode::kInternal, std::move(msg)}; }
 inline Status Unavailable(std::string msg) { return {StatusCode::kUnavailable, std::move(msg)}; }
+inline Status ResourceExhausted(std::string msg) { return {StatusCode::kResourceExhausted, std::move(msg)}; }
 
 // StatusOr<T> holds either a value or a non-OK Status.
 template <typename T>

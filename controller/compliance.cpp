@@ -184,7 +184,9 @@ ComplianceController::ComplianceController(kube::Client& client, ConfigzSource& 
                                        "Failed /configz fetches by reason and source.",
                                        {"reason", "source"})),
       status_writes_(metrics.AddCounter("kubeletpolicy_status_writes_total",
-                                        "KubeletPolicy status writes by result.", {"result"})) {
+                                        "KubeletPolicy status writes by result.", {"result"})),
+      input_rejected_(metrics.AddCounter(policy::kInputRejectedMetric, policy::kInputRejectedHelp,
+                                         {"source", "limit"})) {
   scheduler_ = std::make_unique<ConfigzScheduler>(clock_, options_.scheduler,
                                                   [this](const std::string& n) { Fetch(n); });
   metrics.AddCallbackGauge("kubeletpolicy_configz_fetches_in_flight",
@@ -222,6 +224,7 @@ void ComplianceController::Fetch(const std::string& node) {
   fetch_latency_.WithLabels({source_}).Observe(std::chrono::duration<double>(r.latency).count());
   if (!r.ok) {
     fetch_errors_.WithLabels({r.reason, source_}).Inc();
+    if (!r.limit.empty()) input_rejected_.WithLabels({"configz", r.limit}).Inc();
     spdlog::warn("node {}: {}", node, r.message);
   } else {
     spdlog::debug("node {}: configz fetched in {} ms", node,

@@ -32,6 +32,10 @@ struct HttpRequest {
   std::map<std::string, std::string> headers;
   std::string body;
   std::chrono::milliseconds timeout{30000};  // whole request (non-streaming)
+  // The most of a response body Send reads (and Stream, of an error answer's body): enforced
+  // while the body arrives, so memory never holds more. A larger body — or a Content-Length
+  // that announces one — fails the request with kResourceExhausted and closes the connection.
+  size_t max_body_bytes = 16u << 20;
 };
 
 struct HttpResponse {
@@ -54,7 +58,8 @@ class LineStream {
 class HttpClient {
  public:
   virtual ~HttpClient() = default;
-  // Transport failures are kUnavailable / kDeadlineExceeded; any HTTP status is a response.
+  // Transport failures are kUnavailable / kDeadlineExceeded; a body over max_body_bytes is
+  // kResourceExhausted; any HTTP status is a response. Redirects are not followed.
   virtual StatusOr<HttpResponse> Send(const HttpRequest& req) = 0;
   // Starts a request whose body is read incrementally. Non-2xx statuses are returned as a
   // complete HttpResponse in `error_response` with a null stream.

@@ -66,6 +66,7 @@ class WebhookServer {
   const Clock& clock_;
   CounterFamily& requests_;
   HistogramFamily& latency_;
+  CounterFamily& input_rejected_;
   CounterFamily& reloads_;
   mutable std::mutex mu_;
   std::unique_ptr<net::HttpServer> server_;

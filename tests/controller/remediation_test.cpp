@@ -203,18 +203,19 @@ TEST(AgentResultFromPodTest, ReadsTheTerminationMessage) {
   r.ok = true;
   r.restarted = true;
   auto got = AgentResultFromPod(PodWithMessage({{"exitCode", 0}, {"message", agent::FitToLimit(r)}}));
-  ASSERT_TRUE(got && got->ok()) << (got ? got->status().message() : "nullopt");
-  EXPECT_TRUE((*got)->restarted);
+  ASSERT_TRUE(got && got->result.ok()) << (got ? got->result.status().message() : "nullopt");
+  EXPECT_TRUE(got->result->restarted);
+  EXPECT_FALSE(got->refused_by);
 
   got = AgentResultFromPod(PodWithMessage({{"exitCode", 1}}));
   ASSERT_TRUE(got);
-  EXPECT_FALSE(got->ok());
-  EXPECT_NE(got->status().message().find("code 1 without a result"), std::string::npos);
+  EXPECT_FALSE(got->result.ok());
+  EXPECT_NE(got->result.status().message().find("code 1 without a result"), std::string::npos);
 
   got = AgentResultFromPod(PodWithMessage({{"exitCode", 2}, {"message", "error: unknown flag --frob"}}));
   ASSERT_TRUE(got);
-  EXPECT_FALSE(got->ok());
-  EXPECT_NE(got->status().message().find("unknown flag --frob"), std::string::npos);
+  EXPECT_FALSE(got->result.ok());
+  EXPECT_NE(got->result.status().message().find("unknown flag --frob"), std::string::npos);
 
   json running = {{"status", {{"containerStatuses", json::array({{{"state", {{"running", json::object()}}}}})}}}};
   EXPECT_FALSE(AgentResultFromPod(running));

@@ -130,7 +130,7 @@ class FakeKube : public Client {
     if (!objects_.erase(path)) return ErrorResult(404, "NotFound", path + " not found");
     return Ok(nlohmann::json::object());
   }
-  StatusOr<net::HttpResponse> GetRaw(const std::string& path, std::chrono::milliseconds) override {
+  StatusOr<net::HttpResponse> GetRaw(const std::string& path, std::chrono::milliseconds, size_t) override {
     auto r = Get(path, "");
     if (!r.ok()) return r.status;
     net::HttpResponse resp;
