@@ -92,11 +92,23 @@ class YamlDepthScanner {
         return;
       }
       while (!block_.empty() && block_.back() >= indent) block_.pop_back();
-      block_.push_back(indent);
-      Check();
+      // A collection at this indentation, if the line turns out to hold a key or an entry.
+      pending_indent_ = indent;
     }
     ScanTokens();
+    pending_indent_.reset();
     NextLine();
+  }
+
+  // The line holds a block key or entry: its indentation opens a collection (unless one is open
+  // there already).
+  void OpenPending() {
+    if (!pending_indent_) return;
+    if (block_.empty() || *pending_indent_ > block_.back()) {
+      block_.push_back(*pending_indent_);
+      Check();
+    }
+    pending_indent_.reset();
   }
 
   // The tokens of one line (a quoted scalar may run on over more lines).
@@ -126,6 +138,7 @@ class YamlDepthScanner {
       } else if ((c == '-' || c == '?' || c == ':') &&
                  (IsBlank(At(i_ + 1)) || At(i_ + 1) == '\n' || (flow_ > 0 && IsFlowIndicator(At(i_ + 1))))) {
         ++i_;
+        if (flow_ == 0) OpenPending();
         // "- - x", "- key: v", "? - x": a block collection that opens on the same line.
         if (flow_ == 0 && (c != ':' || starts_line)) {
           while (!AtLineEnd() && IsBlank(t_[i_])) ++i_;
@@ -199,6 +212,7 @@ class YamlDepthScanner {
   size_t line_ = 1;
   size_t line_begin_ = 0;
   std::vector<size_t> block_;  // indentation of the open block collections
+  std::optional<size_t> pending_indent_;  // this line's, until it shows a key or an entry
   size_t flow_ = 0;            // open flow collections
   bool in_block_scalar_ = false;
   size_t block_scalar_indent_ = 0;
