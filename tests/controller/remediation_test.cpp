@@ -272,5 +272,26 @@ TEST(PolicyStatusRolloutTest, StalledAndRemediatingConditions) {
   EXPECT_EQ(st["summary"]["remediatingNodes"], 1);
 }
 
+
+TEST(AgentResultFromPodTest, TerminationMessagesOverALimitAreRefusedAndSayWhichLimit) {
+  agent::AgentResult r;
+  r.command = "remediate";
+  r.ok = true;
+  std::string message = agent::ToJson(r).dump();
+  message.insert(message.size() - 1, ",\"pad\":\"" + std::string(5000, 'x') + "\"");
+  auto got = AgentResultFromPod(PodWithMessage({{"exitCode", 0}, {"message", message}}));
+  ASSERT_TRUE(got);
+  EXPECT_FALSE(got->result.ok());
+  ASSERT_TRUE(got->refused_by);
+  EXPECT_EQ(*got->refused_by, policy::InputLimit::kBytes);
+  EXPECT_NE(got->result.status().message().find("over the 4 KiB limit"), std::string::npos);
+  EXPECT_LT(got->result.status().message().size(), 300u);
+
+  got = AgentResultFromPod(PodWithMessage({{"exitCode", 0}, {"message", std::string(3000, '[')}}));
+  ASSERT_TRUE(got && got->refused_by);
+  EXPECT_EQ(*got->refused_by, policy::InputLimit::kDepth);
+  EXPECT_NE(got->result.status().message().find("nests deeper than 64 levels"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace kpc::controller
