@@ -26,6 +26,7 @@ constexpr size_t kMaxReferences = 16;
 constexpr size_t kMaxReferenceChars = 256;
 constexpr size_t kMaxRulePathChars = 256;
 constexpr size_t kMaxFilePathChars = 1024;
+constexpr size_t kMaxUserChars = 32;  // file.owner, file.group
 constexpr size_t kMaxDurationChars = 32;
 constexpr size_t kMaxExceptions = 32;
 constexpr size_t kMaxExceptionRules = 50;
@@ -409,7 +410,10 @@ void ParseFileCheck(const nlohmann::json& j, const std::string& field, Rule& rul
   for (const char* key : {"owner", "group"}) {
     auto v = r.String(key);
     if (!v) continue;
-    if (v->size() > 32 || !MatchesUserOrGroup(*v)) {
+    if (const size_t n = CharCount(*v); n > kMaxUserChars) {  // before the pattern sees it
+      r.Error(r.Field(key), Quoted(*v) + " is not a user/group name or numeric id: at most " +
+                                std::to_string(kMaxUserChars) + " characters, got " + std::to_string(n));
+    } else if (!MatchesUserOrGroup(*v)) {
       r.Error(r.Field(key), Quoted(*v) + " is not a user/group name or numeric id");
     }
     (std::string_view(key) == "owner" ? f.owner : f.group) = *v;
