@@ -342,6 +342,32 @@ void ParseConfigCheck(const nlohmann::json& j, const std::string& field, Rule& r
   rule.config = std::move(c);
 }
 
+// What is wrong with a file rule's path (absolute, no "..", under an allowed directory, the
+// CRD's characters), or an empty string.
+std::string FilePathProblem(const std::string& path) {
+  bool has_dotdot = false;
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t end = path.find('/', start);
+    if (end == std::string::npos) end = path.size();
+    if (path.compare(start, end - start, "..") == 0) has_dotdot = true;
+    start = end + 1;
+  }
+  if (path.front() != '/') return "must be an absolute path";
+  if (has_dotdot) return "must not contain \"..\" segments";
+  if (std::none_of(AllowedFilePrefixes().begin(), AllowedFilePrefixes().end(),
+                   [&](const std::string& p) { return path.rfind(p, 0) == 0 && path.size() > p.size(); })) {
+    std::string allowed;
+    for (const auto& p : AllowedFilePrefixes()) allowed += (allowed.empty() ? "" : ", ") + p;
+    return Quoted(path) + " is outside the directories file rules may check (" + allowed + ")";
+  }
+  if (!MatchesFilePathShape(path)) {
+    return Quoted(path) + " has characters the API server does not accept in a path: letters, digits "
+                          "and - . _ @ + = , : / only";
+  }
+  return "";
+}
+
 void ParseFileCheck(const nlohmann::json& j, const std::string& field, Rule& rule,
                     std::vector<FieldIssue>& errors) {
   ObjectReader r(j, field, errors);
@@ -374,28 +400,7 @@ void ParseFileCheck(const nlohmann::json& j, const std::string& field, Rule& rul
   }
   if (path && !path->empty()) {
     f.path = *path;
-    bool has_dotdot = false;
-    size_t start = 0;
-    while (start <= path->size()) {
-      size_t end = path->find('/', start);
-      if (end == std::string::npos) end = path->size();
-      if (path->compare(start, end - start, "..") == 0) has_dotdot = true;
-      start = end + 1;
-    }
-    if (path->front() != '/') {
-      r.Error(r.Field("path"), "must be an absolute path");
-    } else if (has_dotdot) {
-      r.Error(r.Field("path"), "must not contain \"..\" segments");
-    } else if (std::none_of(AllowedFilePrefixes().begin(), AllowedFilePrefixes().end(),
-                            [&](const std::string& p) { return path->rfind(p, 0) == 0 && path->size() > p.size(); })) {
-      std::string allowed;
-      for (const auto& p : AllowedFilePrefixes()) allowed += (allowed.empty() ? "" : ", ") + p;
-      r.Error(r.Field("path"), Quoted(*path) + " is outside the directories file rules may check (" +
-                                   allowed + ")");
-    } else if (!MatchesFilePathShape(*path)) {
-      r.Error(r.Field("path"), Quoted(*path) + " has characters the API server does not accept in a "
-                                               "path: letters, digits and - . _ @ + = , : / only");
-    }
+    if (auto problem = FilePathProblem(*path); !problem.empty()) r.Error(r.Field("path"), problem);
   }
   if (const auto* m = r.Get("maxMode")) {
     if (!m->is_string()) {

@@ -126,7 +126,7 @@ class Converter {
           std::string key = kv.first.Scalar();
           if (out.contains(key)) {
             return InvalidArgument("line " + std::to_string(kv.first.Mark().line + 1) +
-                                   ": duplicate key \"" + key + "\"");
+                                   ": duplicate key " + Quoted(key));
           }
           nlohmann::json v;
           Status s = Convert(kv.second, pointer + "/" + EscapePointerToken(key), v, depth + 1);
