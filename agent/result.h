@@ -34,16 +34,15 @@
 
 #include <cstddef>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
+#include "base/status.h"
 #include "policy/evaluate.h"
 #include "policy/limits.h"
-#include "base/status.h"
 
 namespace kpc::agent {
 

@@ -12,12 +12,12 @@ namespace kpc {
 
 enum class StatusCode {
   kOk = 0,
-  kInvalidArgument,   // bad input: the user must change something
+  kInvalidArgument,  // bad input: the user must change something
   kNotFound,
   kAlreadyExists,
   kConflict,
   kGone,
-  kUnavailable,       // transient: retry with backoff
+  kUnavailable,  // transient: retry with backoff
   kDeadlineExceeded,
   kPermissionDenied,
   kResourceExhausted,  // over a size limit (e.g. a response body larger than the caller allows)
@@ -43,7 +43,9 @@ inline Status InvalidArgument(std::string msg) { return {StatusCode::kInvalidArg
 inline Status NotFound(std::string msg) { return {StatusCode::kNotFound, std::move(msg)}; }
 inline Status Internal(std::string msg) { return {StatusCode::kInternal, std::move(msg)}; }
 inline Status Unavailable(std::string msg) { return {StatusCode::kUnavailable, std::move(msg)}; }
-inline Status ResourceExhausted(std::string msg) { return {StatusCode::kResourceExhausted, std::move(msg)}; }
+inline Status ResourceExhausted(std::string msg) {
+  return {StatusCode::kResourceExhausted, std::move(msg)};
+}
 
 // StatusOr<T> holds either a value or a non-OK Status.
 template <typename T>

@@ -112,7 +112,8 @@ std::string ShortDuration(int64_t ns) {
 
 // "4Mi" for 4194304 (the largest binary unit that divides it), else the number.
 std::string ShortBytes(int64_t bytes) {
-  for (auto [unit, factor] : {std::pair{"Gi", int64_t{1} << 30}, {"Mi", int64_t{1} << 20}, {"Ki", int64_t{1} << 10}}) {
+  for (auto [unit, factor] :
+       {std::pair{"Gi", int64_t{1} << 30}, {"Mi", int64_t{1} << 20}, {"Ki", int64_t{1} << 10}}) {
     if (bytes >= factor && bytes % factor == 0) return std::to_string(bytes / factor) + unit;
   }
   return std::to_string(bytes);
@@ -126,10 +127,14 @@ std::optional<int64_t> ParseBytes(const std::string& v) {
   const int64_t n = std::stoll(v.substr(0, digits));
   const std::string suffix = v.substr(digits);
   int shift = 0;
-  if (suffix == "Ki") shift = 10;
-  else if (suffix == "Mi") shift = 20;
-  else if (suffix == "Gi") shift = 30;
-  else if (!suffix.empty()) return std::nullopt;
+  if (suffix == "Ki")
+    shift = 10;
+  else if (suffix == "Mi")
+    shift = 20;
+  else if (suffix == "Gi")
+    shift = 30;
+  else if (!suffix.empty())
+    return std::nullopt;
   if (n > (std::numeric_limits<int64_t>::max() >> shift)) return std::nullopt;
   return n << shift;
 }

@@ -152,10 +152,10 @@ std::optional<int64_t> NextExceptionExpiry(const policy::KubeletPolicy& policy, 
 // ---- the controller ----
 
 ComplianceController::ComplianceController(kube::Client& client, ConfigzSource& configz,
-                                           kube::EventRecorder& events,
-                                           Registry& metrics, const Clock& clock,
-                                           const kube::Store& policies, const kube::Store& nodes,
-                                           const PolicyIndex& index, NodeFactsStore& facts,
+                                           kube::EventRecorder& events, Registry& metrics,
+                                           const Clock& clock, const kube::Store& policies,
+                                           const kube::Store& nodes, const PolicyIndex& index,
+                                           NodeFactsStore& facts,
                                            RemediationController& remediation,
                                            ComplianceOptions options, Hooks hooks)
     : client_(client),
@@ -175,11 +175,11 @@ ComplianceController::ComplianceController(kube::Client& client, ConfigzSource& 
                                     {"policy", "state"})),
       rule_gauge_(metrics.AddGauge("kubeletpolicy_rule_failing_nodes",
                                    "Nodes failing a rule of a KubeletPolicy.", {"policy", "rule"})),
-      fetch_latency_(
-          metrics.AddHistogram("kubeletpolicy_configz_fetch_duration_seconds",
-                               "Latency of /configz fetches, by source (kubelet: direct; "
-                               "apiserver-proxy: through the API server's node proxy).",
-                               {"source"}, {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30})),
+      fetch_latency_(metrics.AddHistogram(
+          "kubeletpolicy_configz_fetch_duration_seconds",
+          "Latency of /configz fetches, by source (kubelet: direct; "
+          "apiserver-proxy: through the API server's node proxy).",
+          {"source"}, {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30})),
       fetch_errors_(metrics.AddCounter("kubeletpolicy_configz_fetch_errors_total",
                                        "Failed /configz fetches by reason and source.",
                                        {"reason", "source"})),

@@ -248,7 +248,8 @@ ConfigzResult KubeletConfigzResult(const KubeletEndpoint& endpoint,
   return ConfigzResultFrom(StatusOr<std::string>(resp.body), limits);
 }
 
-std::unique_ptr<ConfigzSource> NewApiserverProxySource(kube::Client& client, size_t max_body_bytes) {
+std::unique_ptr<ConfigzSource> NewApiserverProxySource(kube::Client& client,
+                                                       size_t max_body_bytes) {
   return std::make_unique<ApiserverProxySource>(client, max_body_bytes);
 }
 

@@ -75,7 +75,8 @@ std::unique_ptr<ConfigzSource> NewApiserverProxySource(
 struct KubeletSourceOptions {
   std::vector<std::string> preferred_address_types = {"InternalIP", "ExternalIP", "Hostname"};
   std::string user_agent = "kubelet-policy-controller";
-  size_t max_body_bytes = policy::kConfigzLimits.max_bytes;  // of each answer, read while it arrives
+  size_t max_body_bytes =
+      policy::kConfigzLimits.max_bytes;  // of each answer, read while it arrives
 };
 // Straight to each kubelet: `nodes` is the Node cache, `http` carries the kubelet TLS settings
 // (CA or explicit insecure mode), `tokens` the bearer tokens sent.

@@ -94,9 +94,13 @@ void FileAuditController::OnPod(const nlohmann::json& pod) {
   if (!result) return;  // not terminated yet
   const std::string node = AnnotationOf(pod, kNodeAnnotation);
   if (node.empty() || !pod.contains("metadata") || !pod["metadata"].is_object()) return;
-  if (!facts_.RecordAudit(node, pod["metadata"].value("uid", ""), CreationUnix(pod), result->result)) return;
+  if (!facts_.RecordAudit(node, pod["metadata"].value("uid", ""), CreationUnix(pod),
+                          result->result))
+    return;
   if (result->refused_by) {
-    input_rejected_.WithLabels({"agent-result", std::string(policy::InputLimitName(*result->refused_by))}).Inc();
+    input_rejected_
+        .WithLabels({"agent-result", std::string(policy::InputLimitName(*result->refused_by))})
+        .Inc();
   }
   if (hooks_.facts_changed) hooks_.facts_changed(node);
 }

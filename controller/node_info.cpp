@@ -119,7 +119,8 @@ ConfigzResult ConfigzResultFrom(const StatusOr<std::string>& fetch, policy::Shap
   if (auto refused = policy::CheckJsonShape(*fetch, limits, "/configz")) {
     const bool bytes = refused->limit == policy::InputLimit::kBytes;
     r.reason = bytes ? "TooLarge" : "Malformed";
-    r.message = (bytes ? "configz unavailable (TooLarge): " : "configz malformed: ") + refused->message;
+    r.message =
+        (bytes ? "configz unavailable (TooLarge): " : "configz malformed: ") + refused->message;
     r.limit = policy::InputLimitName(refused->limit);
     return r;
   }
@@ -134,11 +135,12 @@ ConfigzResult ConfigzResultFrom(const StatusOr<std::string>& fetch, policy::Shap
   return r;
 }
 
-ConfigzResult FetchNodeConfigz(kube::Client& client, const std::string& node, std::chrono::milliseconds timeout,
-                               size_t max_body_bytes) {
+ConfigzResult FetchNodeConfigz(kube::Client& client, const std::string& node,
+                               std::chrono::milliseconds timeout, size_t max_body_bytes) {
   auto resp = client.GetRaw("/api/v1/nodes/" + node + "/proxy/configz", timeout, max_body_bytes);
-  return ConfigzResultFrom(resp.ok() ? StatusOr<std::string>(resp->body) : StatusOr<std::string>(resp.status()),
-                           {max_body_bytes, policy::kMaxNestingDepth});
+  return ConfigzResultFrom(
+      resp.ok() ? StatusOr<std::string>(resp->body) : StatusOr<std::string>(resp.status()),
+      {max_body_bytes, policy::kMaxNestingDepth});
 }
 
 void NodeCheckStore::Put(const std::string& node, ConfigzResult r) {

@@ -66,8 +66,8 @@ Operator::Operator(kube::Client& client, kube::EventRecorder& events, Registry& 
   if (options_.configz.source == ConfigzSourceKind::kKubelet) {
     KubeletSourceOptions kubelet = options_.configz.kubelet;
     kubelet.max_body_bytes = options_.configz_max_bytes;
-    configz_ = NewKubeletSource(*nodes_, options_.configz.kubelet_http, options_.configz.kubelet_tokens,
-                                std::move(kubelet));
+    configz_ = NewKubeletSource(*nodes_, options_.configz.kubelet_http,
+                                options_.configz.kubelet_tokens, std::move(kubelet));
   } else {
     configz_ = NewApiserverProxySource(client, options_.configz_max_bytes);
   }

@@ -368,10 +368,12 @@ std::optional<PodAgentResult> AgentResultFromPod(const json& pod) {
     std::string message = t.contains("message") && t["message"].is_string() ? t["message"].get<std::string>() : "";
     int code = t.contains("exitCode") && t["exitCode"].is_number_integer() ? t["exitCode"].get<int>() : -1;
     const std::string exited = "the agent exited with code " + std::to_string(code);
-    if (message.empty()) return PodAgentResult{InvalidArgument(exited + " without a result"), std::nullopt};
+    if (message.empty())
+      return PodAgentResult{InvalidArgument(exited + " without a result"), std::nullopt};
     // The kubelet cuts termination messages at 4096 bytes; a node's kubelet can still write
     // anything into its pods' status, so the limits are checked here, before parsing.
-    if (auto refused = policy::CheckJsonShape(message, agent::kTerminationMessageLimits, "the termination message")) {
+    if (auto refused = policy::CheckJsonShape(message, agent::kTerminationMessageLimits,
+                                              "the termination message")) {
       return PodAgentResult{InvalidArgument(exited + ": " + refused->message), refused->limit};
     }
     auto r = agent::ParseAgentResult(message, agent::kTerminationMessageLimits);

@@ -129,7 +129,7 @@ std::optional<JobView> JobViewFromJson(const nlohmann::json& job);
 // The agent's result in a pod's termination message (first container that terminated with a
 // message), read within agent::kTerminationMessageLimits.
 struct PodAgentResult {
-  StatusOr<agent::AgentResult> result;  // an error when the message is not a result
+  StatusOr<agent::AgentResult> result;           // an error when the message is not a result
   std::optional<policy::InputLimit> refused_by;  // the limit that refused the message, if one did
 };
 // nullopt when the pod has not terminated.

@@ -169,7 +169,9 @@ void RemediationController::OnPod(const json& pod) {
     if (!job_results_.emplace(job, result->result).second) return;
   }
   if (result->refused_by) {
-    input_rejected_.WithLabels({"agent-result", std::string(policy::InputLimitName(*result->refused_by))}).Inc();
+    input_rejected_
+        .WithLabels({"agent-result", std::string(policy::InputLimitName(*result->refused_by))})
+        .Inc();
   }
   if (result->result.ok()) facts_.RecordChangedFiles(node, result->result->files);
   const std::string policy = LabelOf(pod, kPolicyLabel);

@@ -235,8 +235,9 @@ class KubeClient final : public Client {
     return req;
   }
 
-  StatusOr<net::HttpResponse> Do(const std::string& method, const std::string& path, const std::string& query,
-                                 const std::string& body, const std::string& content_type,
+  StatusOr<net::HttpResponse> Do(const std::string& method, const std::string& path,
+                                 const std::string& query, const std::string& body,
+                                 const std::string& content_type,
                                  std::optional<std::chrono::milliseconds> timeout = std::nullopt,
                                  const std::string& accept = "application/json",
                                  size_t max_body_bytes = kMaxApiResponseBytes) {

@@ -94,7 +94,8 @@ class Client {
   // A non-2xx answer is an error Status (code mapped as for API errors) whose message carries
   // the HTTP status and the start of the body; transport failures are kUnavailable /
   // kDeadlineExceeded.
-  virtual StatusOr<net::HttpResponse> GetRaw(const std::string& path, std::chrono::milliseconds timeout,
+  virtual StatusOr<net::HttpResponse> GetRaw(const std::string& path,
+                                             std::chrono::milliseconds timeout,
                                              size_t max_body_bytes) = 0;
 
   // Opens a watch (path + "?watch=1&resourceVersion=...&allowWatchBookmarks=true&timeoutSeconds=N")

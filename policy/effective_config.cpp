@@ -933,7 +933,8 @@ StatusOr<json> ParseKubeletConfigFile(std::string_view content, std::string_view
   YamlDocument doc;
   bool is_yaml = content[first] != '{';
   if (!is_yaml) {
-    if (auto refused = CheckJsonShape(content, kKubeletConfigFileLimits, name)) return RefusalStatus(*refused);
+    if (auto refused = CheckJsonShape(content, kKubeletConfigFileLimits, name))
+      return RefusalStatus(*refused);
     // JSON is YAML too, but nlohmann's errors point at the byte.
     auto parsed = ParseJsonText(content, name);
     if (!parsed.ok()) return parsed.status();

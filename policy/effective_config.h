@@ -9,12 +9,11 @@
 // Pure functions (no I/O); thread-safe.
 
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "base/status.h"
 #include "policy/limits.h"

@@ -72,7 +72,8 @@ RuleEvaluation EvaluateConfigRule(const Rule& rule, const EffectiveConfig& confi
   // Values in messages are cut: the observed one comes from a node.
   std::string observed_text = Shortened(DisplayValue(ev.observed), kShownValueChars);
   std::string want_text = std::string(OperatorName(check.op));
-  if (OperatorTakesValue(check.op)) want_text += " " + Shortened(DisplayValue(want), kShownValueChars);
+  if (OperatorTakesValue(check.op))
+    want_text += " " + Shortened(DisplayValue(want), kShownValueChars);
   if (!cmp.ok) {
     ev.result = RuleResult::kError;
     ev.message = check.path_text + ": " + cmp.error + " (" + where + ")";

@@ -93,8 +93,8 @@ void ParseMatchLabels(const nlohmann::json& labels, const std::string& field, La
     return;
   }
   if (labels.size() > kMaxMatchLabels) {
-    issues.push_back({field, "must have at most " + std::to_string(kMaxMatchLabels) + " labels, got " +
-                                 std::to_string(labels.size())});
+    issues.push_back({field, "must have at most " + std::to_string(kMaxMatchLabels) +
+                                 " labels, got " + std::to_string(labels.size())});
     return;
   }
   for (const auto& [k, v] : labels.items()) {
@@ -109,8 +109,8 @@ void ParseMatchLabels(const nlohmann::json& labels, const std::string& field, La
   }
 }
 
-void ParseValues(const nlohmann::json& values, const std::string& field, LabelSelectorRequirement& req,
-                 std::vector<FieldIssue>& issues) {
+void ParseValues(const nlohmann::json& values, const std::string& field,
+                 LabelSelectorRequirement& req, std::vector<FieldIssue>& issues) {
   if (!values.is_array()) {
     issues.push_back({field, "must be a list of strings"});
     return;
@@ -137,7 +137,8 @@ void ParseValues(const nlohmann::json& values, const std::string& field, LabelSe
   }
 }
 
-std::optional<LabelSelectorRequirement> ParseRequirement(const nlohmann::json& e, const std::string& f,
+std::optional<LabelSelectorRequirement> ParseRequirement(const nlohmann::json& e,
+                                                         const std::string& f,
                                                          std::vector<FieldIssue>& issues) {
   if (!e.is_object()) {
     issues.push_back({f, "must be an object with key, operator and values"});
@@ -160,11 +161,14 @@ std::optional<LabelSelectorRequirement> ParseRequirement(const nlohmann::json& e
   } else {
     req.op = e["operator"].get<std::string>();
     if (req.op != "In" && req.op != "NotIn" && req.op != "Exists" && req.op != "DoesNotExist") {
-      issues.push_back({f + ".operator", Quoted(req.op) +
-                                             " is not a label selector operator; use In, NotIn, Exists or DoesNotExist"});
+      issues.push_back(
+          {f + ".operator",
+           Quoted(req.op) +
+               " is not a label selector operator; use In, NotIn, Exists or DoesNotExist"});
     }
   }
-  if (e.contains("values") && !e["values"].is_null()) ParseValues(e["values"], f + ".values", req, issues);
+  if (e.contains("values") && !e["values"].is_null())
+    ParseValues(e["values"], f + ".values", req, issues);
   if ((req.op == "In" || req.op == "NotIn") && req.values.empty()) {
     issues.push_back({f + ".values", "must not be empty for operator " + req.op});
   }
@@ -186,7 +190,8 @@ LabelSelector ParseLabelSelector(const nlohmann::json& j, const std::string& fie
   }
   for (const auto& [k, v] : j.items()) {
     if (k != "matchLabels" && k != "matchExpressions") {
-      issues.push_back({field + "." + Shortened(k), "unknown field; a label selector has matchLabels and matchExpressions"});
+      issues.push_back({field + "." + Shortened(k),
+                        "unknown field; a label selector has matchLabels and matchExpressions"});
     }
   }
   if (auto it = j.find("matchLabels"); it != j.end() && !it->is_null()) {
@@ -198,12 +203,14 @@ LabelSelector ParseLabelSelector(const nlohmann::json& j, const std::string& fie
       return sel;
     }
     if (it->size() > kMaxMatchExpressions) {
-      issues.push_back({field + ".matchExpressions", "must have at most " + std::to_string(kMaxMatchExpressions) +
-                                                         " requirements, got " + std::to_string(it->size())});
+      issues.push_back({field + ".matchExpressions",
+                        "must have at most " + std::to_string(kMaxMatchExpressions) +
+                            " requirements, got " + std::to_string(it->size())});
       return sel;
     }
     for (size_t i = 0; i < it->size(); ++i) {
-      auto req = ParseRequirement((*it)[i], field + ".matchExpressions[" + std::to_string(i) + "]", issues);
+      auto req = ParseRequirement((*it)[i], field + ".matchExpressions[" + std::to_string(i) + "]",
+                                  issues);
       if (req) sel.match_expressions.push_back(std::move(*req));
     }
   }

@@ -11,10 +11,30 @@ bool IsBlank(char c) { return c == ' ' || c == '\t' || c == '\r'; }
 // numbers and the letters of true, false and null.
 bool MayBeJson(char c) {
   switch (c) {
-    case '{': case '}': case '[': case ']': case ':': case ',': case '"':
-    case ' ': case '\t': case '\n': case '\r':
-    case '-': case '+': case '.': case 'e': case 'E':
-    case 't': case 'r': case 'u': case 'f': case 'a': case 'l': case 's': case 'n':
+    case '{':
+    case '}':
+    case '[':
+    case ']':
+    case ':':
+    case ',':
+    case '"':
+    case ' ':
+    case '\t':
+    case '\n':
+    case '\r':
+    case '-':
+    case '+':
+    case '.':
+    case 'e':
+    case 'E':
+    case 't':
+    case 'r':
+    case 'u':
+    case 'f':
+    case 'a':
+    case 'l':
+    case 's':
+    case 'n':
       return true;
     default:
       return c >= '0' && c <= '9';
@@ -25,12 +45,13 @@ bool IsFlowIndicator(char c) { return c == ',' || c == '[' || c == ']' || c == '
 std::optional<Refusal> CheckSize(std::string_view text, size_t max_bytes, std::string_view what) {
   if (text.size() <= max_bytes) return std::nullopt;
   return Refusal{InputLimit::kBytes, std::string(what) + " is " + std::to_string(text.size()) +
-                                         " bytes, over the " + FormatByteSize(max_bytes) + " limit"};
+                                         " bytes, over the " + FormatByteSize(max_bytes) +
+                                         " limit"};
 }
 
 Refusal TooDeep(std::string_view what, size_t max_depth, const std::string& where) {
-  return {InputLimit::kDepth,
-          std::string(what) + " nests deeper than " + std::to_string(max_depth) + " levels (" + where + ")"};
+  return {InputLimit::kDepth, std::string(what) + " nests deeper than " +
+                                  std::to_string(max_depth) + " levels (" + where + ")"};
 }
 
 // An upper bound of a YAML stream's nesting depth (see limits.h): one pass, each byte looked
@@ -136,7 +157,8 @@ class YamlDepthScanner {
       } else if (c == '\'' || c == '"') {
         ScanQuoted(c);
       } else if ((c == '-' || c == '?' || c == ':') &&
-                 (IsBlank(At(i_ + 1)) || At(i_ + 1) == '\n' || (flow_ > 0 && IsFlowIndicator(At(i_ + 1))))) {
+                 (IsBlank(At(i_ + 1)) || At(i_ + 1) == '\n' ||
+                  (flow_ > 0 && IsFlowIndicator(At(i_ + 1))))) {
         ++i_;
         if (flow_ == 0) OpenPending();
         // "- - x", "- key: v", "? - x": a block collection that opens on the same line.
@@ -197,7 +219,8 @@ class YamlDepthScanner {
     ++i_;
     while (!AtLineEnd()) {
       const char c = t_[i_];
-      if (c == ':' && (IsBlank(At(i_ + 1)) || At(i_ + 1) == '\n' || (flow_ > 0 && IsFlowIndicator(At(i_ + 1))))) {
+      if (c == ':' && (IsBlank(At(i_ + 1)) || At(i_ + 1) == '\n' ||
+                       (flow_ > 0 && IsFlowIndicator(At(i_ + 1))))) {
         return;
       }
       if (c == '#' && IsBlank(t_[i_ - 1])) return;
@@ -211,9 +234,9 @@ class YamlDepthScanner {
   size_t i_ = 0;
   size_t line_ = 1;
   size_t line_begin_ = 0;
-  std::vector<size_t> block_;  // indentation of the open block collections
+  std::vector<size_t> block_;             // indentation of the open block collections
   std::optional<size_t> pending_indent_;  // this line's, until it shows a key or an entry
-  size_t flow_ = 0;            // open flow collections
+  size_t flow_ = 0;                       // open flow collections
   bool in_block_scalar_ = false;
   size_t block_scalar_indent_ = 0;
   size_t failed_line_ = 0;
@@ -255,7 +278,8 @@ std::string_view InputLimitName(InputLimit limit) {
 
 Status RefusalStatus(const Refusal& refusal) { return InvalidArgument(refusal.message); }
 
-std::optional<Refusal> CheckJsonShape(std::string_view text, ShapeLimits limits, std::string_view what) {
+std::optional<Refusal> CheckJsonShape(std::string_view text, ShapeLimits limits,
+                                      std::string_view what) {
   if (auto r = CheckSize(text, limits.max_bytes, what)) return r;
   size_t depth = 0;
   bool in_string = false;
@@ -279,7 +303,8 @@ std::optional<Refusal> CheckJsonShape(std::string_view text, ShapeLimits limits,
       // anything past it could nest, so the rest needs no scan.
       return std::nullopt;
     } else if (c == '[' || c == '{') {
-      if (++depth > limits.max_depth) return TooDeep(what, limits.max_depth, "at byte " + std::to_string(i + 1));
+      if (++depth > limits.max_depth)
+        return TooDeep(what, limits.max_depth, "at byte " + std::to_string(i + 1));
     } else if ((c == ']' || c == '}') && depth > 0) {
       --depth;
     }
@@ -287,7 +312,8 @@ std::optional<Refusal> CheckJsonShape(std::string_view text, ShapeLimits limits,
   return std::nullopt;
 }
 
-std::optional<Refusal> CheckYamlShape(std::string_view text, ShapeLimits limits, std::string_view what) {
+std::optional<Refusal> CheckYamlShape(std::string_view text, ShapeLimits limits,
+                                      std::string_view what) {
   if (auto r = CheckSize(text, limits.max_bytes, what)) return r;
   const size_t line = YamlDepthScanner(text, limits.max_depth).Run();
   if (line == 0) return std::nullopt;

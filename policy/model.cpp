@@ -66,7 +66,8 @@ std::optional<std::string> LengthProblem(const std::string& s, size_t min_chars,
   }
   if (n < min_chars) {
     return min_chars == 1 ? std::string("must not be empty")
-                          : "must be at least " + std::to_string(min_chars) + " characters, got " + std::to_string(n);
+                          : "must be at least " + std::to_string(min_chars) + " characters, got " +
+                                std::to_string(n);
   }
   return std::nullopt;
 }
@@ -96,11 +97,12 @@ class ObjectReader {
     for (const auto& [k, v] : obj_.items()) {
       bool ok = std::any_of(allowed.begin(), allowed.end(), [&](const char* a) { return k == a; });
       if (ok || ++unknown > kMaxUnknownFieldsPerObject) continue;
-      Error(Field(Shortened(k)), "unknown field " + Quoted(k) + "; allowed here: " + JoinQuoted(allowed));
+      Error(Field(Shortened(k)),
+            "unknown field " + Quoted(k) + "; allowed here: " + JoinQuoted(allowed));
     }
     if (unknown > kMaxUnknownFieldsPerObject) {
-      Error(field_, std::to_string(unknown - kMaxUnknownFieldsPerObject) + " more unknown fields; allowed here: " +
-                        JoinQuoted(allowed));
+      Error(field_, std::to_string(unknown - kMaxUnknownFieldsPerObject) +
+                        " more unknown fields; allowed here: " + JoinQuoted(allowed));
     }
   }
   const nlohmann::json* Get(std::string_view key) const {
@@ -170,8 +172,9 @@ class ObjectReader {
       return std::nullopt;
     }
     if (!MatchesDurationShape(*s)) {  // Go reads "+5m", ".5h" and "5.m"; the API server does not
-      Error(Field(key), Quoted(*s) + " is not a duration the API server accepts: numbers with units "
-                                     "(ns, us, ms, s, m, h), like 30s, 5m or 1h30m, without a sign");
+      Error(Field(key), Quoted(*s) +
+                            " is not a duration the API server accepts: numbers with units "
+                            "(ns, us, ms, s, m, h), like 30s, 5m or 1h30m, without a sign");
       return std::nullopt;
     }
     return d;
@@ -186,7 +189,8 @@ class ObjectReader {
       return out;
     }
     if (v->size() > max_items) {
-      Error(Field(key), "must have at most " + std::to_string(max_items) + " items, got " + std::to_string(v->size()));
+      Error(Field(key), "must have at most " + std::to_string(max_items) + " items, got " +
+                            std::to_string(v->size()));
       return out;
     }
     for (size_t i = 0; i < v->size(); ++i) {
@@ -233,9 +237,11 @@ bool ParseRulePath(ObjectReader& r, ConfigCheck& c, std::vector<FieldIssue>& war
     return false;
   }
   if (!MatchesRulePathShape(*path)) {
-    r.Error(r.Field("path"), Quoted(*path) + " is not a path the API server accepts: field names of "
-                                             "letters, digits, '_' and '-' joined by '.', a name with other "
-                                             "characters in brackets and quotes (evictionHard[\"memory.available\"])");
+    r.Error(r.Field("path"),
+            Quoted(*path) +
+                " is not a path the API server accepts: field names of "
+                "letters, digits, '_' and '-' joined by '.', a name with other "
+                "characters in brackets and quotes (evictionHard[\"memory.available\"])");
     return false;
   }
   c.path = *p;
@@ -355,15 +361,17 @@ std::string FilePathProblem(const std::string& path) {
   }
   if (path.front() != '/') return "must be an absolute path";
   if (has_dotdot) return "must not contain \"..\" segments";
-  if (std::none_of(AllowedFilePrefixes().begin(), AllowedFilePrefixes().end(),
-                   [&](const std::string& p) { return path.rfind(p, 0) == 0 && path.size() > p.size(); })) {
+  if (std::none_of(
+          AllowedFilePrefixes().begin(), AllowedFilePrefixes().end(),
+          [&](const std::string& p) { return path.rfind(p, 0) == 0 && path.size() > p.size(); })) {
     std::string allowed;
     for (const auto& p : AllowedFilePrefixes()) allowed += (allowed.empty() ? "" : ", ") + p;
     return Quoted(path) + " is outside the directories file rules may check (" + allowed + ")";
   }
   if (!MatchesFilePathShape(path)) {
-    return Quoted(path) + " has characters the API server does not accept in a path: letters, digits "
-                          "and - . _ @ + = , : / only";
+    return Quoted(path) +
+           " has characters the API server does not accept in a path: letters, digits "
+           "and - . _ @ + = , : / only";
   }
   return "";
 }
@@ -407,7 +415,8 @@ void ParseFileCheck(const nlohmann::json& j, const std::string& field, Rule& rul
       r.Error(r.Field("maxMode"), "must be an octal string such as \"0600\" (quote it: unquoted "
                                   "0600 is read as a number)");
     } else if (!MatchesOctalMode(m->get<std::string>())) {
-      r.Error(r.Field("maxMode"), Quoted(m->get_ref<const std::string&>()) + " is not an octal mode such as \"0600\"");
+      r.Error(r.Field("maxMode"),
+              Quoted(m->get_ref<const std::string&>()) + " is not an octal mode such as \"0600\"");
     } else {
       f.max_mode = static_cast<uint32_t>(std::stoul(m->get<std::string>(), nullptr, 8));
     }
@@ -417,7 +426,8 @@ void ParseFileCheck(const nlohmann::json& j, const std::string& field, Rule& rul
     if (!v) continue;
     if (const size_t n = CharCount(*v); n > kMaxUserChars) {  // before the pattern sees it
       r.Error(r.Field(key), Quoted(*v) + " is not a user/group name or numeric id: at most " +
-                                std::to_string(kMaxUserChars) + " characters, got " + std::to_string(n));
+                                std::to_string(kMaxUserChars) + " characters, got " +
+                                std::to_string(n));
     } else if (!MatchesUserOrGroup(*v)) {
       r.Error(r.Field(key), Quoted(*v) + " is not a user/group name or numeric id");
     }
@@ -439,9 +449,10 @@ void ParseRule(const nlohmann::json& j, const std::string& field, KubeletPolicy&
   if (auto id = r.String("id", true)) {
     rule.id = *id;
     if (!IsDnsLabel(*id)) {
-      r.Error(r.Field("id"), Quoted(*id) +
-                                 " is not a DNS-1123 label: lowercase letters, digits and '-', "
-                                 "starting and ending with a letter or digit, at most 63 characters");
+      r.Error(r.Field("id"),
+              Quoted(*id) +
+                  " is not a DNS-1123 label: lowercase letters, digits and '-', "
+                  "starting and ending with a letter or digit, at most 63 characters");
     }
   }
   if (auto t = r.BoundedString("title", 0, kMaxTitleChars)) rule.title = *t;
@@ -449,7 +460,9 @@ void ParseRule(const nlohmann::json& j, const std::string& field, KubeletPolicy&
     auto sev = ParseEnum<Severity>(*s, {{"Critical", Severity::kCritical}, {"High", Severity::kHigh},
                                         {"Medium", Severity::kMedium}, {"Low", Severity::kLow},
                                         {"Info", Severity::kInfo}});
-    if (!sev) r.Error(r.Field("severity"), "unknown severity " + Quoted(*s) + "; use Critical, High, Medium, Low or Info");
+    if (!sev)
+      r.Error(r.Field("severity"),
+              "unknown severity " + Quoted(*s) + "; use Critical, High, Medium, Low or Info");
     else rule.severity = *sev;
   }
   rule.references = r.StringList("references", kMaxReferences, kMaxReferenceChars);
@@ -533,20 +546,24 @@ void ParseException(const nlohmann::json& j, const std::string& field, KubeletPo
   if (auto exp = e.String("expires")) {
     ex.expires_unix = ParseRfc3339(*exp);
     if (!ex.expires_unix) {
-      e.Error(e.Field("expires"), Quoted(*exp) + " is not an RFC 3339 time such as 2027-01-31T00:00:00Z");
+      e.Error(e.Field("expires"),
+              Quoted(*exp) + " is not an RFC 3339 time such as 2027-01-31T00:00:00Z");
     }
   }
   policy.exceptions.push_back(std::move(ex));
 }
 
-void ParseExceptions(const nlohmann::json& exs, KubeletPolicy& policy, std::vector<FieldIssue>& errors) {
+void ParseExceptions(const nlohmann::json& exs, KubeletPolicy& policy,
+                     std::vector<FieldIssue>& errors) {
   if (!exs.is_array()) {
     errors.push_back({"spec.exceptions", "must be a list", 0});
     return;
   }
   if (exs.size() > kMaxExceptions) {
-    errors.push_back({"spec.exceptions", "must have at most " + std::to_string(kMaxExceptions) +
-                                             " entries, got " + std::to_string(exs.size()), 0});
+    errors.push_back({"spec.exceptions",
+                      "must have at most " + std::to_string(kMaxExceptions) + " entries, got " +
+                          std::to_string(exs.size()),
+                      0});
   }
   for (size_t i = 0; i < std::min(exs.size(), kMaxExceptions); ++i) {
     ParseException(exs[i], "spec.exceptions[" + std::to_string(i) + "]", policy, errors);
@@ -562,7 +579,8 @@ void ParseMaxUnavailable(ObjectReader& r, RemediationSettings& out) {
     out.max_unavailable = {*MatchPercent(mu->get_ref<const std::string&>()), true};
   } else {
     r.Error("spec.remediation.maxUnavailable",
-            "must be an integer of at least 1 or a percentage from \"1%\" to \"100%\", got " + Describe(*mu));
+            "must be an integer of at least 1 or a percentage from \"1%\" to \"100%\", got " +
+                Describe(*mu));
   }
 }
 
@@ -570,7 +588,8 @@ void ParseRemediationSettings(const nlohmann::json& rem, RemediationSettings& ou
                               std::vector<FieldIssue>& errors) {
   ObjectReader r(rem, "spec.remediation", errors);
   if (!r.IsObject("maxUnavailable, failureThreshold, ...")) return;
-  r.RejectUnknown({"maxUnavailable", "failureThreshold", "restartKubelet", "timeout", "kubeletConfigFile"});
+  r.RejectUnknown(
+      {"maxUnavailable", "failureThreshold", "restartKubelet", "timeout", "kubeletConfigFile"});
   ParseMaxUnavailable(r, out);
   if (auto ft = r.Int("failureThreshold", 1, 100)) out.failure_threshold = static_cast<int>(*ft);
   if (auto rk = r.Bool("restartKubelet")) out.restart_kubelet = *rk;
@@ -584,11 +603,13 @@ void ParseRemediationSettings(const nlohmann::json& rem, RemediationSettings& ou
   if (auto kcf = r.BoundedString("kubeletConfigFile", 0, kMaxKubeletConfigFileChars)) {
     static const std::vector<std::string> kConfigDirs = {"/etc/kubernetes/", "/var/lib/kubelet/",
                                                          "/etc/default/", "/etc/sysconfig/"};
-    if (!kcf->empty() && std::none_of(kConfigDirs.begin(), kConfigDirs.end(),
-                                      [&](const std::string& d) { return kcf->rfind(d, 0) == 0; })) {
-      r.Error("spec.remediation.kubeletConfigFile",
-              "must be empty (detect it from the kubelet's --config flag) or an absolute path under "
-              "/etc/kubernetes/, /var/lib/kubelet/, /etc/default/ or /etc/sysconfig/");
+    if (!kcf->empty() &&
+        std::none_of(kConfigDirs.begin(), kConfigDirs.end(),
+                     [&](const std::string& d) { return kcf->rfind(d, 0) == 0; })) {
+      r.Error(
+          "spec.remediation.kubeletConfigFile",
+          "must be empty (detect it from the kubelet's --config flag) or an absolute path under "
+          "/etc/kubernetes/, /var/lib/kubelet/, /etc/default/ or /etc/sysconfig/");
     } else if (kcf->find("/../") != std::string::npos ||
                (kcf->size() >= 3 && kcf->compare(kcf->size() - 3, 3, "/..") == 0)) {
       r.Error("spec.remediation.kubeletConfigFile", "must not contain a \"..\" segment");
@@ -654,7 +675,8 @@ PolicyParseResult ParsePolicy(const nlohmann::json& object) {
   top.RejectUnknown({"apiVersion", "kind", "metadata", "spec", "status"});
   auto api_version = top.String("apiVersion", true);
   if (api_version && *api_version != kApiVersion) {
-    top.Error("apiVersion", "must be " + std::string(kApiVersion) + ", got " + Quoted(*api_version));
+    top.Error("apiVersion",
+              "must be " + std::string(kApiVersion) + ", got " + Quoted(*api_version));
   }
   auto kind = top.String("kind", true);
   if (kind && *kind != kKind) top.Error("kind", "must be KubeletPolicy, got " + Quoted(*kind));
@@ -664,8 +686,10 @@ PolicyParseResult ParsePolicy(const nlohmann::json& object) {
     if (auto name = m.String("name", true)) {
       policy.name = *name;
       if (name->size() > kMaxNameChars || !IsDnsSubdomain(*name)) {
-        m.Error("metadata.name", Quoted(*name) + " is not a valid name: lowercase letters, digits, "
-                                 "'-' and '.', at most 63 characters (it names Jobs and labels)");
+        m.Error("metadata.name",
+                Quoted(*name) +
+                    " is not a valid name: lowercase letters, digits, "
+                    "'-' and '.', at most 63 characters (it names Jobs and labels)");
       }
     }
     if (auto uid = md->find("uid"); uid != md->end() && uid->is_string()) policy.uid = *uid;
@@ -694,7 +718,8 @@ PolicyParseResult ParsePolicy(const nlohmann::json& object) {
   if (auto e = s.String("enforcement")) {
     auto en = ParseEnum<Enforcement>(*e, {{"Audit", Enforcement::kAudit}, {"DryRun", Enforcement::kDryRun},
                                           {"Enforce", Enforcement::kEnforce}});
-    if (!en) s.Error("spec.enforcement", "unknown mode " + Quoted(*e) + "; use Audit, DryRun or Enforce");
+    if (!en)
+      s.Error("spec.enforcement", "unknown mode " + Quoted(*e) + "; use Audit, DryRun or Enforce");
     else policy.enforcement = *en;
   }
   if (auto b = s.Bool("suspend")) policy.suspend = *b;
@@ -718,14 +743,16 @@ PolicyParseResult ParsePolicy(const nlohmann::json& object) {
       if (id.empty()) continue;
       auto [it, inserted] = seen.emplace(id, i);
       if (!inserted) {
-        s.Error("spec.rules[" + std::to_string(i) + "].id",
-                "duplicate rule id " + Quoted(id) + " (also spec.rules[" + std::to_string(it->second) + "])");
+        s.Error("spec.rules[" + std::to_string(i) + "].id", "duplicate rule id " + Quoted(id) +
+                                                                " (also spec.rules[" +
+                                                                std::to_string(it->second) + "])");
       }
     }
   }
 
   if (const auto* exs = s.Get("exceptions")) ParseExceptions(*exs, policy, errors);
-  if (const auto* rem = s.Get("remediation")) ParseRemediationSettings(*rem, policy.remediation, errors);
+  if (const auto* rem = s.Get("remediation"))
+    ParseRemediationSettings(*rem, policy.remediation, errors);
   if (errors.size() > kMaxReportedIssues) {
     const size_t more = errors.size() - kMaxReportedIssues;
     errors.resize(kMaxReportedIssues);

@@ -94,8 +94,9 @@ bool MatchesRulePathShape(std::string_view s) {
 
 bool MatchesFilePathShape(std::string_view s) {
   return s.size() >= 2 && s[0] == '/' && All(s, [](char c) {
-           return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || Digit(c) || c == '-' || c == '.' ||
-                  c == '_' || c == '@' || c == '+' || c == '=' || c == ',' || c == ':' || c == '/';
+           return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || Digit(c) || c == '-' ||
+                  c == '.' || c == '_' || c == '@' || c == '+' || c == '=' || c == ',' ||
+                  c == ':' || c == '/';
          });
 }
 
@@ -119,7 +120,8 @@ bool MatchesDurationShape(std::string_view s) {
       if (!digits()) return false;
     }
     // "ms" before "m": an "s" right after "m" can only belong to it (a unit follows digits).
-    if (!(eat("ns") || eat("us") || eat("\xC2\xB5s") || eat("ms") || eat("s") || eat("m") || eat("h"))) {
+    if (!(eat("ns") || eat("us") || eat("\xC2\xB5s") || eat("ms") || eat("s") || eat("m") ||
+          eat("h"))) {
       return false;
     }
   }

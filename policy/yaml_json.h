@@ -3,11 +3,10 @@
 // value so that validation errors can name "file:line". Pure; thread-safe.
 
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "base/status.h"
 #include "policy/limits.h"

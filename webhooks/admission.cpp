@@ -3,11 +3,10 @@
 #include <algorithm>
 #include <exception>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <utility>
-
-#include <nlohmann/json.hpp>
 
 #include "policy/catalog.h"
 #include "policy/conflicts.h"
@@ -61,7 +60,8 @@ struct ParsedReview {
 ParsedReview ParseReview(std::string_view body) {
   ParsedReview out;
   // Before parsing: a hostile "[[[[..." never reaches recursive code (dump, validation).
-  if (auto refused = pol::CheckJsonShape(body, {kMaxRequestBytes, kMaxJsonDepth}, "the request body")) {
+  if (auto refused =
+          pol::CheckJsonShape(body, {kMaxRequestBytes, kMaxJsonDepth}, "the request body")) {
     out.error = BadRequest(refused->message);
     out.error->limit = pol::InputLimitName(refused->limit);
     return out;
@@ -86,10 +86,11 @@ ParsedReview ParseReview(std::string_view body) {
   auto api_version = str(r, "apiVersion");
   auto kind = str(r, "kind");
   if (api_version != kAdmissionApiVersion || kind != kAdmissionKind) {
-    out.error = BadRequest("expected apiVersion admission.k8s.io/v1, kind AdmissionReview; got apiVersion " +
-                           (api_version ? pol::Quoted(*api_version) : std::string("<none>")) + ", kind " +
-                           (kind ? pol::Quoted(*kind) : std::string("<none>")) +
-                           " (configure the webhook with admissionReviewVersions: [v1])");
+    out.error = BadRequest(
+        "expected apiVersion admission.k8s.io/v1, kind AdmissionReview; got apiVersion " +
+        (api_version ? pol::Quoted(*api_version) : std::string("<none>")) + ", kind " +
+        (kind ? pol::Quoted(*kind) : std::string("<none>")) +
+        " (configure the webhook with admissionReviewVersions: [v1])");
     return out;
   }
   auto req = r.find("request");

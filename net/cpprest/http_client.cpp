@@ -123,7 +123,8 @@ std::string ByteSize(size_t bytes) {
 // cap fails and cancels the request (which closes its connection, so that it does not go back
 // to the pool with unread data); the reason is kept for Send's message. cpprestsdk writes from
 // its I/O threads; Send reads the result after the request completed.
-class CappedBodySink final : public concurrency::streams::details::streambuf_state_manager<uint8_t> {
+class CappedBodySink final
+    : public concurrency::streams::details::streambuf_state_manager<uint8_t> {
  public:
   CappedBodySink(size_t cap, std::shared_ptr<pplx::cancellation_token_source> cts)
       : streambuf_state_manager<uint8_t>(std::ios_base::out), cap_(cap), cts_(std::move(cts)) {}
@@ -131,8 +132,8 @@ class CappedBodySink final : public concurrency::streams::details::streambuf_sta
   // Refuses a body whose declared length passes the cap, before any of it is read.
   bool RefuseDeclared(uint64_t declared) {
     if (declared <= cap_) return false;
-    Refuse("response body of " + std::to_string(declared) + " bytes (Content-Length) is larger than " +
-           ByteSize(cap_));
+    Refuse("response body of " + std::to_string(declared) +
+           " bytes (Content-Length) is larger than " + ByteSize(cap_));
     return true;
   }
   // Why the body was refused; empty when it was not.
@@ -150,8 +151,12 @@ class CappedBodySink final : public concurrency::streams::details::streambuf_sta
   size_t buffer_size(std::ios_base::openmode) const override { return 0; }
   void set_buffer_size(size_t, std::ios_base::openmode) override {}
   size_t in_avail() const override { return 0; }
-  pos_type getpos(std::ios_base::openmode) const override { return static_cast<pos_type>(traits::eof()); }
-  pos_type seekpos(pos_type, std::ios_base::openmode) override { return static_cast<pos_type>(traits::eof()); }
+  pos_type getpos(std::ios_base::openmode) const override {
+    return static_cast<pos_type>(traits::eof());
+  }
+  pos_type seekpos(pos_type, std::ios_base::openmode) override {
+    return static_cast<pos_type>(traits::eof());
+  }
   pos_type seekoff(off_type, std::ios_base::seekdir, std::ios_base::openmode) override {
     return static_cast<pos_type>(traits::eof());
   }
@@ -172,7 +177,9 @@ class CappedBodySink final : public concurrency::streams::details::streambuf_sta
   pplx::task<int_type> _getc() override { return pplx::task_from_result<int_type>(traits::eof()); }
   int_type _sgetc() override { return traits::eof(); }
   pplx::task<int_type> _nextc() override { return pplx::task_from_result<int_type>(traits::eof()); }
-  pplx::task<int_type> _ungetc() override { return pplx::task_from_result<int_type>(traits::eof()); }
+  pplx::task<int_type> _ungetc() override {
+    return pplx::task_from_result<int_type>(traits::eof());
+  }
   pplx::task<size_t> _getn(uint8_t*, size_t) override { return pplx::task_from_result<size_t>(0); }
   size_t _scopy(uint8_t*, size_t) override { return 0; }
   pplx::task<bool> _sync() override { return pplx::task_from_result(true); }
@@ -417,7 +424,8 @@ class CpprestHttpClient final : public HttpClient {
       request.set_response_stream(concurrency::streams::streambuf<uint8_t>(sink).create_ostream());
       task = client->request(request, cts->get_token()).then([sink](http::http_response resp) {
         utility::size64_t declared = 0;
-        if (resp.headers().match(http::header_names::content_length, declared) && sink->RefuseDeclared(declared)) {
+        if (resp.headers().match(http::header_names::content_length, declared) &&
+            sink->RefuseDeclared(declared)) {
           throw std::length_error(sink->Refusal());
         }
         return resp.content_ready().then([sink](http::http_response done) {
@@ -435,7 +443,8 @@ class CpprestHttpClient final : public HttpClient {
     if (!waiter.Wait(req.timeout)) {
       cts->cancel();
       waiter.Settle();
-      if (auto why = sink->Refusal(); !why.empty()) return ResourceExhausted(req.method + " " + req.url + ": " + why);
+      if (auto why = sink->Refusal(); !why.empty())
+        return ResourceExhausted(req.method + " " + req.url + ": " + why);
       return Status(StatusCode::kDeadlineExceeded,
                     req.method + " " + req.url + ": no response within " +
                         std::to_string(req.timeout.count()) + " ms");
@@ -444,7 +453,8 @@ class CpprestHttpClient final : public HttpClient {
       return waiter.Get();
     } catch (...) {
       // A refused body surfaces as the cancellation it caused; say what happened instead.
-      if (auto why = sink->Refusal(); !why.empty()) return ResourceExhausted(req.method + " " + req.url + ": " + why);
+      if (auto why = sink->Refusal(); !why.empty())
+        return ResourceExhausted(req.method + " " + req.url + ": " + why);
       return Unavailable(req.method + " " + req.url + ": " + DescribeException(std::current_exception()));
     }
   }

@@ -207,7 +207,8 @@ TEST(AgentResultLimitsTest, TerminationMessagesAreBoundedBeforeParsing) {
 
 TEST(AgentResultLimitsTest, NestingIsBoundedBeforeParsing) {
   auto nested = [](size_t depth) {
-    return R"({"command": "remediate", "x": )" + std::string(depth - 1, '[') + std::string(depth - 1, ']') + "}";
+    return R"({"command": "remediate", "x": )" + std::string(depth - 1, '[') +
+           std::string(depth - 1, ']') + "}";
   };
   EXPECT_TRUE(ParseAgentResult(nested(64)).ok());
   auto over = ParseAgentResult(nested(65));

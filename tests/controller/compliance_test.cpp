@@ -348,7 +348,6 @@ TEST_F(ComplianceControllerTest, AFailedVerificationPatchWritesNothingAndIsRetri
             node_events.end());
 }
 
-
 TEST_F(ComplianceControllerTest, AConfigzRefusedByALimitIsUnknownAndCounted) {
   json deep = 1;
   for (int i = 0; i < 100; ++i) deep = json::array({std::move(deep)});
@@ -356,16 +355,19 @@ TEST_F(ComplianceControllerTest, AConfigzRefusedByALimitIsUnknownAndCounted) {
   const pol::KubeletPolicy p = fixtures::Policy();
   compliance_.Start();
   compliance_.Reschedule(NodeInfoFromJson(NodeObject("n1")), {p});
-  const std::string want = "kubeletpolicy_input_rejected_total{source=\"configz\",limit=\"depth\"} 1";
+  const std::string want =
+      "kubeletpolicy_input_rejected_total{source=\"configz\",limit=\"depth\"} 1";
   for (int i = 0; i < 500 && metrics_.Render().find(want) == std::string::npos; ++i) {
     std::this_thread::sleep_for(10ms);
   }
   compliance_.Stop();
   EXPECT_NE(metrics_.Render().find(want), std::string::npos) << metrics_.Render();
-  EXPECT_NE(metrics_.Render().find("kubeletpolicy_configz_fetch_errors_total{reason=\"Malformed\",source=\"apiserver-proxy\"} 1"),
+  EXPECT_NE(metrics_.Render().find("kubeletpolicy_configz_fetch_errors_total{reason=\"Malformed\","
+                                   "source=\"apiserver-proxy\"} 1"),
             std::string::npos);
   NodeResult r = EvaluateCheck(p, NodeInfoFromJson(NodeObject("n1")),
-                               ConfigzResultFrom(json{{"kubeletconfig", {{"a", deep}}}}.dump()), {}, 0, nullptr);
+                               ConfigzResultFrom(json{{"kubeletconfig", {{"a", deep}}}}.dump()), {},
+                               0, nullptr);
   EXPECT_EQ(r.state, NodeState::kUnknown);
   EXPECT_NE(r.message.find("nests deeper than 64 levels"), std::string::npos) << r.message;
 }

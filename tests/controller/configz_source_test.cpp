@@ -217,15 +217,17 @@ TEST(ApiserverProxySourceTest, ReadsThroughTheNodeProxyAndExplainsAForbiddenAnsw
   EXPECT_NE(r.message.find("needs `get nodes/proxy`"), std::string::npos) << r.message;
 }
 
-
 TEST(KubeletConfigzResultTest, BodiesOverTheCapAreTooLarge) {
   const KubeletEndpoint ep{"127.18.0.1", 41234, "Hostname"};
   ConfigzResult r = KubeletConfigzResult(
-      ep, StatusOr<net::HttpResponse>(ResourceExhausted("GET https://127.18.0.1:41234/configz: response body larger than 4 MiB")),
+      ep,
+      StatusOr<net::HttpResponse>(ResourceExhausted(
+          "GET https://127.18.0.1:41234/configz: response body larger than 4 MiB")),
       "me");
   EXPECT_EQ(r.reason, "TooLarge");
   EXPECT_EQ(r.limit, "bytes");
-  EXPECT_NE(r.message.find("the kubelet at Hostname 127.18.0.1:41234"), std::string::npos) << r.message;
+  EXPECT_NE(r.message.find("the kubelet at Hostname 127.18.0.1:41234"), std::string::npos)
+      << r.message;
   EXPECT_NE(r.message.find("--configz-max-bytes"), std::string::npos) << r.message;
   // A body that arrived whole is held to the same cap, and to the depth limit.
   const std::string body = R"({"kubeletconfig": {"a": ")" + std::string(2000, 'x') + "\"}}";
@@ -243,7 +245,8 @@ TEST(KubeletSourceTest, AsksTheHttpClientForAtMostTheCap) {
   auto tokens = std::make_shared<FakeTokens>();
   auto source = NewKubeletSource(nodes, http, tokens, KubeletSourceOptions{});
   ASSERT_TRUE(source->Fetch("n1", std::chrono::milliseconds(1000)).ok);
-  EXPECT_EQ(http->requests.back().max_body_bytes, 4u << 20) << "the default, --configz-max-bytes 4Mi";
+  EXPECT_EQ(http->requests.back().max_body_bytes, 4u << 20)
+      << "the default, --configz-max-bytes 4Mi";
   KubeletSourceOptions small;
   small.max_body_bytes = 64u << 10;
   source = NewKubeletSource(nodes, http, tokens, small);
@@ -256,7 +259,8 @@ TEST(ApiserverProxySourceTest, ReadsAtMostTheCap) {
   kube.Put("/api/v1/nodes/n1/proxy/configz", json{{"kubeletconfig", {{"readOnlyPort", 0}}}});
   ASSERT_TRUE(NewApiserverProxySource(kube)->Fetch("n1", std::chrono::milliseconds(1000)).ok);
   EXPECT_EQ(kube.last_raw_max_body_bytes(), 4u << 20);
-  ASSERT_TRUE(NewApiserverProxySource(kube, 64u << 10)->Fetch("n1", std::chrono::milliseconds(1000)).ok);
+  ASSERT_TRUE(
+      NewApiserverProxySource(kube, 64u << 10)->Fetch("n1", std::chrono::milliseconds(1000)).ok);
   EXPECT_EQ(kube.last_raw_max_body_bytes(), 64u << 10);
 }
 

@@ -272,7 +272,6 @@ TEST(PolicyStatusRolloutTest, StalledAndRemediatingConditions) {
   EXPECT_EQ(st["summary"]["remediatingNodes"], 1);
 }
 
-
 TEST(AgentResultFromPodTest, TerminationMessagesOverALimitAreRefusedAndSayWhichLimit) {
   agent::AgentResult r;
   r.command = "remediate";

@@ -278,7 +278,8 @@ TEST_F(ClientTest, GetRawReturnsBodyOrError) {
   ASSERT_TRUE(good.ok());
   EXPECT_EQ(good->body, R"({"kubeletconfig":{}})");
   EXPECT_EQ(transport_->requests.back().timeout, 5s);
-  EXPECT_EQ(transport_->requests.back().max_body_bytes, 4096u);  // the caller's cap reaches the transport
+  EXPECT_EQ(transport_->requests.back().max_body_bytes,
+            4096u);              // the caller's cap reaches the transport
   client->Get("/api/v1/nodes");  // API answers (big unpaginated lists) keep the generous cap
   EXPECT_EQ(transport_->requests.back().max_body_bytes, 256u << 20);
   auto bad = client->GetRaw("/api/v1/nodes/bad/proxy/configz", 5s, 4096);

@@ -299,7 +299,8 @@ TEST_F(TestenvTest, NodeProxyConfigz) {
   ASSERT_FALSE(j.is_discarded()) << resp->body.substr(0, 200);
   ASSERT_TRUE(j.contains("kubeletconfig")) << resp->body.substr(0, 200);
   EXPECT_TRUE(j["kubeletconfig"].is_object());
-  auto missing = client_->GetRaw("/api/v1/nodes/no-such-node-" + RandomSuffix() + "/proxy/configz", 15s, 4u << 20);
+  auto missing = client_->GetRaw("/api/v1/nodes/no-such-node-" + RandomSuffix() + "/proxy/configz",
+                                 15s, 4u << 20);
   EXPECT_FALSE(missing.ok());
 }
 

@@ -1,26 +1,26 @@
 // Loopback tests of NewHttpServer + NewHttpClient: plain HTTP, HTTPS with a certificate made
 // here with OpenSSL, streaming line by line, idle timeouts and Cancel. 127.0.0.1 port 0 only.
 
+#include "net/http.h"
+
 #include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-#include <atomic>
-#include <cstring>
-#include <fstream>
-#include <condition_variable>
-#include <deque>
-#include <mutex>
-#include <thread>
-
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
-#include "net/http.h"
+#include <atomic>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <fstream>
+#include <mutex>
+#include <thread>
+
 #include "tests/net/lsan_suppressions.h"
 
 namespace kpc::net {
@@ -616,7 +616,8 @@ TEST(ResponseCapTest, BodiesAtAndUnderTheCapArriveWhole) {
   auto over = client->Send(req);
   ASSERT_FALSE(over.ok());
   EXPECT_EQ(over.status().code(), StatusCode::kResourceExhausted);
-  EXPECT_NE(over.status().message().find("response body of 1025 bytes (Content-Length) is larger than 1 KiB"),
+  EXPECT_NE(over.status().message().find(
+                "response body of 1025 bytes (Content-Length) is larger than 1 KiB"),
             std::string::npos)
       << over.status().message();
   // The connection that was refused is not reused: the next request on the client is fine.
@@ -669,7 +670,8 @@ TEST(ResponseCapTest, ADeclaredLengthOverTheCapFailsBeforeTheBodyIsRead) {
   auto resp = client->Send(req);
   ASSERT_FALSE(resp.ok());
   EXPECT_EQ(resp.status().code(), StatusCode::kResourceExhausted);
-  EXPECT_NE(resp.status().message().find("response body of 67108864 bytes (Content-Length) is larger than 4 MiB"),
+  EXPECT_NE(resp.status().message().find(
+                "response body of 67108864 bytes (Content-Length) is larger than 4 MiB"),
             std::string::npos)
       << resp.status().message();
 }
@@ -688,7 +690,8 @@ TEST(ResponseCapTest, RedirectsAreNotFollowed) {
 
 TEST(ResponseCapTest, AStreamsErrorBodyIsReadUpToTheCap) {
   auto server = NewHttpServer(real_clock, "127.0.0.1:0");
-  server->Handle("/watch", [](const ServerRequest&) { return Text(500, std::string(4u << 20, 'e')); });
+  server->Handle("/watch",
+                 [](const ServerRequest&) { return Text(500, std::string(4u << 20, 'e')); });
   ASSERT_TRUE(server->Start().ok());
   auto client = NewHttpClient(real_clock, TlsConfig{});
   HttpRequest req;

@@ -25,16 +25,16 @@ using nlohmann::json;
 // ---- the bounds, from the CRD ----
 
 struct Bound {
-  std::string path;  // ".spec.rules[].title": "[]" an array's items, "{}" a map's values
-  std::string kind;  // maxLength, minLength, maxItems, minItems, maxProperties, minimum,
-                     // maximum, pattern, enum, required, cel, format
+  std::string path;   // ".spec.rules[].title": "[]" an array's items, "{}" a map's values
+  std::string kind;   // maxLength, minLength, maxItems, minItems, maxProperties, minimum,
+                      // maximum, pattern, enum, required, cel, format
   std::string value;  // the number, pattern, required property, or "#i" for the i-th CEL rule
   std::vector<std::string> choices;  // enum
 };
 
 void Collect(const YAML::Node& n, const std::string& path, std::vector<Bound>& out) {
-  for (const char* k : {"maxLength", "minLength", "maxItems", "minItems", "maxProperties", "minimum",
-                        "maximum", "pattern", "format"}) {
+  for (const char* k : {"maxLength", "minLength", "maxItems", "minItems", "maxProperties",
+                        "minimum", "maximum", "pattern", "format"}) {
     if (n[k]) out.push_back({path, k, n[k].as<std::string>(), {}});
   }
   if (n["enum"]) {
@@ -51,7 +51,8 @@ void Collect(const YAML::Node& n, const std::string& path, std::vector<Bound>& o
     }
   }
   if (n["properties"]) {
-    for (const auto& kv : n["properties"]) Collect(kv.second, path + "." + kv.first.as<std::string>(), out);
+    for (const auto& kv : n["properties"])
+      Collect(kv.second, path + "." + kv.first.as<std::string>(), out);
   }
   if (n["items"]) Collect(n["items"], path + "[]", out);
   if (n["additionalProperties"] && n["additionalProperties"].IsMap()) {
@@ -60,7 +61,8 @@ void Collect(const YAML::Node& n, const std::string& path, std::vector<Bound>& o
 }
 
 std::vector<Bound> CrdBounds() {
-  YAML::Node crd = YAML::LoadFile(std::string(KPC_SOURCE_DIR) + "/crds/kubeletpolicy.io_kubeletpolicies.yaml");
+  YAML::Node crd =
+      YAML::LoadFile(std::string(KPC_SOURCE_DIR) + "/crds/kubeletpolicy.io_kubeletpolicies.yaml");
   std::vector<Bound> out;
   Collect(crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"], "", out);
   std::vector<Bound> policy_bounds;
@@ -77,8 +79,10 @@ std::vector<Bound> CrdBounds() {
 std::string A(size_t n, char c = 'a') { return std::string(n, c); }
 
 json Rule(size_t i) {
-  return {{"id", "r" + std::to_string(i)},
-          {"config", {{"path", "streamingConnectionIdleTimeout"}, {"operator", "NotEquals"}, {"value", "0s"}}}};
+  return {
+      {"id", "r" + std::to_string(i)},
+      {"config",
+       {{"path", "streamingConnectionIdleTimeout"}, {"operator", "NotEquals"}, {"value", "0s"}}}};
 }
 
 json Base() {
@@ -93,8 +97,9 @@ json Base() {
 
 json WithFileRule() {
   json p = Base();
-  p["spec"]["rules"][0] = {{"id", "stream"},
-                           {"file", {{"target", "Path"}, {"path", "/etc/kubernetes/x.conf"}, {"maxMode", "0600"}}}};
+  p["spec"]["rules"][0] = {
+      {"id", "stream"},
+      {"file", {{"target", "Path"}, {"path", "/etc/kubernetes/x.conf"}, {"maxMode", "0600"}}}};
   return p;
 }
 
@@ -105,8 +110,9 @@ json WithException() {
 }
 
 json WithSelector(json p, const std::string& pointer) {
-  p[json::json_pointer(pointer)] = {{"matchLabels", {{"pool", "a"}}},
-                                    {"matchExpressions", json::array({{{"key", "k"}, {"operator", "In"}, {"values", {"v"}}}})}};
+  p[json::json_pointer(pointer)] = {
+      {"matchLabels", {{"pool", "a"}}},
+      {"matchExpressions", json::array({{{"key", "k"}, {"operator", "In"}, {"values", {"v"}}}})}};
   return p;
 }
 
@@ -120,9 +126,11 @@ const std::map<std::string, Site>& Objects() {
       {"", {Base, ""}},
       {".metadata", {Base, "/metadata"}},
       {".spec", {Base, "/spec"}},
-      {".spec.nodeSelector", {[] { return WithSelector(Base(), "/spec/nodeSelector"); }, "/spec/nodeSelector"}},
+      {".spec.nodeSelector",
+       {[] { return WithSelector(Base(), "/spec/nodeSelector"); }, "/spec/nodeSelector"}},
       {".spec.nodeSelector.matchExpressions[]",
-       {[] { return WithSelector(Base(), "/spec/nodeSelector"); }, "/spec/nodeSelector/matchExpressions/0"}},
+       {[] { return WithSelector(Base(), "/spec/nodeSelector"); },
+        "/spec/nodeSelector/matchExpressions/0"}},
       {".spec.rules[]", {Base, "/spec/rules/0"}},
       {".spec.rules[].config", {Base, "/spec/rules/0/config"}},
       {".spec.rules[].file", {WithFileRule, "/spec/rules/0/file"}},
@@ -134,11 +142,13 @@ const std::map<std::string, Site>& Objects() {
       {".spec.exceptions[].nodeSelector.matchExpressions[]",
        {[] { return WithSelector(WithException(), "/spec/exceptions/0/nodeSelector"); },
         "/spec/exceptions/0/nodeSelector/matchExpressions/0"}},
-      {".spec.remediation", {[] {
-         json p = Base();
-         p["spec"]["remediation"] = json::object();
-         return p;
-       }, "/spec/remediation"}},
+      {".spec.remediation",
+       {[] {
+          json p = Base();
+          p["spec"]["remediation"] = json::object();
+          return p;
+        },
+        "/spec/remediation"}},
   };
   return *sites;
 }
@@ -182,15 +192,18 @@ void FixUp(const std::string& field, const json& value, json& p) {
     rule.erase("remediation");
     const std::string op = value.get<std::string>();
     rule["config"].erase("value");
-    if (op == "In" || op == "NotIn") rule["config"]["value"] = {"4h0m0s"};
-    else if (op != "Exists" && op != "NotExists" && op != "NotEmpty") rule["config"]["value"] = "4h0m0s";
+    if (op == "In" || op == "NotIn")
+      rule["config"]["value"] = {"4h0m0s"};
+    else if (op != "Exists" && op != "NotExists" && op != "NotEmpty")
+      rule["config"]["value"] = "4h0m0s";
   } else if (field == ".spec.rules[].file.target") {
     if (value != "Path") rule["file"].erase("path");
   } else if (field == ".spec.exceptions[].rules[]" && value.is_string()) {
     rule["id"] = value;  // an exception names an existing rule
   } else if (field.ends_with("matchExpressions[].operator")) {
-    json& e = field.starts_with(".spec.exceptions") ? p["spec"]["exceptions"][0]["nodeSelector"]["matchExpressions"][0]
-                                                    : p["spec"]["nodeSelector"]["matchExpressions"][0];
+    json& e = field.starts_with(".spec.exceptions")
+                  ? p["spec"]["exceptions"][0]["nodeSelector"]["matchExpressions"][0]
+                  : p["spec"]["nodeSelector"]["matchExpressions"][0];
     if (value != "In" && value != "NotIn") e.erase("values");
   }
 }
@@ -212,7 +225,9 @@ std::optional<json> OfSize(const std::string& field, size_t n) {
     return m;
   }
   if (field.ends_with(".matchExpressions")) {
-    return items([](size_t i) { return json{{"key", "k" + std::to_string(i)}, {"operator", "Exists"}}; });
+    return items([](size_t i) {
+      return json{{"key", "k" + std::to_string(i)}, {"operator", "Exists"}};
+    });
   }
   if (field.ends_with("matchExpressions[].values")) {
     if (n == 0) return std::nullopt;
@@ -243,8 +258,8 @@ std::optional<json> OfSize(const std::string& field, size_t n) {
     if (n < 2 || n > 4) return std::nullopt;
     return json(std::string(n == 4 ? "100" : n == 3 ? "10" : "1") + "%");
   }
-  if (field == ".spec.rules[].id" || field == ".spec.exceptions[].rules[]" || field.ends_with(".owner") ||
-      field.ends_with(".group")) {
+  if (field == ".spec.rules[].id" || field == ".spec.exceptions[].rules[]" ||
+      field.ends_with(".owner") || field.ends_with(".group")) {
     if (n == 0) return json("");
   }
   return json(A(n));
@@ -268,20 +283,25 @@ json TooSmall(const std::string& field, size_t n) {
 const std::map<std::string, std::vector<std::string>>& PatternSamples() {
   static const auto* samples = new std::map<std::string, std::vector<std::string>>{
       {".spec.checkInterval",
-       {"10s", "1h30m", "1.5h", "20000000us", "20000000\xC2\xB5s", "0010s", "+10s", "-10s", ".5h", "5.m",
-        "10", "10 s", "10S", "10d", "1h 30m"}},
+       {"10s", "1h30m", "1.5h", "20000000us", "20000000\xC2\xB5s", "0010s", "+10s", "-10s", ".5h",
+        "5.m", "10", "10 s", "10S", "10d", "1h 30m"}},
       {".spec.rules[].id", {"a", "a-b", "a1", "1a", "-a", "a-", "A", "a_b", "a.b", "\xC3\xA9"}},
       {".spec.rules[].config.path",
-       {"a", "a.b", "evictionHard[\"memory.available\"]", "a[\"b\\\"c\"].d", "a[\"x\"][\"y\"]", "[\"a\"]",
-        "a.", ".a", "a..b", "a b", "a/b", "a[\"\"]", "a[b]", "a$b", "\xC3\xA9", "a[\"b\\\nc\"]"}},
+       {"a", "a.b", "evictionHard[\"memory.available\"]", "a[\"b\\\"c\"].d", "a[\"x\"][\"y\"]",
+        "[\"a\"]", "a.", ".a", "a..b", "a b", "a/b", "a[\"\"]", "a[b]", "a$b", "\xC3\xA9",
+        "a[\"b\\\nc\"]"}},
       {".spec.rules[].file.path",
        {"/etc/kubernetes/a.conf", "/var/lib/kubelet/x@y+z=w,v:u", "/etc/kubernetes/a b",
-        "/etc/kubernetes/a;b", "/etc/kubernetes/\xC3\xA9", "/etc/kubernetes/$x", "etc/kubernetes/a"}},
-      {".spec.rules[].file.maxMode", {"600", "0600", "4755", "00600", "800", "0o600", "60", "06000", "0600 "}},
-      {".spec.rules[].file.owner", {"root", "_x", "a.b", "a-b", "x$", "A", "1000", "-a", "a b", "$", "a$b", ".a"}},
+        "/etc/kubernetes/a;b", "/etc/kubernetes/\xC3\xA9", "/etc/kubernetes/$x",
+        "etc/kubernetes/a"}},
+      {".spec.rules[].file.maxMode",
+       {"600", "0600", "4755", "00600", "800", "0o600", "60", "06000", "0600 "}},
+      {".spec.rules[].file.owner",
+       {"root", "_x", "a.b", "a-b", "x$", "A", "1000", "-a", "a b", "$", "a$b", ".a"}},
       {".spec.rules[].file.group", {"root", "_x", "a.b", "A", "1000", "-a", "a b", "$"}},
       {".spec.exceptions[].rules[]", {"stream", "a-b", "-a", "A", "a_b", "a.b"}},
-      {".spec.remediation.maxUnavailable", {"1%", "10%", "100%", "0%", "01%", "101%", "1000%", "%", "5", "x%"}},
+      {".spec.remediation.maxUnavailable",
+       {"1%", "10%", "100%", "0%", "01%", "101%", "1000%", "%", "5", "x%"}},
       {".spec.remediation.timeout", {"10s", "1h", "24h", "1.5h", "+1h", ".5h", "1h 0m", "10"}},
   };
   return *samples;
@@ -290,77 +310,93 @@ const std::map<std::string, std::vector<std::string>>& PatternSamples() {
 // A policy that breaks the i-th CEL rule of a path, and nothing else.
 const std::map<std::string, std::function<json()>>& CelBreakers() {
   static const auto* breakers = new std::map<std::string, std::function<json()>>{
-      {"#0", [] {
+      {"#0",
+       [] {
          json p = Base();
          p["metadata"]["name"] = A(64);
          return p;
        }},
-      {".spec#0", [] {
+      {".spec#0",
+       [] {
          json p = WithException();
          p["spec"]["exceptions"][0]["rules"] = {"no-such-rule"};
          return p;
        }},
-      {".spec.nodeSelector.matchExpressions[]#0", [] {
+      {".spec.nodeSelector.matchExpressions[]#0",
+       [] {
          json p = WithSelector(Base(), "/spec/nodeSelector");
          p["spec"]["nodeSelector"]["matchExpressions"][0].erase("values");
          return p;
        }},
-      {".spec.exceptions[].nodeSelector.matchExpressions[]#0", [] {
+      {".spec.exceptions[].nodeSelector.matchExpressions[]#0",
+       [] {
          json p = WithSelector(WithException(), "/spec/exceptions/0/nodeSelector");
-         p["spec"]["exceptions"][0]["nodeSelector"]["matchExpressions"][0] = {{"key", "k"}, {"operator", "Exists"}, {"values", {"v"}}};
+         p["spec"]["exceptions"][0]["nodeSelector"]["matchExpressions"][0] = {
+             {"key", "k"}, {"operator", "Exists"}, {"values", {"v"}}};
          return p;
        }},
-      {".spec.checkInterval#0", [] {
+      {".spec.checkInterval#0",
+       [] {
          json p = Base();
          p["spec"]["checkInterval"] = "9s";
          return p;
        }},
-      {".spec.rules[]#0", [] {
+      {".spec.rules[]#0",
+       [] {
          json p = Base();
          p["spec"]["rules"][0] = {{"id", "stream"}};
          return p;
        }},
-      {".spec.rules[].file#0", [] {
+      {".spec.rules[].file#0",
+       [] {
          json p = WithFileRule();
          p["spec"]["rules"][0]["file"].erase("path");
          return p;
        }},
-      {".spec.rules[].file#1", [] {
+      {".spec.rules[].file#1",
+       [] {
          json p = WithFileRule();
          p["spec"]["rules"][0]["file"]["target"] = "KubeletConfigFile";
          return p;
        }},
-      {".spec.rules[].file#2", [] {
+      {".spec.rules[].file#2",
+       [] {
          json p = WithFileRule();
          p["spec"]["rules"][0]["file"].erase("maxMode");
          return p;
        }},
-      {".spec.rules[].file.path#0", [] {
+      {".spec.rules[].file.path#0",
+       [] {
          json p = WithFileRule();
          p["spec"]["rules"][0]["file"]["path"] = "/tmp/kubelet.conf";
          return p;
        }},
-      {".spec.rules[].file.path#1", [] {
+      {".spec.rules[].file.path#1",
+       [] {
          json p = WithFileRule();
          p["spec"]["rules"][0]["file"]["path"] = "/etc/kubernetes/../shadow";
          return p;
        }},
-      {".spec.exceptions[].reason#0", [] {
+      {".spec.exceptions[].reason#0",
+       [] {
          json p = WithException();
          p["spec"]["exceptions"][0]["reason"] = " \t ";
          return p;
        }},
-      {".spec.remediation.timeout#0", [] {
+      {".spec.remediation.timeout#0",
+       [] {
          json p = Base();
          p["spec"]["remediation"] = {{"timeout", "25h"}};
          return p;
        }},
-      {".spec.remediation.kubeletConfigFile#0", [] {
+      {".spec.remediation.kubeletConfigFile#0",
+       [] {
          json p = Base();
          p["spec"]["remediation"] = {{"kubeletConfigFile", "/tmp/config.yaml"}};
          return p;
        }},
-      {".spec.remediation.kubeletConfigFile#1", [] {
+      {".spec.remediation.kubeletConfigFile#1",
+       [] {
          json p = Base();
          p["spec"]["remediation"] = {{"kubeletConfigFile", "/etc/kubernetes/.."}};
          return p;
@@ -389,15 +425,18 @@ void ExpectAccepted(const json& p, const std::string& what) {
 
 void ExpectRejected(const json& p, const std::string& prefix, const std::string& what) {
   auto r = ParsePolicy(p);
-  EXPECT_TRUE(HasErrorAt(r.errors, prefix)) << what << ": no error at " << prefix << ":" << Describe(r.errors);
-  for (const auto& e : r.errors) EXPECT_LT(e.message.size(), 400u) << what << ": " << e.message.substr(0, 400);
+  EXPECT_TRUE(HasErrorAt(r.errors, prefix))
+      << what << ": no error at " << prefix << ":" << Describe(r.errors);
+  for (const auto& e : r.errors)
+    EXPECT_LT(e.message.size(), 400u) << what << ": " << e.message.substr(0, 400);
 }
 
 void CheckSize(const Bound& b) {
   const size_t bound = std::stoul(b.value);
   const bool is_max = b.kind.rfind("max", 0) == 0;
   const std::string what = b.path + " " + b.kind + " " + b.value;
-  for (size_t n : is_max ? std::vector<size_t>{bound > 0 ? bound - 1 : 0, bound} : std::vector<size_t>{bound, bound + 1}) {
+  for (size_t n : is_max ? std::vector<size_t>{bound > 0 ? bound - 1 : 0, bound}
+                         : std::vector<size_t>{bound, bound + 1}) {
     if (auto v = OfSize(b.path, n)) {
       Placed at = Place(b.path, *v);
       FixUp(b.path, *v, at.policy);
@@ -413,7 +452,8 @@ void CheckSize(const Bound& b) {
 }
 
 void CheckPattern(const Bound& b) {
-  ASSERT_TRUE(PatternSamples().count(b.path)) << "no pattern samples for " << b.path << " (" << b.value << ")";
+  ASSERT_TRUE(PatternSamples().count(b.path))
+      << "no pattern samples for " << b.path << " (" << b.value << ")";
   const std::regex crd(b.value, std::regex::ECMAScript);  // test-only: short, trusted samples
   int crd_accepts = 0, crd_refuses = 0;
   for (const std::string& s : PatternSamples().at(b.path)) {
@@ -424,12 +464,14 @@ void CheckPattern(const Bound& b) {
     auto r = ParsePolicy(at.policy);
     if (!matches) {
       EXPECT_TRUE(HasErrorAt(r.errors, at.error_prefix))
-          << b.path << ": " << json(s).dump() << " does not match the CRD's pattern, but the parser took it";
+          << b.path << ": " << json(s).dump()
+          << " does not match the CRD's pattern, but the parser took it";
     } else if (b.path != ".spec.rules[].file.owner" && b.path != ".spec.rules[].file.group") {
       // Owners and groups are checked more strictly than the CRD (lowercase names, as Linux
       // tools create them); anything else the pattern takes, the parser takes.
       EXPECT_FALSE(HasErrorAt(r.errors, at.error_prefix))
-          << b.path << ": " << json(s).dump() << " matches the CRD's pattern, but:" << Describe(r.errors);
+          << b.path << ": " << json(s).dump()
+          << " matches the CRD's pattern, but:" << Describe(r.errors);
     }
   }
   EXPECT_GT(crd_accepts, 0) << b.path;
@@ -485,7 +527,8 @@ void CheckFormat(const Bound& b) {
   ASSERT_EQ(b.path, ".spec.exceptions[].expires");
   ExpectAccepted(Place(b.path, "2027-01-31T00:00:00Z").policy, "expires");
   ExpectAccepted(Place(b.path, "2027-01-31T02:00:00.5+02:00").policy, "expires");
-  for (const char* bad : {"tomorrow", "2027-01-31", "2027-13-01T00:00:00Z", "2027-01-31 00:00:00Z"}) {
+  for (const char* bad :
+       {"tomorrow", "2027-01-31", "2027-13-01T00:00:00Z", "2027-01-31 00:00:00Z"}) {
     Placed at = Place(b.path, bad);
     ExpectRejected(at.policy, at.error_prefix, std::string("expires ") + bad);
   }
@@ -498,8 +541,8 @@ TEST(CrdParityTest, EveryBoundOfTheCrdIsEnforcedByTheParser) {
   for (const Bound& b : bounds) {
     SCOPED_TRACE(b.path + " " + b.kind + " " + b.value);
     kinds.insert(b.kind);
-    if (b.kind == "maxLength" || b.kind == "minLength" || b.kind == "maxItems" || b.kind == "minItems" ||
-        b.kind == "maxProperties") {
+    if (b.kind == "maxLength" || b.kind == "minLength" || b.kind == "maxItems" ||
+        b.kind == "minItems" || b.kind == "maxProperties") {
       CheckSize(b);
     } else if (b.kind == "pattern") {
       CheckPattern(b);
@@ -521,14 +564,16 @@ TEST(CrdParityTest, EveryBoundOfTheCrdIsEnforcedByTheParser) {
       ADD_FAILURE() << "a kind of bound this test does not know: " << b.kind;
     }
   }
-  EXPECT_EQ(kinds, (std::set<std::string>{"maxLength", "minLength", "maxItems", "minItems", "maxProperties",
-                                          "minimum", "maximum", "pattern", "enum", "required", "cel", "format"}));
+  EXPECT_EQ(kinds, (std::set<std::string>{"maxLength", "minLength", "maxItems", "minItems",
+                                          "maxProperties", "minimum", "maximum", "pattern", "enum",
+                                          "required", "cel", "format"}));
 }
 
 // The numbers of the issue: `check` took a 120,000-character rule path with a warning.
 TEST(CrdParityTest, HugeFieldsAreRefusedWithShortMessages) {
-  for (const char* field : {".spec.rules[].config.path", ".spec.rules[].file.owner", ".spec.rules[].file.path",
-                            ".spec.rules[].id", ".spec.rules[].title", ".spec.exceptions[].reason"}) {
+  for (const char* field :
+       {".spec.rules[].config.path", ".spec.rules[].file.owner", ".spec.rules[].file.path",
+        ".spec.rules[].id", ".spec.rules[].title", ".spec.exceptions[].reason"}) {
     Placed at = Place(field, A(120'000));
     FixUp(field, A(120'000), at.policy);
     auto r = ParsePolicy(at.policy);

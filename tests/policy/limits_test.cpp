@@ -29,7 +29,8 @@ TEST(CheckJsonShapeTest, DepthAtUnderAndOverTheLimit) {
     auto over = CheckJsonShape(make(65), limits, "/configz");
     ASSERT_TRUE(over);
     EXPECT_EQ(over->limit, InputLimit::kDepth);
-    EXPECT_EQ(over->message.rfind("/configz nests deeper than 64 levels (at byte ", 0), 0u) << over->message;
+    EXPECT_EQ(over->message.rfind("/configz nests deeper than 64 levels (at byte ", 0), 0u)
+        << over->message;
   }
   EXPECT_EQ(CheckJsonShape(Arrays(65), limits, "/configz")->message,
             "/configz nests deeper than 64 levels (at byte 65)");
@@ -121,7 +122,8 @@ TEST(CheckYamlShapeTest, BlockDepthByIndentation) {
   EXPECT_TRUE(Yaml(compact + "x\n", 64));
   // Going back out frees the levels.
   std::string wide;
-  for (int i = 0; i < 1000; ++i) wide += "a" + std::to_string(i) + ":\n  b:\n    c: [1, [2, [3]]]\n";
+  for (int i = 0; i < 1000; ++i)
+    wide += "a" + std::to_string(i) + ":\n  b:\n    c: [1, [2, [3]]]\n";
   EXPECT_FALSE(Yaml(wide, 8));
 }
 
@@ -167,7 +169,8 @@ class YamlGenerator {
   int Pick(int n) { return std::uniform_int_distribution<int>(0, n - 1)(rng_); }
 
   std::string Scalar(bool flow) {
-    static const char* kScalars[] = {"x", "'[[{'", "\"]]}\\\"[\"", "'it''s [['", "1", "true", "\"#[\"",
+    static const char* kScalars[] = {"x", "'[[{'", "\"]]}\\\"[\"", "'it''s [['", "1", "true",
+                                     "\"#[\"",
                                      // plain text with indicators: only outside flow collections
                                      "a[b", "it''s", "# no", "x # [[[", "a:b"};
     return kScalars[Pick(flow ? 7 : 12)];

@@ -249,7 +249,8 @@ nlohmann::json NestedObjects(size_t depth) {
 TEST(ModelLimitsTest, FreeFormValuesNestAtMostSixteenLevels) {
   for (const char* where : {"value", "default"}) {
     nlohmann::json p = Base();
-    Rule0(p)["config"] = {{"path", "evictionHard"}, {"operator", "Equals"}, {"value", NestedObjects(1)}};
+    Rule0(p)["config"] = {
+        {"path", "evictionHard"}, {"operator", "Equals"}, {"value", NestedObjects(1)}};
     Rule0(p).erase("remediation");
     Rule0(p)["config"][where] = NestedObjects(16);
     EXPECT_TRUE(ParsePolicy(p).errors.empty()) << where;
@@ -279,7 +280,8 @@ TEST(ModelLimitsTest, ManyProblemsMakeABoundedAnswer) {
   for (const auto& e : r.errors) bytes += e.field.size() + e.message.size();
   EXPECT_LT(bytes, 64u * 1024) << "errors should name a few unknown fields, then count the rest";
   bool counted = false;
-  for (const auto& e : r.errors) counted |= e.message.find("19984 more unknown fields") != std::string::npos;
+  for (const auto& e : r.errors)
+    counted |= e.message.find("19984 more unknown fields") != std::string::npos;
   EXPECT_TRUE(counted);
 
   nlohmann::json q = Base();
@@ -294,12 +296,15 @@ TEST(ModelLimitsTest, PolicyTextOverTheLimitIsRefusedBeforeParsing) {
   std::string big = "# " + std::string(kPolicyTextLimits.max_bytes, 'x') + "\n" + Base().dump();
   auto r = ParsePolicies(big, "big.yaml");
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.status().message().find("over the 16 MiB limit"), std::string::npos) << r.status().message().substr(0, 300);
+  EXPECT_NE(r.status().message().find("over the 16 MiB limit"), std::string::npos)
+      << r.status().message().substr(0, 300);
   std::string deep = "a: " + std::string(65, '[') + std::string(65, ']') + "\n";
   r = ParsePolicies(deep, "deep.yaml");
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.status().message().find("deep.yaml: the input nests deeper than 64 levels (at line 1)"),
-            std::string::npos) << r.status().message();
+  EXPECT_NE(
+      r.status().message().find("deep.yaml: the input nests deeper than 64 levels (at line 1)"),
+      std::string::npos)
+      << r.status().message();
   r = ParsePolicies(std::string(200'000, '['), "deeper.yaml");
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("nests deeper than 64 levels"), std::string::npos);
@@ -315,10 +320,12 @@ TEST(ModelLimitsTest, LabelSelectorBounds) {
   ASSERT_EQ(r.errors.size(), 1u) << "only the count is reported past the bound";
   EXPECT_EQ(r.errors[0].message, "must have at most 32 requirements, got 100000");
   p = Base();
-  p["spec"]["nodeSelector"]["matchLabels"] = {{std::string(100'000, 'k'), std::string(100'000, 'v')}};
+  p["spec"]["nodeSelector"]["matchLabels"] = {
+      {std::string(100'000, 'k'), std::string(100'000, 'v')}};
   r = ParsePolicy(p);
   ASSERT_EQ(r.errors.size(), 2u);
-  for (const auto& e : r.errors) EXPECT_LT(e.field.size() + e.message.size(), 400u) << e.field << ": " << e.message;
+  for (const auto& e : r.errors)
+    EXPECT_LT(e.field.size() + e.message.size(), 400u) << e.field << ": " << e.message;
 }
 
 }  // namespace

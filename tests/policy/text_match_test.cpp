@@ -150,7 +150,7 @@ TEST(TextMatchTest, CharCountCountsCodePoints) {
   EXPECT_EQ(CharCount(""), 0u);
   EXPECT_EQ(CharCount("abc"), 3u);
   EXPECT_EQ(CharCount("\xC3\xA9t\xC3\xA9"), 3u);  // "été"
-  EXPECT_EQ(CharCount("\xF0\x9F\x98\x80"), 1u);  // one emoji, four bytes
+  EXPECT_EQ(CharCount("\xF0\x9F\x98\x80"), 1u);   // one emoji, four bytes
 }
 
 }  // namespace

@@ -144,7 +144,8 @@ TEST(AdmissionTest, OversizedBodyIs400) {
 
 TEST(AdmissionTest, DeeplyNestedJsonIs400) {
   // At the limit the body is read (and judged: not an AdmissionReview).
-  EXPECT_EQ(HandleValidate(std::string(kMaxJsonDepth, '[') + std::string(kMaxJsonDepth, ']')).limit, "");
+  EXPECT_EQ(HandleValidate(std::string(kMaxJsonDepth, '[') + std::string(kMaxJsonDepth, ']')).limit,
+            "");
   for (size_t depth : {kMaxJsonDepth + 1u, 100000u, 1000000u}) {
     std::string arrays = std::string(depth, '[') + std::string(depth, ']');
     EXPECT_EQ(HandleValidate(arrays).http_status, 400);
@@ -445,7 +446,9 @@ TEST(ConflictTest, CheckerConflictsAreWarningsNotDenials) {
 TEST(AdmissionTest, HugeFieldsGiveAShortDenial) {
   // The crash of the issue: a 100,000-character owner reached std::regex in every replica.
   json p = Base();
-  p["spec"]["rules"][0] = {{"id", "f"}, {"file", {{"target", "KubeletConfigFile"}, {"owner", std::string(100'000, 'a')}}}};
+  p["spec"]["rules"][0] = {
+      {"id", "f"},
+      {"file", {{"target", "KubeletConfigFile"}, {"owner", std::string(100'000, 'a')}}}};
   AdmissionResult r = HandleValidate(Review(p).dump());
   ASSERT_EQ(r.http_status, 200);
   EXPECT_FALSE(r.allowed);
@@ -456,7 +459,8 @@ TEST(AdmissionTest, HugeFieldsGiveAShortDenial) {
   n["metadata"]["name"] = std::string(100'000, 'n');
   r = HandleValidate(Review(n).dump());
   EXPECT_FALSE(r.allowed);
-  EXPECT_LT(r.body.size() - 100'000, 4096u) << "the name is echoed once (details.name), never in messages";
+  EXPECT_LT(r.body.size() - 100'000, 4096u)
+      << "the name is echoed once (details.name), never in messages";
 }
 
 }  // namespace
