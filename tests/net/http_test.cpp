@@ -695,10 +695,12 @@ TEST(ResponseCapTest, ADeclaredLengthAloneIsEnough) {
   req.timeout = 30s;
   const auto start = std::chrono::steady_clock::now();
   auto resp = client->Send(req);
-  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s) << "refused at the headers, not at the deadline";
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s)
+      << "refused at the headers, not at the deadline";
   ASSERT_FALSE(resp.ok());
   EXPECT_EQ(resp.status().code(), StatusCode::kResourceExhausted);
-  EXPECT_NE(resp.status().message().find("response body of 67108864 bytes (Content-Length) is larger than 4 MiB"),
+  EXPECT_NE(resp.status().message().find(
+                "response body of 67108864 bytes (Content-Length) is larger than 4 MiB"),
             std::string::npos)
       << resp.status().message();
 }
