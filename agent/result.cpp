@@ -340,7 +340,7 @@ StatusOr<AgentResult> AgentResultFromJson(const json& j) {
   if (auto it = j.find("files"); it != j.end() && !it->is_null()) {
     if (!it->is_object()) return Bad("files", "an object");
     for (const auto& [path, facts] : it->items()) {
-      auto f = FactsFromJson(facts, "files[" + path + "]");
+      auto f = FactsFromJson(facts, "files[" + policy::Shortened(path) + "]");
       if (!f.ok()) return f.status();
       r.files[path] = std::move(*f);
     }
@@ -351,7 +351,10 @@ StatusOr<AgentResult> AgentResultFromJson(const json& j) {
   return r;
 }
 
-StatusOr<AgentResult> ParseAgentResult(const std::string& text) {
+StatusOr<AgentResult> ParseAgentResult(const std::string& text, policy::ShapeLimits limits) {
+  if (auto refused = policy::CheckJsonShape(text, limits, "the agent result")) {
+    return policy::RefusalStatus(*refused);
+  }
   json j;
   try {
     j = json::parse(text);

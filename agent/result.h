@@ -34,15 +34,15 @@
 
 #include <cstddef>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
-#include "policy/evaluate.h"
 #include "base/status.h"
+#include "policy/evaluate.h"
+#include "policy/limits.h"
 
 namespace kpc::agent {
 
@@ -90,11 +90,18 @@ struct AgentResult {
   bool truncated = false;
 };
 
+// A termination message: the kubelet keeps at most 4096 bytes of it (FitToLimit's default).
+inline constexpr policy::ShapeLimits kTerminationMessageLimits{4096, policy::kMaxNestingDepth};
+// A whole result as the agent prints it (stdout, its result file).
+inline constexpr policy::ShapeLimits kResultLimits{1u << 20, policy::kMaxNestingDepth};
+
 nlohmann::json ToJson(const AgentResult& r);
 // Lenient about missing keys, strict about types: a termination message that is not an
-// AgentResult is an InvalidArgument error saying what was wrong.
+// AgentResult is an InvalidArgument error saying what was wrong. Text over `limits` is refused
+// before it is parsed (policy::CheckJsonShape).
 StatusOr<AgentResult> AgentResultFromJson(const nlohmann::json& j);
-StatusOr<AgentResult> ParseAgentResult(const std::string& text);
+StatusOr<AgentResult> ParseAgentResult(const std::string& text,
+                                       policy::ShapeLimits limits = kResultLimits);
 
 // Compact JSON of `r` that fits in `limit` bytes (the kubelet keeps at most 4096 bytes of a
 // termination message): drops, in order, "files" entries not named by a change, unchanged

@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <sstream>
+#include <utility>
 
 #include "policy/units.h"
 
@@ -107,6 +108,35 @@ std::string ShortDuration(int64_t ns) {
   if (s.ends_with("m0s")) s.resize(s.size() - 2);
   if (s.ends_with("h0m")) s.resize(s.size() - 2);
   return s;
+}
+
+// "4Mi" for 4194304 (the largest binary unit that divides it), else the number.
+std::string ShortBytes(int64_t bytes) {
+  for (auto [unit, factor] :
+       {std::pair{"Gi", int64_t{1} << 30}, {"Mi", int64_t{1} << 20}, {"Ki", int64_t{1} << 10}}) {
+    if (bytes >= factor && bytes % factor == 0) return std::to_string(bytes / factor) + unit;
+  }
+  return std::to_string(bytes);
+}
+
+// "4194304", "4096Ki", "4Mi", "1Gi"; nullopt for anything else or past int64.
+std::optional<int64_t> ParseBytes(const std::string& v) {
+  size_t digits = 0;
+  while (digits < v.size() && v[digits] >= '0' && v[digits] <= '9') ++digits;
+  if (digits == 0 || digits > 18) return std::nullopt;
+  const int64_t n = std::stoll(v.substr(0, digits));
+  const std::string suffix = v.substr(digits);
+  int shift = 0;
+  if (suffix == "Ki")
+    shift = 10;
+  else if (suffix == "Mi")
+    shift = 20;
+  else if (suffix == "Gi")
+    shift = 30;
+  else if (!suffix.empty())
+    return std::nullopt;
+  if (n > (std::numeric_limits<int64_t>::max() >> shift)) return std::nullopt;
+  return n << shift;
 }
 
 // Rewrites each `--flag=` of an option taking a value into `--flag` "" (CLI11 would take the
@@ -284,6 +314,23 @@ CLI::Option* AddPositiveInt(CLI::App& app, const std::string& name, int& out,
           return "must be a positive whole number, got " + Quoted(v);
         }
         v = std::to_string(static_cast<int>(*d));
+        return std::string();
+      }));
+}
+
+CLI::Option* AddByteSize(CLI::App& app, const std::string& name, int64_t& out, int64_t min,
+                         int64_t max, const std::string& description) {
+  return app.add_option(name, out, description)
+      ->option_text("BYTES")
+      ->type_name("BYTES")
+      ->default_str(ShortBytes(out))
+      ->transform(Rule([min, max](std::string& v) {
+        auto bytes = ParseBytes(v);
+        if (!bytes || *bytes < min || *bytes > max) {
+          return "must be a size from " + ShortBytes(min) + " to " + ShortBytes(max) +
+                 " like 4Mi or 4194304, got " + Quoted(v);
+        }
+        v = std::to_string(*bytes);
         return std::string();
       }));
 }

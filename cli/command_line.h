@@ -103,5 +103,9 @@ CLI::Option* AddPositiveInt(CLI::App& app, const std::string& name, int& out,
 // A Go duration > 0 ("10s", "1h30m"), stored in nanoseconds.
 CLI::Option* AddDuration(CLI::App& app, const std::string& name, int64_t& out_ns,
                          const std::string& description);
+// A size in bytes from `min` to `max`: a whole number, or one with a Ki, Mi or Gi suffix
+// ("4Mi"), as Kubernetes quantities write it.
+CLI::Option* AddByteSize(CLI::App& app, const std::string& name, int64_t& out, int64_t min,
+                         int64_t max, const std::string& description);
 
 }  // namespace kpc::cli

@@ -30,6 +30,7 @@ OperatorOptions OperatorOptionsFrom(const RunFlags& f) {
   OperatorOptions opts;
   opts.workers = f.workers;
   opts.configz_timeout = Millis(f.configz_timeout_ns);
+  opts.configz_max_bytes = static_cast<size_t>(f.configz_max_bytes);
   opts.scheduler.concurrency = f.configz_concurrency;
   opts.scheduler.qps = f.configz_qps;
   opts.remediation.job_namespace = f.remediation_namespace;

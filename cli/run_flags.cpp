@@ -30,6 +30,9 @@ void AddConfigzFlags(CLI::App& app, RunFlags& f) {
                     "/configz fetches started per second; with apiserver-proxy at\n"
                     "most --kube-api-qps");
   AddDuration(app, "--configz-timeout", f.configz_timeout_ns, "per-fetch timeout");
+  AddByteSize(app, "--configz-max-bytes", f.configz_max_bytes, 64 << 10, 64 << 20,
+              "largest /configz answer read; a larger one stops the read and\n"
+              "makes the node Unknown (TooLarge)");
 }
 
 void AddKubeletFlags(CLI::App& app, RunFlags& f) {

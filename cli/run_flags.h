@@ -23,6 +23,7 @@ struct RunFlags {
   int configz_concurrency = 10;
   double configz_qps = 40;
   int64_t configz_timeout_ns = 10'000'000'000;
+  int64_t configz_max_bytes = 4 << 20;  // of each /configz answer, read while it arrives
   // Kubelet connection
   std::string configz_source = "kubelet";  // or "apiserver-proxy"
   std::string kubelet_address_types = "InternalIP,ExternalIP,Hostname";

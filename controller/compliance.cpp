@@ -152,10 +152,10 @@ std::optional<int64_t> NextExceptionExpiry(const policy::KubeletPolicy& policy, 
 // ---- the controller ----
 
 ComplianceController::ComplianceController(kube::Client& client, ConfigzSource& configz,
-                                           kube::EventRecorder& events,
-                                           Registry& metrics, const Clock& clock,
-                                           const kube::Store& policies, const kube::Store& nodes,
-                                           const PolicyIndex& index, NodeFactsStore& facts,
+                                           kube::EventRecorder& events, Registry& metrics,
+                                           const Clock& clock, const kube::Store& policies,
+                                           const kube::Store& nodes, const PolicyIndex& index,
+                                           NodeFactsStore& facts,
                                            RemediationController& remediation,
                                            ComplianceOptions options, Hooks hooks)
     : client_(client),
@@ -175,16 +175,18 @@ ComplianceController::ComplianceController(kube::Client& client, ConfigzSource& 
                                     {"policy", "state"})),
       rule_gauge_(metrics.AddGauge("kubeletpolicy_rule_failing_nodes",
                                    "Nodes failing a rule of a KubeletPolicy.", {"policy", "rule"})),
-      fetch_latency_(
-          metrics.AddHistogram("kubeletpolicy_configz_fetch_duration_seconds",
-                               "Latency of /configz fetches, by source (kubelet: direct; "
-                               "apiserver-proxy: through the API server's node proxy).",
-                               {"source"}, {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30})),
+      fetch_latency_(metrics.AddHistogram(
+          "kubeletpolicy_configz_fetch_duration_seconds",
+          "Latency of /configz fetches, by source (kubelet: direct; "
+          "apiserver-proxy: through the API server's node proxy).",
+          {"source"}, {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30})),
       fetch_errors_(metrics.AddCounter("kubeletpolicy_configz_fetch_errors_total",
                                        "Failed /configz fetches by reason and source.",
                                        {"reason", "source"})),
       status_writes_(metrics.AddCounter("kubeletpolicy_status_writes_total",
-                                        "KubeletPolicy status writes by result.", {"result"})) {
+                                        "KubeletPolicy status writes by result.", {"result"})),
+      input_rejected_(metrics.AddCounter(policy::kInputRejectedMetric, policy::kInputRejectedHelp,
+                                         {"source", "limit"})) {
   scheduler_ = std::make_unique<ConfigzScheduler>(clock_, options_.scheduler,
                                                   [this](const std::string& n) { Fetch(n); });
   metrics.AddCallbackGauge("kubeletpolicy_configz_fetches_in_flight",
@@ -222,6 +224,7 @@ void ComplianceController::Fetch(const std::string& node) {
   fetch_latency_.WithLabels({source_}).Observe(std::chrono::duration<double>(r.latency).count());
   if (!r.ok) {
     fetch_errors_.WithLabels({r.reason, source_}).Inc();
+    if (!r.limit.empty()) input_rejected_.WithLabels({"configz", r.limit}).Inc();
     spdlog::warn("node {}: {}", node, r.message);
   } else {
     spdlog::debug("node {}: configz fetched in {} ms", node,

@@ -160,6 +160,7 @@ class ComplianceController {
   HistogramFamily& fetch_latency_;
   CounterFamily& fetch_errors_;
   CounterFamily& status_writes_;
+  CounterFamily& input_rejected_;
 };
 
 }  // namespace kpc::controller

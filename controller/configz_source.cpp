@@ -65,11 +65,12 @@ std::string Address(const KubeletEndpoint& ep) {
 
 class ApiserverProxySource final : public ConfigzSource {
  public:
-  explicit ApiserverProxySource(kube::Client& client) : client_(client) {}
+  ApiserverProxySource(kube::Client& client, size_t max_body_bytes)
+      : client_(client), max_body_bytes_(max_body_bytes) {}
   ConfigzSourceKind kind() const override { return ConfigzSourceKind::kApiserverProxy; }
 
   ConfigzResult Fetch(const std::string& node, std::chrono::milliseconds timeout) override {
-    ConfigzResult r = FetchNodeConfigz(client_, node, timeout);
+    ConfigzResult r = FetchNodeConfigz(client_, node, timeout, max_body_bytes_);
     if (r.reason == "Forbidden") {
       r.message += " — the API server's node proxy needs `get nodes/proxy` "
                    "(deploy/components/apiserver-proxy); the default --configz-source kubelet "
@@ -80,6 +81,7 @@ class ApiserverProxySource final : public ConfigzSource {
 
  private:
   kube::Client& client_;
+  const size_t max_body_bytes_;
 };
 
 class KubeletSource final : public ConfigzSource {
@@ -99,12 +101,13 @@ class KubeletSource final : public ConfigzSource {
     net::HttpRequest req;
     req.url = endpoint->ConfigzUrl();
     req.timeout = timeout;
+    req.max_body_bytes = options_.max_body_bytes;
     req.headers["Accept"] = "application/json";
     req.headers["User-Agent"] = options_.user_agent;
     if (!token->empty()) req.headers["Authorization"] = "Bearer " + *token;
     auto resp = http_->Send(req);
     if (resp.ok() && resp->status == 401) tokens_->Invalidate();
-    return KubeletConfigzResult(*endpoint, resp, tokens_->Describe());
+    return KubeletConfigzResult(*endpoint, resp, tokens_->Describe(), options_.max_body_bytes);
   }
 
  private:
@@ -205,11 +208,15 @@ StatusOr<KubeletEndpoint> KubeletEndpointOf(const nlohmann::json& node,
 
 ConfigzResult KubeletConfigzResult(const KubeletEndpoint& endpoint,
                                    const StatusOr<net::HttpResponse>& response,
-                                   std::string_view credentials) {
+                                   std::string_view credentials, size_t max_body_bytes) {
   const std::string at = "the kubelet at " + Address(endpoint);
+  const policy::ShapeLimits limits{max_body_bytes, policy::kMaxNestingDepth};
   if (!response.ok()) {
     const Status& s = response.status();
     if (s.code() == StatusCode::kDeadlineExceeded) return Failed("Timeout", at + ": " + s.message());
+    if (s.code() == StatusCode::kResourceExhausted) {
+      return ConfigzResultFrom(Status(s.code(), at + ": " + s.message()), limits);
+    }
     if (LooksLikeTlsFailure(s.message())) {
       return Failed("TLSError",
                     at + ": TLS failed (" + Snippet(s.message()) +
@@ -238,11 +245,12 @@ ConfigzResult KubeletConfigzResult(const KubeletEndpoint& endpoint,
   if (resp.status < 200 || resp.status > 299) {
     return Failed("Error", at + " answered HTTP " + std::to_string(resp.status) + ": " + Snippet(resp.body));
   }
-  return ConfigzResultFrom(StatusOr<std::string>(resp.body));
+  return ConfigzResultFrom(StatusOr<std::string>(resp.body), limits);
 }
 
-std::unique_ptr<ConfigzSource> NewApiserverProxySource(kube::Client& client) {
-  return std::make_unique<ApiserverProxySource>(client);
+std::unique_ptr<ConfigzSource> NewApiserverProxySource(kube::Client& client,
+                                                       size_t max_body_bytes) {
+  return std::make_unique<ApiserverProxySource>(client, max_body_bytes);
 }
 
 std::unique_ptr<ConfigzSource> NewKubeletSource(const kube::Store& nodes, std::shared_ptr<net::HttpClient> http,

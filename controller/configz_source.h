@@ -53,10 +53,12 @@ StatusOr<KubeletEndpoint> KubeletEndpointOf(const nlohmann::json& node,
 
 // Classifies a direct fetch from `endpoint` made with `credentials` (whose, for messages). Pure.
 // Reasons: Timeout, Unreachable, TLSError, Unauthorized (401), Forbidden (403), Error (other
-// statuses), Malformed (a body that is not configz); each message says what to do.
+// statuses), TooLarge (a body over `max_body_bytes`), Malformed (a body that is not configz);
+// each message says what to do.
 ConfigzResult KubeletConfigzResult(const KubeletEndpoint& endpoint,
                                    const StatusOr<net::HttpResponse>& response,
-                                   std::string_view credentials);
+                                   std::string_view credentials,
+                                   size_t max_body_bytes = policy::kConfigzLimits.max_bytes);
 
 class ConfigzSource {
  public:
@@ -66,12 +68,15 @@ class ConfigzSource {
   virtual ConfigzResult Fetch(const std::string& node, std::chrono::milliseconds timeout) = 0;
 };
 
-// Through the API server's node proxy.
-std::unique_ptr<ConfigzSource> NewApiserverProxySource(kube::Client& client);
+// Through the API server's node proxy, reading at most `max_body_bytes` of each answer.
+std::unique_ptr<ConfigzSource> NewApiserverProxySource(
+    kube::Client& client, size_t max_body_bytes = policy::kConfigzLimits.max_bytes);
 
 struct KubeletSourceOptions {
   std::vector<std::string> preferred_address_types = {"InternalIP", "ExternalIP", "Hostname"};
   std::string user_agent = "kubelet-policy-controller";
+  size_t max_body_bytes =
+      policy::kConfigzLimits.max_bytes;  // of each answer, read while it arrives
 };
 // Straight to each kubelet: `nodes` is the Node cache, `http` carries the kubelet TLS settings
 // (CA or explicit insecure mode), `tokens` the bearer tokens sent.

@@ -43,7 +43,9 @@ FileAuditController::FileAuditController(kube::Client& client, Registry& metrics
       facts_(facts),
       options_(std::move(options)),
       hooks_(std::move(hooks)),
-      jobs_created_(JobsCreatedCounter(metrics)) {
+      jobs_created_(JobsCreatedCounter(metrics)),
+      input_rejected_(metrics.AddCounter(policy::kInputRejectedMetric, policy::kInputRejectedHelp,
+                                         {"source", "limit"})) {
   // Few audits at a time: each is a pod on a node.
   scheduler_ = std::make_unique<ConfigzScheduler>(clock_, SchedulerOptions{2, options_.qps, 0.1},
                                                   [this](const std::string& n) { EnsureAudit(n); });
@@ -92,10 +94,15 @@ void FileAuditController::OnPod(const nlohmann::json& pod) {
   if (!result) return;  // not terminated yet
   const std::string node = AnnotationOf(pod, kNodeAnnotation);
   if (node.empty() || !pod.contains("metadata") || !pod["metadata"].is_object()) return;
-  if (facts_.RecordAudit(node, pod["metadata"].value("uid", ""), CreationUnix(pod), *result) &&
-      hooks_.facts_changed) {
-    hooks_.facts_changed(node);
+  if (!facts_.RecordAudit(node, pod["metadata"].value("uid", ""), CreationUnix(pod),
+                          result->result))
+    return;
+  if (result->refused_by) {
+    input_rejected_
+        .WithLabels({"agent-result", std::string(policy::InputLimitName(*result->refused_by))})
+        .Inc();
   }
+  if (hooks_.facts_changed) hooks_.facts_changed(node);
 }
 
 }  // namespace kpc::controller

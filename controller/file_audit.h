@@ -70,6 +70,7 @@ class FileAuditController {
   const FileAuditOptions options_;
   const Hooks hooks_;
   CounterFamily& jobs_created_;
+  CounterFamily& input_rejected_;
   std::unique_ptr<ConfigzScheduler> scheduler_;
 };
 

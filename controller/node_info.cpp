@@ -96,7 +96,7 @@ NodeInfo NodeInfoFromJson(const nlohmann::json& node) {
   return n;
 }
 
-ConfigzResult ConfigzResultFrom(const StatusOr<std::string>& fetch) {
+ConfigzResult ConfigzResultFrom(const StatusOr<std::string>& fetch, policy::ShapeLimits limits) {
   ConfigzResult r;
   if (!fetch.ok()) {
     const Status& s = fetch.status();
@@ -105,12 +105,26 @@ ConfigzResult ConfigzResultFrom(const StatusOr<std::string>& fetch) {
       case StatusCode::kPermissionDenied: r.reason = "Forbidden"; break;
       case StatusCode::kNotFound: r.reason = "NotFound"; break;
       case StatusCode::kUnavailable: r.reason = "Unreachable"; break;
+      case StatusCode::kResourceExhausted: r.reason = "TooLarge"; break;
       default: r.reason = "Error"; break;
     }
     r.message = "configz unavailable (" + r.reason + "): " + s.message();
+    if (r.reason == "TooLarge") {
+      r.limit = policy::InputLimitName(policy::InputLimit::kBytes);
+      r.message += " (the limit is --configz-max-bytes)";
+    }
     return r;
   }
-  auto cfg = policy::EffectiveConfigFromConfigz(*fetch);
+  // The limits first, so that the reason says which one refused the body.
+  if (auto refused = policy::CheckJsonShape(*fetch, limits, "/configz")) {
+    const bool bytes = refused->limit == policy::InputLimit::kBytes;
+    r.reason = bytes ? "TooLarge" : "Malformed";
+    r.message =
+        (bytes ? "configz unavailable (TooLarge): " : "configz malformed: ") + refused->message;
+    r.limit = policy::InputLimitName(refused->limit);
+    return r;
+  }
+  auto cfg = policy::EffectiveConfigFromConfigz(*fetch, limits);
   if (!cfg.ok()) {
     r.reason = "Malformed";
     r.message = "configz malformed: " + cfg.status().message();
@@ -121,9 +135,12 @@ ConfigzResult ConfigzResultFrom(const StatusOr<std::string>& fetch) {
   return r;
 }
 
-ConfigzResult FetchNodeConfigz(kube::Client& client, const std::string& node, std::chrono::milliseconds timeout) {
-  auto resp = client.GetRaw("/api/v1/nodes/" + node + "/proxy/configz", timeout);
-  return ConfigzResultFrom(resp.ok() ? StatusOr<std::string>(resp->body) : StatusOr<std::string>(resp.status()));
+ConfigzResult FetchNodeConfigz(kube::Client& client, const std::string& node,
+                               std::chrono::milliseconds timeout, size_t max_body_bytes) {
+  auto resp = client.GetRaw("/api/v1/nodes/" + node + "/proxy/configz", timeout, max_body_bytes);
+  return ConfigzResultFrom(
+      resp.ok() ? StatusOr<std::string>(resp->body) : StatusOr<std::string>(resp.status()),
+      {max_body_bytes, policy::kMaxNestingDepth});
 }
 
 void NodeCheckStore::Put(const std::string& node, ConfigzResult r) {

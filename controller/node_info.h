@@ -6,14 +6,14 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 
-#include <nlohmann/json.hpp>
-
+#include "base/status.h"
 #include "kube/client.h"
 #include "policy/effective_config.h"
-#include "base/status.h"
+#include "policy/limits.h"
 
 namespace kpc::controller {
 
@@ -39,19 +39,26 @@ struct ConfigzResult {
   // When ok: the configuration, parsed once when it was fetched and shared, immutable, by every
   // policy that selects the node (their evaluations are cached per node).
   std::shared_ptr<const policy::EffectiveConfig> config;
-  std::string reason;              // when !ok: Unreachable, Timeout, Forbidden, Malformed, Error
+  std::string reason;  // when !ok: Unreachable, Timeout, Forbidden, Malformed, TooLarge, Error
   std::string message;             // when !ok: what happened, for status and Events
+  // When a limit refused the body (TooLarge: "bytes"; Malformed: "depth"), its
+  // policy::InputLimitName, for kubeletpolicy_input_rejected_total; else empty.
+  std::string limit;
   int64_t checked_unix = 0;
   std::chrono::steady_clock::time_point checked_at;
   std::chrono::nanoseconds latency{0};
 };
 
-// Classifies a fetch: the body parsed (Malformed when it does not parse) when `fetch` is ok,
-// else the error mapped to a reason.
-ConfigzResult ConfigzResultFrom(const StatusOr<std::string>& fetch);
-// GET /api/v1/nodes/<node>/proxy/configz through the API server, classified as above (the
-// caller stamps the check times).
-ConfigzResult FetchNodeConfigz(kube::Client& client, const std::string& node, std::chrono::milliseconds timeout);
+// Classifies a fetch: the body parsed when `fetch` is ok — TooLarge over limits.max_bytes,
+// Malformed when it nests deeper than limits.max_depth or does not parse — else the error
+// mapped to a reason (kResourceExhausted: TooLarge).
+ConfigzResult ConfigzResultFrom(const StatusOr<std::string>& fetch,
+                                policy::ShapeLimits limits = policy::kConfigzLimits);
+// GET /api/v1/nodes/<node>/proxy/configz through the API server, reading at most
+// `max_body_bytes` of the answer, classified as above (the caller stamps the check times).
+ConfigzResult FetchNodeConfigz(kube::Client& client, const std::string& node,
+                               std::chrono::milliseconds timeout,
+                               size_t max_body_bytes = policy::kConfigzLimits.max_bytes);
 
 // Latest check per node. Thread-safe.
 class NodeCheckStore {

@@ -64,10 +64,12 @@ Operator::Operator(kube::Client& client, kube::EventRecorder& events, Registry& 
       client, events, metrics, clock_, *jobs_, *pods_, facts_, options_.remediation,
       RemediationController::Hooks{[this](const std::string& n) { compliance_->Trigger(n); }, enqueue});
   if (options_.configz.source == ConfigzSourceKind::kKubelet) {
-    configz_ = NewKubeletSource(*nodes_, options_.configz.kubelet_http, options_.configz.kubelet_tokens,
-                                options_.configz.kubelet);
+    KubeletSourceOptions kubelet = options_.configz.kubelet;
+    kubelet.max_body_bytes = options_.configz_max_bytes;
+    configz_ = NewKubeletSource(*nodes_, options_.configz.kubelet_http,
+                                options_.configz.kubelet_tokens, std::move(kubelet));
   } else {
-    configz_ = NewApiserverProxySource(client);
+    configz_ = NewApiserverProxySource(client, options_.configz_max_bytes);
   }
   compliance_ = std::make_unique<ComplianceController>(
       client, *configz_, events, metrics, clock_, *policies_, *nodes_, *index_, facts_, *remediation_,

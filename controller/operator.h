@@ -49,6 +49,7 @@ struct ConfigzAccess {
 struct OperatorOptions {
   int workers = 2;
   std::chrono::milliseconds configz_timeout{10000};
+  size_t configz_max_bytes = policy::kConfigzLimits.max_bytes;  // of each /configz answer
   ConfigzAccess configz;
   SchedulerOptions scheduler;
   std::string component = "kubelet-policy-controller";

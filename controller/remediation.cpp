@@ -356,7 +356,7 @@ std::optional<JobView> JobViewFromJson(const json& job) {
   return v;
 }
 
-std::optional<StatusOr<agent::AgentResult>> AgentResultFromPod(const json& pod) {
+std::optional<PodAgentResult> AgentResultFromPod(const json& pod) {
   if (!pod.is_object() || !pod.contains("status") || !pod["status"].is_object()) return std::nullopt;
   const json& st = pod["status"];
   if (!st.contains("containerStatuses") || !st["containerStatuses"].is_array()) return std::nullopt;
@@ -367,18 +367,22 @@ std::optional<StatusOr<agent::AgentResult>> AgentResultFromPod(const json& pod) 
     const json& t = state["terminated"];
     std::string message = t.contains("message") && t["message"].is_string() ? t["message"].get<std::string>() : "";
     int code = t.contains("exitCode") && t["exitCode"].is_number_integer() ? t["exitCode"].get<int>() : -1;
-    if (message.empty()) {
-      return StatusOr<agent::AgentResult>(
-          InvalidArgument("the agent exited with code " + std::to_string(code) + " without a result"));
+    const std::string exited = "the agent exited with code " + std::to_string(code);
+    if (message.empty())
+      return PodAgentResult{InvalidArgument(exited + " without a result"), std::nullopt};
+    // The kubelet cuts termination messages at 4096 bytes; a node's kubelet can still write
+    // anything into its pods' status, so the limits are checked here, before parsing.
+    if (auto refused = policy::CheckJsonShape(message, agent::kTerminationMessageLimits,
+                                              "the termination message")) {
+      return PodAgentResult{InvalidArgument(exited + ": " + refused->message), refused->limit};
     }
-    auto r = agent::ParseAgentResult(message);
+    auto r = agent::ParseAgentResult(message, agent::kTerminationMessageLimits);
     if (!r.ok()) {
       // FallbackToLogsOnError puts the log tail in the message when the agent wrote none.
       std::string tail = message.size() > 300 ? "..." + message.substr(message.size() - 300) : message;
-      return StatusOr<agent::AgentResult>(
-          InvalidArgument("the agent exited with code " + std::to_string(code) + ": " + tail));
+      return PodAgentResult{InvalidArgument(exited + ": " + tail), std::nullopt};
     }
-    return r;
+    return PodAgentResult{std::move(r), std::nullopt};
   }
   return std::nullopt;
 }

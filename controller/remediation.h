@@ -127,8 +127,13 @@ struct JobView {
 std::optional<JobView> JobViewFromJson(const nlohmann::json& job);
 
 // The agent's result in a pod's termination message (first container that terminated with a
-// message). nullopt when the pod has not terminated; an error when the message is not a result.
-std::optional<StatusOr<agent::AgentResult>> AgentResultFromPod(const nlohmann::json& pod);
+// message), read within agent::kTerminationMessageLimits.
+struct PodAgentResult {
+  StatusOr<agent::AgentResult> result;           // an error when the message is not a result
+  std::optional<policy::InputLimit> refused_by;  // the limit that refused the message, if one did
+};
+// nullopt when the pod has not terminated.
+std::optional<PodAgentResult> AgentResultFromPod(const nlohmann::json& pod);
 
 // metadata.creationTimestamp of any object in Unix seconds (0 when absent or malformed).
 int64_t CreationUnix(const nlohmann::json& obj);

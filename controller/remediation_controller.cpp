@@ -40,7 +40,9 @@ RemediationController::RemediationController(kube::Client& client, kube::EventRe
       remediations_(metrics.AddCounter(
           "kubeletpolicy_node_remediations_total",
           "Node remediations whose Job succeeded, by the verification result (Succeeded, Failed).",
-          {"result"})) {}
+          {"result"})),
+      input_rejected_(metrics.AddCounter(policy::kInputRejectedMetric, policy::kInputRejectedHelp,
+                                         {"source", "limit"})) {}
 
 std::string RemediationController::JobsPath() const {
   return "/apis/batch/v1/namespaces/" + options_.job_namespace + "/jobs";
@@ -164,9 +166,14 @@ void RemediationController::OnPod(const json& pod) {
   if (node.empty() || job.empty()) return;
   {
     std::lock_guard<std::mutex> l(mu_);
-    if (!job_results_.emplace(job, *result).second) return;
+    if (!job_results_.emplace(job, result->result).second) return;
   }
-  if (result->ok()) facts_.RecordChangedFiles(node, (*result)->files);
+  if (result->refused_by) {
+    input_rejected_
+        .WithLabels({"agent-result", std::string(policy::InputLimitName(*result->refused_by))})
+        .Inc();
+  }
+  if (result->result.ok()) facts_.RecordChangedFiles(node, result->result->files);
   const std::string policy = LabelOf(pod, kPolicyLabel);
   if (!policy.empty() && hooks_.enqueue_policy) hooks_.enqueue_policy(policy);
 }

@@ -85,6 +85,7 @@ class RemediationController {
   const Hooks hooks_;
   CounterFamily& jobs_created_;
   CounterFamily& remediations_;
+  CounterFamily& input_rejected_;
 
   mutable std::mutex mu_;
   std::map<std::string, StatusOr<agent::AgentResult>>

@@ -15,6 +15,9 @@ namespace {
 // Watch reads poll the stop callback this often.
 constexpr std::chrono::milliseconds kWatchPoll{100};
 constexpr int kDefaultWatchTimeoutSeconds = 300;
+// API server answers (a page of a list, an object) are read up to this: the API server is
+// trusted, and large clusters' unpaginated lists are big.
+constexpr size_t kMaxApiResponseBytes = 256u << 20;
 
 bool HasParam(const std::string& query, const std::string& name) {
   size_t pos = 0;
@@ -95,8 +98,9 @@ class KubeClient final : public Client {
     return ToResult("DELETE", path, Do("DELETE", path, query, "", ""));
   }
 
-  StatusOr<net::HttpResponse> GetRaw(const std::string& path, std::chrono::milliseconds timeout) override {
-    auto resp = Do("GET", path, "", "", "", timeout, "*/*");
+  StatusOr<net::HttpResponse> GetRaw(const std::string& path, std::chrono::milliseconds timeout,
+                                     size_t max_body_bytes) override {
+    auto resp = Do("GET", path, "", "", "", timeout, "*/*", max_body_bytes);
     if (!resp.ok()) return resp.status();
     if (resp->status < 200 || resp->status > 299) {
       ApiError err = DecodeApiError(*resp);
@@ -223,6 +227,7 @@ class KubeClient final : public Client {
     req.method = method;
     req.url = Url(path, query);
     req.timeout = timeout;
+    req.max_body_bytes = kMaxApiResponseBytes;
     req.headers["Accept"] = accept;
     req.headers["User-Agent"] = cfg_.user_agent;
     std::string token = Token();
@@ -230,13 +235,16 @@ class KubeClient final : public Client {
     return req;
   }
 
-  StatusOr<net::HttpResponse> Do(const std::string& method, const std::string& path, const std::string& query,
-                                 const std::string& body, const std::string& content_type,
+  StatusOr<net::HttpResponse> Do(const std::string& method, const std::string& path,
+                                 const std::string& query, const std::string& body,
+                                 const std::string& content_type,
                                  std::optional<std::chrono::milliseconds> timeout = std::nullopt,
-                                 const std::string& accept = "application/json") {
+                                 const std::string& accept = "application/json",
+                                 size_t max_body_bytes = kMaxApiResponseBytes) {
     for (int attempt = 0;; ++attempt) {
       Acquire(limiter_, cfg_.sleep);
       net::HttpRequest req = BaseRequest(method, path, query, timeout.value_or(cfg_.request_timeout), accept);
+      req.max_body_bytes = max_body_bytes;
       req.body = body;
       if (!content_type.empty()) req.headers["Content-Type"] = content_type;
       auto resp = http_->Send(req);

@@ -89,12 +89,14 @@ class Client {
   virtual Result Patch(const std::string& path, const nlohmann::json& patch,
                        const std::string& content_type, const std::string& query = "") = 0;
   virtual Result Delete(const std::string& path, const std::string& query = "") = 0;
-  // Raw GET returning the body text (for the node proxy: /api/v1/nodes/n/proxy/configz).
+  // Raw GET returning the body text (for the node proxy: /api/v1/nodes/n/proxy/configz), of at
+  // most `max_body_bytes` (read while it arrives; more is kResourceExhausted).
   // A non-2xx answer is an error Status (code mapped as for API errors) whose message carries
   // the HTTP status and the start of the body; transport failures are kUnavailable /
   // kDeadlineExceeded.
   virtual StatusOr<net::HttpResponse> GetRaw(const std::string& path,
-                                             std::chrono::milliseconds timeout) = 0;
+                                             std::chrono::milliseconds timeout,
+                                             size_t max_body_bytes) = 0;
 
   // Opens a watch (path + "?watch=1&resourceVersion=...&allowWatchBookmarks=true&timeoutSeconds=N")
   // and calls `on_event` for each event until the stream ends, fails, `on_event` returns false,

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <utility>
 
+#include "policy/limits.h"
 #include "policy/units.h"
 
 namespace kpc::policy {
@@ -29,6 +30,10 @@ ValueType InferType(const nlohmann::json& observed, const nlohmann::json& want) 
   return ValueType::kUnknown;
 }
 
+// A value in a message: never whole (a node can serve a megabyte where a word was expected).
+constexpr size_t kShownValueChars = 128;
+std::string Shown(const nlohmann::json& v) { return Shortened(DisplayValue(v), kShownValueChars); }
+
 // A scalar as a comparable key: numbers and durations as long double, others as string.
 struct Scalar {
   bool numeric = false;
@@ -51,7 +56,7 @@ std::optional<Scalar> ToScalar(ValueType type, const nlohmann::json& v, std::str
         s.text = v.get<std::string>();
         return s;
       }
-      err = DisplayValue(v) + " is not a boolean";
+      err = Shown(v) + " is not a boolean";
       return std::nullopt;
     case ValueType::kInt:
     case ValueType::kFloat:
@@ -69,7 +74,7 @@ std::optional<Scalar> ToScalar(ValueType type, const nlohmann::json& v, std::str
           return s;
         }
       }
-      err = DisplayValue(v) + " is not a number";
+      err = Shown(v) + " is not a number";
       return std::nullopt;
     case ValueType::kDuration:
       if (auto d = DurationFromJson(v)) {
@@ -77,7 +82,7 @@ std::optional<Scalar> ToScalar(ValueType type, const nlohmann::json& v, std::str
         s.num = static_cast<long double>(*d);
         return s;
       }
-      err = DisplayValue(v) + " is not a duration (examples: 0s, 30m, 4h0m0s)";
+      err = Shown(v) + " is not a duration (examples: 0s, 30m, 4h0m0s)";
       return std::nullopt;
     case ValueType::kQuantity:
       if (auto q = QuantityFromJson(v)) {
@@ -85,15 +90,36 @@ std::optional<Scalar> ToScalar(ValueType type, const nlohmann::json& v, std::str
         s.num = *q;
         return s;
       }
-      err = DisplayValue(v) + " is not a resource quantity (examples: 100Mi, 1Gi, 500m)";
+      err = Shown(v) + " is not a resource quantity (examples: 100Mi, 1Gi, 500m)";
       return std::nullopt;
     default:
+      // A list or a map where one value is expected is an error, not a string to compare.
+      if (v.is_structured()) {
+        err = Shown(v) + " is " + (v.is_array() ? "a list" : "a map") + ", not a single value";
+        return std::nullopt;
+      }
       if (v.is_string())
         s.text = v.get<std::string>();
       else
         s.text = v.dump();
       return s;
   }
+}
+
+// What makes `v` no value of a list or map type: the wrong kind of container, or (lists of
+// strings) an element that is itself a list or map. Empty when it fits.
+std::string ShapeProblem(ValueType type, const nlohmann::json& v) {
+  if (type == ValueType::kStringList) {
+    if (!v.is_array()) return "is not a list";
+    for (const auto& e : v) {
+      if (e.is_structured()) return "has an element that is not a single value";
+    }
+    return "";
+  }
+  if ((type == ValueType::kMap || type == ValueType::kObject) && !v.is_object()) {
+    return std::string("is not ") + (type == ValueType::kMap ? "a map" : "an object");
+  }
+  return "";
 }
 
 bool IsEmptyValue(const nlohmann::json& v) {
@@ -208,7 +234,12 @@ Comparison Compare(Operator op, ValueType type, const nlohmann::json& observed,
       c.matches = op == Operator::kNotEquals || op == Operator::kNotIn;
       return c;
     }
-    if (type == ValueType::kStringList && observed.is_array()) {
+    if (auto problem = ShapeProblem(type, observed); !problem.empty()) {
+      c.ok = false;
+      c.error = "observed value " + Shown(observed) + " " + problem;
+      return c;
+    }
+    if (type == ValueType::kStringList) {
       auto set_of = [](const nlohmann::json& a) {
         std::vector<std::string> v;
         for (const auto& e : a) v.push_back(DisplayValue(e));

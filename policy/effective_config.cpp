@@ -22,9 +22,6 @@ namespace {
 using nlohmann::json;
 
 constexpr size_t kSnippetChars = 200;
-// A kubelet's /configz is a few KiB; anything this large is not one, and parsing it would only
-// cost the controller memory.
-constexpr size_t kMaxConfigzBytes = 4 * 1024 * 1024;
 
 // Untrusted input quoted back in a message: bounded, and with control bytes made visible.
 std::string Snippet(std::string_view text, size_t max = kSnippetChars) {
@@ -891,11 +888,10 @@ std::string_view ValueSourceName(ValueSource s) {
   return "unknown";
 }
 
-StatusOr<EffectiveConfig> EffectiveConfigFromConfigz(std::string_view body) {
-  if (body.size() > kMaxConfigzBytes) {
-    return InvalidArgument("the /configz response is " + std::to_string(body.size()) +
-                           " bytes, more than the " + std::to_string(kMaxConfigzBytes) +
-                           " a kubelet configuration can plausibly be; received " + Received(body));
+StatusOr<EffectiveConfig> EffectiveConfigFromConfigz(std::string_view body, ShapeLimits limits) {
+  // A kubelet's /configz is a few KiB; anything far larger or deeper is not one.
+  if (auto refused = CheckJsonShape(body, limits, "the /configz response")) {
+    return InvalidArgument(refused->message + "; received " + Received(body));
   }
   auto parsed = ParseJsonText(body, "the /configz response");
   if (!parsed.ok()) return parsed.status();
@@ -937,12 +933,14 @@ StatusOr<json> ParseKubeletConfigFile(std::string_view content, std::string_view
   YamlDocument doc;
   bool is_yaml = content[first] != '{';
   if (!is_yaml) {
+    if (auto refused = CheckJsonShape(content, kKubeletConfigFileLimits, name))
+      return RefusalStatus(*refused);
     // JSON is YAML too, but nlohmann's errors point at the byte.
     auto parsed = ParseJsonText(content, name);
     if (!parsed.ok()) return parsed.status();
     cfg = std::move(*parsed);
   } else {
-    auto parsed = ParseYamlDocument(content);
+    auto parsed = ParseYamlDocument(content, kKubeletConfigFileLimits);
     if (!parsed.ok()) return InvalidArgument(name + ": " + parsed.status().message());
     doc = std::move(*parsed);
     cfg = doc.value;

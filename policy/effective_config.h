@@ -9,14 +9,14 @@
 // Pure functions (no I/O); thread-safe.
 
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "base/status.h"
+#include "policy/limits.h"
 
 namespace kpc::policy {
 
@@ -38,8 +38,10 @@ struct EffectiveConfig {
 };
 
 // Parses a /configz body: {"kubeletconfig": {...}}. Garbage, a non-object, or a missing
-// "kubeletconfig" key is an InvalidArgument error saying what was received.
-StatusOr<EffectiveConfig> EffectiveConfigFromConfigz(std::string_view body);
+// "kubeletconfig" key is an InvalidArgument error saying what was received; so is a body over
+// `limits` (CheckJsonShape), refused before it is parsed.
+StatusOr<EffectiveConfig> EffectiveConfigFromConfigz(std::string_view body,
+                                                     ShapeLimits limits = kConfigzLimits);
 
 // One kubelet command-line flag as found in a flags file.
 struct KubeletFlag {
@@ -59,6 +61,7 @@ StatusOr<std::vector<KubeletFlag>> ParseKubeletFlags(std::string_view content,
 
 // Parses a KubeletConfiguration file (JSON or YAML, by content); kind/apiVersion, when present,
 // must be KubeletConfiguration / kubelet.config.k8s.io/v1beta1. Errors name the line for YAML.
+// Content over kKubeletConfigFileLimits is refused before it is parsed.
 StatusOr<nlohmann::json> ParseKubeletConfigFile(std::string_view content,
                                                 std::string_view file_name);
 

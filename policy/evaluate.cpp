@@ -5,9 +5,14 @@
 
 #include "policy/catalog.h"
 #include "policy/compare.h"
+#include "policy/limits.h"
 #include "policy/units.h"
 
 namespace kpc::policy {
+namespace {
+constexpr size_t kShownValueChars = 128;
+}  // namespace
+
 std::string_view RuleResultName(RuleResult r) {
   switch (r) {
     case RuleResult::kPass: return "Pass";
@@ -64,9 +69,11 @@ RuleEvaluation EvaluateConfigRule(const Rule& rule, const EffectiveConfig& confi
           : ev.observed;
   Comparison cmp = Compare(check.op, check.type, subject, want);
   std::string where = ev.source ? std::string(ValueSourceName(*ev.source)) : "";
-  std::string observed_text = DisplayValue(ev.observed);
+  // Values in messages are cut: the observed one comes from a node.
+  std::string observed_text = Shortened(DisplayValue(ev.observed), kShownValueChars);
   std::string want_text = std::string(OperatorName(check.op));
-  if (OperatorTakesValue(check.op)) want_text += " " + DisplayValue(want);
+  if (OperatorTakesValue(check.op))
+    want_text += " " + Shortened(DisplayValue(want), kShownValueChars);
   if (!cmp.ok) {
     ev.result = RuleResult::kError;
     ev.message = check.path_text + ": " + cmp.error + " (" + where + ")";

@@ -2,6 +2,8 @@
 
 #include <cctype>
 
+#include "policy/limits.h"
+
 namespace kpc::policy {
 namespace {
 
@@ -30,7 +32,7 @@ std::string Quote(const std::string& s) {
 
 StatusOr<FieldPath> FieldPath::Parse(std::string_view text) {
   auto err = [&](size_t pos, const std::string& what) {
-    return InvalidArgument("invalid field path \"" + std::string(text) + "\" at character " +
+    return InvalidArgument("invalid field path " + Quoted(text, 128) + " at character " +
                            std::to_string(pos + 1) + ": " + what);
   };
   if (text.empty()) return InvalidArgument("invalid field path: empty");

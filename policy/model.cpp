@@ -6,6 +6,7 @@
 
 #include "policy/catalog.h"
 #include "policy/compare.h"
+#include "policy/limits.h"
 #include "policy/text_match.h"
 #include "policy/units.h"
 #include "policy/yaml_json.h"
@@ -14,7 +15,27 @@ namespace kpc::policy {
 namespace {
 
 constexpr int64_t kSecondNs = 1'000'000'000;
+
+// The bounds of the KubeletPolicy CRD (crds/kubeletpolicy.io_kubeletpolicies.yaml), enforced
+// here too so that a policy `check` accepts is one the API server accepts. Lengths are checked
+// before any pattern sees the text.
 constexpr size_t kMaxRules = 100;
+constexpr size_t kMaxNameChars = 63;
+constexpr size_t kMaxTitleChars = 256;
+constexpr size_t kMaxReferences = 16;
+constexpr size_t kMaxReferenceChars = 256;
+constexpr size_t kMaxRulePathChars = 256;
+constexpr size_t kMaxFilePathChars = 1024;
+constexpr size_t kMaxUserChars = 32;  // file.owner, file.group
+constexpr size_t kMaxDurationChars = 32;
+constexpr size_t kMaxExceptions = 32;
+constexpr size_t kMaxExceptionRules = 50;
+constexpr size_t kMaxReasonChars = 1024;
+constexpr size_t kMaxKubeletConfigFileChars = 1024;
+// Reported problems per policy: a hostile object with a million unknown keys makes a bounded
+// answer, not a million lines.
+constexpr size_t kMaxReportedIssues = 100;
+constexpr size_t kMaxUnknownFieldsPerObject = 16;
 
 // The directories file rules may name (api.md): the kubelet's own files and its service units.
 const std::vector<std::string>& AllowedFilePrefixes() {
@@ -28,6 +49,27 @@ std::string JoinQuoted(std::initializer_list<const char*> items) {
   std::string out;
   for (const char* i : items) out += (out.empty() ? "" : ", ") + std::string(i);
   return out;
+}
+
+// A value that is not what a field takes, for "got ..." in messages: never whole.
+std::string Describe(const nlohmann::json& v) {
+  if (v.is_object()) return "an object";
+  if (v.is_array()) return "a list";
+  return Shortened(v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+}
+
+// What is wrong with the length of `s` (in characters, as the API server counts), or nullopt.
+std::optional<std::string> LengthProblem(const std::string& s, size_t min_chars, size_t max_chars) {
+  const size_t n = CharCount(s);
+  if (n > max_chars) {
+    return "must be at most " + std::to_string(max_chars) + " characters, got " + std::to_string(n);
+  }
+  if (n < min_chars) {
+    return min_chars == 1 ? std::string("must not be empty")
+                          : "must be at least " + std::to_string(min_chars) + " characters, got " +
+                                std::to_string(n);
+  }
+  return std::nullopt;
 }
 
 // Reads fields of one JSON object, collecting problems instead of stopping at the first.
@@ -47,12 +89,20 @@ class ObjectReader {
   void Error(std::string field, std::string message) {
     errors_.push_back({std::move(field), std::move(message), 0});
   }
-  // Flags every key not in `allowed`, like the API server's strict field validation.
+  // Flags every key not in `allowed`, like the API server's strict field validation (the first
+  // few by name, then how many more).
   void RejectUnknown(std::initializer_list<const char*> allowed) {
     if (!obj_.is_object()) return;
+    size_t unknown = 0;
     for (const auto& [k, v] : obj_.items()) {
       bool ok = std::any_of(allowed.begin(), allowed.end(), [&](const char* a) { return k == a; });
-      if (!ok) Error(Field(k), "unknown field \"" + k + "\"; allowed here: " + JoinQuoted(allowed));
+      if (ok || ++unknown > kMaxUnknownFieldsPerObject) continue;
+      Error(Field(Shortened(k)),
+            "unknown field " + Quoted(k) + "; allowed here: " + JoinQuoted(allowed));
+    }
+    if (unknown > kMaxUnknownFieldsPerObject) {
+      Error(field_, std::to_string(unknown - kMaxUnknownFieldsPerObject) +
+                        " more unknown fields; allowed here: " + JoinQuoted(allowed));
     }
   }
   const nlohmann::json* Get(std::string_view key) const {
@@ -68,16 +118,28 @@ class ObjectReader {
       return std::nullopt;
     }
     if (!v->is_string()) {
-      Error(Field(key), "must be a string, got " + v->dump());
+      Error(Field(key), "must be a string, got " + Describe(*v));
       return std::nullopt;
     }
     return v->get<std::string>();
+  }
+  // A string of min_chars..max_chars characters; any other length is an error and nullopt, so
+  // that no pattern or parser sees it.
+  std::optional<std::string> BoundedString(std::string_view key, size_t min_chars, size_t max_chars,
+                                           bool required = false) {
+    auto s = String(key, required);
+    if (!s) return s;
+    if (auto p = LengthProblem(*s, min_chars, max_chars)) {
+      Error(Field(key), *p);
+      return std::nullopt;
+    }
+    return s;
   }
   std::optional<bool> Bool(std::string_view key) {
     const auto* v = Get(key);
     if (v == nullptr) return std::nullopt;
     if (!v->is_boolean()) {
-      Error(Field(key), "must be true or false, got " + v->dump());
+      Error(Field(key), "must be true or false, got " + Describe(*v));
       return std::nullopt;
     }
     return v->get<bool>();
@@ -86,7 +148,7 @@ class ObjectReader {
     const auto* v = Get(key);
     if (v == nullptr) return std::nullopt;
     if (!v->is_number_integer()) {
-      Error(Field(key), "must be an integer, got " + v->dump());
+      Error(Field(key), "must be an integer, got " + Describe(*v));
       return std::nullopt;
     }
     auto n = v->get<int64_t>();
@@ -98,20 +160,27 @@ class ObjectReader {
     return n;
   }
   std::optional<int64_t> Duration(std::string_view key, int64_t min_ns) {
-    auto s = String(key);
+    auto s = BoundedString(key, 0, kMaxDurationChars);
     if (!s) return std::nullopt;
     auto d = ParseGoDuration(*s);
     if (!d) {
-      Error(Field(key), "\"" + *s + "\" is not a duration; write it like 30s, 5m or 1h30m");
+      Error(Field(key), Quoted(*s) + " is not a duration; write it like 30s, 5m or 1h30m");
       return std::nullopt;
     }
     if (*d < min_ns) {
       Error(Field(key), "must be at least " + FormatGoDuration(min_ns) + ", got " + *s);
       return std::nullopt;
     }
+    if (!MatchesDurationShape(*s)) {  // Go reads "+5m", ".5h" and "5.m"; the API server does not
+      Error(Field(key), Quoted(*s) +
+                            " is not a duration the API server accepts: numbers with units "
+                            "(ns, us, ms, s, m, h), like 30s, 5m or 1h30m, without a sign");
+      return std::nullopt;
+    }
     return d;
   }
-  std::vector<std::string> StringList(std::string_view key, size_t max_items) {
+  // Items over max_chars are errors and left out; past max_items, only the count is reported.
+  std::vector<std::string> StringList(std::string_view key, size_t max_items, size_t max_chars) {
     std::vector<std::string> out;
     const auto* v = Get(key);
     if (v == nullptr) return out;
@@ -120,11 +189,18 @@ class ObjectReader {
       return out;
     }
     if (v->size() > max_items) {
-      Error(Field(key), "must have at most " + std::to_string(max_items) + " items");
+      Error(Field(key), "must have at most " + std::to_string(max_items) + " items, got " +
+                            std::to_string(v->size()));
+      return out;
     }
     for (size_t i = 0; i < v->size(); ++i) {
+      const std::string item = Field(key) + "[" + std::to_string(i) + "]";
       if (!(*v)[i].is_string()) {
-        Error(Field(key) + "[" + std::to_string(i) + "]", "must be a string");
+        Error(item, "must be a string");
+        continue;
+      }
+      if (auto p = LengthProblem((*v)[i].get_ref<const std::string&>(), 0, max_chars)) {
+        Error(item, *p);
         continue;
       }
       out.push_back((*v)[i].get<std::string>());
@@ -150,46 +226,75 @@ std::optional<E> ParseEnum(const std::string& s, std::initializer_list<std::pair
   return std::nullopt;
 }
 
+// config.path: its text, the parsed path and its catalog type. Returns whether it is valid.
+bool ParseRulePath(ObjectReader& r, ConfigCheck& c, std::vector<FieldIssue>& warnings) {
+  auto path = r.BoundedString("path", 1, kMaxRulePathChars, true);
+  if (!path) return false;
+  c.path_text = *path;
+  auto p = FieldPath::Parse(*path);
+  if (!p.ok()) {
+    r.Error(r.Field("path"), p.status().message());
+    return false;
+  }
+  if (!MatchesRulePathShape(*path)) {
+    r.Error(r.Field("path"),
+            Quoted(*path) +
+                " is not a path the API server accepts: field names of "
+                "letters, digits, '_' and '-' joined by '.', a name with other "
+                "characters in brackets and quotes (evictionHard[\"memory.available\"])");
+    return false;
+  }
+  c.path = *p;
+  if (auto m = LookupField(c.path)) {
+    c.type = m->type;
+  } else {
+    warnings.push_back({r.Field("path"), Quoted(*path) +
+                                             " is not a KubeletConfiguration field this "
+                                             "controller knows; check the spelling (v1beta1 "
+                                             "JSON names, e.g. streamingConnectionIdleTimeout)"});
+  }
+  return true;
+}
+
+// A free-form value (config.value, config.default, remediation.value), or nullptr when absent or
+// nested too deeply to be a kubelet configuration value (an error then).
+const nlohmann::json* FreeFormValue(ObjectReader& r, std::string_view key) {
+  const nlohmann::json* v = r.Get(key);
+  if (v != nullptr && NestsDeeperThan(*v, kMaxPolicyValueDepth)) {
+    r.Error(r.Field(key), "nests deeper than " + std::to_string(kMaxPolicyValueDepth) +
+                              " levels; kubelet configuration values are scalars, lists and maps");
+    return nullptr;
+  }
+  return v;
+}
+
 void ParseConfigCheck(const nlohmann::json& j, const std::string& field, Rule& rule,
                       std::vector<FieldIssue>& errors, std::vector<FieldIssue>& warnings) {
   ObjectReader r(j, field, errors);
   if (!r.IsObject("path, operator, value")) return;
   r.RejectUnknown({"path", "operator", "value", "default"});
   ConfigCheck c;
-  auto path = r.String("path", true);
-  bool path_ok = false;
-  if (path) {
-    c.path_text = *path;
-    auto p = FieldPath::Parse(*path);
-    if (!p.ok()) {
-      r.Error(r.Field("path"), p.status().message());
-    } else {
-      c.path = *p;
-      path_ok = true;
-      if (auto m = LookupField(c.path)) {
-        c.type = m->type;
-      } else {
-        warnings.push_back({r.Field("path"), "\"" + *path +
-                                                 "\" is not a KubeletConfiguration field this "
-                                                 "controller knows; check the spelling (v1beta1 "
-                                                 "JSON names, e.g. streamingConnectionIdleTimeout)"});
-      }
-    }
-  }
+  const bool path_ok = ParseRulePath(r, c, warnings);
   auto op_text = r.String("operator", true);
   std::optional<Operator> op;
   if (op_text) {
     op = ParseOperator(*op_text);
     if (!op) {
-      r.Error(r.Field("operator"), "unknown operator \"" + *op_text +
-                                       "\"; use one of Equals, NotEquals, In, NotIn, GreaterThan, "
+      r.Error(r.Field("operator"), "unknown operator " + Quoted(*op_text) +
+                                       "; use one of Equals, NotEquals, In, NotIn, GreaterThan, "
                                        "GreaterThanOrEqual, LessThan, LessThanOrEqual, Exists, "
                                        "NotExists, NotEmpty");
     }
   }
-  const nlohmann::json* value = r.Get("value");
+  const size_t errors_before = errors.size();
+  const nlohmann::json* value = FreeFormValue(r, "value");
+  const nlohmann::json* def = FreeFormValue(r, "default");
+  if (errors.size() != errors_before) {  // too deep to look at further
+    rule.config = std::move(c);
+    return;
+  }
   if (value) c.value = *value;
-  if (const auto* d = r.Get("default")) c.default_value = *d;
+  if (def) c.default_value = *def;
   if (!op) {
     rule.config = std::move(c);
     return;
@@ -243,6 +348,34 @@ void ParseConfigCheck(const nlohmann::json& j, const std::string& field, Rule& r
   rule.config = std::move(c);
 }
 
+// What is wrong with a file rule's path (absolute, no "..", under an allowed directory, the
+// CRD's characters), or an empty string.
+std::string FilePathProblem(const std::string& path) {
+  bool has_dotdot = false;
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t end = path.find('/', start);
+    if (end == std::string::npos) end = path.size();
+    if (path.compare(start, end - start, "..") == 0) has_dotdot = true;
+    start = end + 1;
+  }
+  if (path.front() != '/') return "must be an absolute path";
+  if (has_dotdot) return "must not contain \"..\" segments";
+  if (std::none_of(
+          AllowedFilePrefixes().begin(), AllowedFilePrefixes().end(),
+          [&](const std::string& p) { return path.rfind(p, 0) == 0 && path.size() > p.size(); })) {
+    std::string allowed;
+    for (const auto& p : AllowedFilePrefixes()) allowed += (allowed.empty() ? "" : ", ") + p;
+    return Quoted(path) + " is outside the directories file rules may check (" + allowed + ")";
+  }
+  if (!MatchesFilePathShape(path)) {
+    return Quoted(path) +
+           " has characters the API server does not accept in a path: letters, digits "
+           "and - . _ @ + = , : / only";
+  }
+  return "";
+}
+
 void ParseFileCheck(const nlohmann::json& j, const std::string& field, Rule& rule,
                     std::vector<FieldIssue>& errors) {
   ObjectReader r(j, field, errors);
@@ -256,16 +389,18 @@ void ParseFileCheck(const nlohmann::json& j, const std::string& field, Rule& rul
                                              {"KubeletServiceFile", FileTarget::kKubeletServiceFile},
                                              {"Path", FileTarget::kPath}});
     if (!t) {
-      r.Error(r.Field("target"), "unknown target \"" + *target +
-                                     "\"; use KubeletConfigFile, KubeletKubeconfig, "
+      r.Error(r.Field("target"), "unknown target " + Quoted(*target) +
+                                     "; use KubeletConfigFile, KubeletKubeconfig, "
                                      "KubeletServiceFile or Path");
     } else {
       f.target = *t;
     }
   }
-  auto path = r.String("path");
+  const size_t errors_before = errors.size();
+  auto path = r.BoundedString("path", 0, kMaxFilePathChars);
+  const bool path_too_long = errors.size() != errors_before;
   if (target && *target == "Path") {
-    if (!path || path->empty()) {
+    if ((!path || path->empty()) && !path_too_long) {
       r.Error(r.Field("path"), "required when target is Path: an absolute file path");
     }
   } else if (path) {
@@ -273,32 +408,15 @@ void ParseFileCheck(const nlohmann::json& j, const std::string& field, Rule& rul
   }
   if (path && !path->empty()) {
     f.path = *path;
-    bool has_dotdot = false;
-    size_t start = 0;
-    while (start <= path->size()) {
-      size_t end = path->find('/', start);
-      if (end == std::string::npos) end = path->size();
-      if (path->compare(start, end - start, "..") == 0) has_dotdot = true;
-      start = end + 1;
-    }
-    if (path->front() != '/') {
-      r.Error(r.Field("path"), "must be an absolute path");
-    } else if (has_dotdot) {
-      r.Error(r.Field("path"), "must not contain \"..\" segments");
-    } else if (std::none_of(AllowedFilePrefixes().begin(), AllowedFilePrefixes().end(),
-                            [&](const std::string& p) { return path->rfind(p, 0) == 0 && path->size() > p.size(); })) {
-      std::string allowed;
-      for (const auto& p : AllowedFilePrefixes()) allowed += (allowed.empty() ? "" : ", ") + p;
-      r.Error(r.Field("path"), "\"" + *path + "\" is outside the directories file rules may check (" +
-                                   allowed + ")");
-    }
+    if (auto problem = FilePathProblem(*path); !problem.empty()) r.Error(r.Field("path"), problem);
   }
   if (const auto* m = r.Get("maxMode")) {
     if (!m->is_string()) {
       r.Error(r.Field("maxMode"), "must be an octal string such as \"0600\" (quote it: unquoted "
                                   "0600 is read as a number)");
     } else if (!MatchesOctalMode(m->get<std::string>())) {
-      r.Error(r.Field("maxMode"), "\"" + m->get<std::string>() + "\" is not an octal mode such as \"0600\"");
+      r.Error(r.Field("maxMode"),
+              Quoted(m->get_ref<const std::string&>()) + " is not an octal mode such as \"0600\"");
     } else {
       f.max_mode = static_cast<uint32_t>(std::stoul(m->get<std::string>(), nullptr, 8));
     }
@@ -306,8 +424,12 @@ void ParseFileCheck(const nlohmann::json& j, const std::string& field, Rule& rul
   for (const char* key : {"owner", "group"}) {
     auto v = r.String(key);
     if (!v) continue;
-    if (v->size() > 32 || !MatchesUserOrGroup(*v)) {
-      r.Error(r.Field(key), "\"" + *v + "\" is not a user/group name or numeric id");
+    if (const size_t n = CharCount(*v); n > kMaxUserChars) {  // before the pattern sees it
+      r.Error(r.Field(key), Quoted(*v) + " is not a user/group name or numeric id: at most " +
+                                std::to_string(kMaxUserChars) + " characters, got " +
+                                std::to_string(n));
+    } else if (!MatchesUserOrGroup(*v)) {
+      r.Error(r.Field(key), Quoted(*v) + " is not a user/group name or numeric id");
     }
     (std::string_view(key) == "owner" ? f.owner : f.group) = *v;
   }
@@ -327,20 +449,23 @@ void ParseRule(const nlohmann::json& j, const std::string& field, KubeletPolicy&
   if (auto id = r.String("id", true)) {
     rule.id = *id;
     if (!IsDnsLabel(*id)) {
-      r.Error(r.Field("id"), "\"" + *id +
-                                 "\" is not a DNS-1123 label: lowercase letters, digits and '-', "
-                                 "starting and ending with a letter or digit, at most 63 characters");
+      r.Error(r.Field("id"),
+              Quoted(*id) +
+                  " is not a DNS-1123 label: lowercase letters, digits and '-', "
+                  "starting and ending with a letter or digit, at most 63 characters");
     }
   }
-  if (auto t = r.String("title")) rule.title = *t;
+  if (auto t = r.BoundedString("title", 0, kMaxTitleChars)) rule.title = *t;
   if (auto s = r.String("severity")) {
     auto sev = ParseEnum<Severity>(*s, {{"Critical", Severity::kCritical}, {"High", Severity::kHigh},
                                         {"Medium", Severity::kMedium}, {"Low", Severity::kLow},
                                         {"Info", Severity::kInfo}});
-    if (!sev) r.Error(r.Field("severity"), "unknown severity \"" + *s + "\"; use Critical, High, Medium, Low or Info");
+    if (!sev)
+      r.Error(r.Field("severity"),
+              "unknown severity " + Quoted(*s) + "; use Critical, High, Medium, Low or Info");
     else rule.severity = *sev;
   }
-  rule.references = r.StringList("references", 16);
+  rule.references = r.StringList("references", kMaxReferences, kMaxReferenceChars);
   const auto* config = r.Get("config");
   const auto* file = r.Get("file");
   if (config && file) {
@@ -357,7 +482,7 @@ void ParseRule(const nlohmann::json& j, const std::string& field, KubeletPolicy&
     if (rr.IsObject("value, enabled")) {
       rr.RejectUnknown({"value", "enabled"});
       if (auto e = rr.Bool("enabled")) rule.remediation.enabled = *e;
-      if (const auto* v = rr.Get("value")) {
+      if (const auto* v = FreeFormValue(rr, "value")) {
         rule.remediation.value = *v;
         if (file) {
           rr.Error(rr.Field("value"), "file rules remediate with chmod/chown to maxMode/owner/group; "
@@ -383,6 +508,114 @@ void ParseRule(const nlohmann::json& j, const std::string& field, KubeletPolicy&
     }
   }
   policy.rules.push_back(std::move(rule));
+}
+
+void ParseException(const nlohmann::json& j, const std::string& field, KubeletPolicy& policy,
+                    std::vector<FieldIssue>& errors) {
+  ObjectReader e(j, field, errors);
+  if (!e.IsObject("rules, nodeSelector, reason, expires")) return;
+  e.RejectUnknown({"rules", "nodeSelector", "reason", "expires"});
+  PolicyException ex;
+  const auto* rules = e.Get("rules");
+  ex.rules = e.StringList("rules", kMaxExceptionRules, kMaxNameChars);
+  if (rules == nullptr || (rules->is_array() && rules->empty())) {
+    e.Error(e.Field("rules"), "required: the ids of the rules this exception covers");
+  }
+  for (size_t k = 0; k < ex.rules.size(); ++k) {
+    if (!IsDnsLabel(ex.rules[k])) {
+      e.Error(e.Field("rules") + "[" + std::to_string(k) + "]",
+              Quoted(ex.rules[k]) + " is not a rule id: lowercase letters, digits and '-'");
+    } else if (policy.FindRule(ex.rules[k]) == nullptr) {
+      e.Error(e.Field("rules") + "[" + std::to_string(k) + "]",
+              "no rule with id " + Quoted(ex.rules[k]) + " in spec.rules");
+    }
+  }
+  if (const auto* sel = e.Get("nodeSelector")) {
+    ex.node_selector = ParseLabelSelector(*sel, e.Field("nodeSelector"), errors);
+  }
+  // Blank as CEL's trim() sees it (the CRD: self.trim() != '').
+  const size_t errors_before = errors.size();
+  auto reason = e.BoundedString("reason", 0, kMaxReasonChars);
+  if (errors.size() != errors_before) {
+    // too long: reported
+  } else if (!reason || reason->find_first_not_of(" \t\n\r\v\f") == std::string::npos) {
+    e.Error(e.Field("reason"), "required: say why these nodes are exempt (it is shown in reports)");
+  } else {
+    ex.reason = *reason;
+  }
+  if (auto exp = e.String("expires")) {
+    ex.expires_unix = ParseRfc3339(*exp);
+    if (!ex.expires_unix) {
+      e.Error(e.Field("expires"),
+              Quoted(*exp) + " is not an RFC 3339 time such as 2027-01-31T00:00:00Z");
+    }
+  }
+  policy.exceptions.push_back(std::move(ex));
+}
+
+void ParseExceptions(const nlohmann::json& exs, KubeletPolicy& policy,
+                     std::vector<FieldIssue>& errors) {
+  if (!exs.is_array()) {
+    errors.push_back({"spec.exceptions", "must be a list", 0});
+    return;
+  }
+  if (exs.size() > kMaxExceptions) {
+    errors.push_back({"spec.exceptions",
+                      "must have at most " + std::to_string(kMaxExceptions) + " entries, got " +
+                          std::to_string(exs.size()),
+                      0});
+  }
+  for (size_t i = 0; i < std::min(exs.size(), kMaxExceptions); ++i) {
+    ParseException(exs[i], "spec.exceptions[" + std::to_string(i) + "]", policy, errors);
+  }
+}
+
+void ParseMaxUnavailable(ObjectReader& r, RemediationSettings& out) {
+  const auto* mu = r.Get("maxUnavailable");
+  if (mu == nullptr) return;
+  if (mu->is_number_integer() && mu->get<int64_t>() >= 1 && mu->get<int64_t>() <= 100000) {
+    out.max_unavailable = {static_cast<int>(mu->get<int64_t>()), false};
+  } else if (mu->is_string() && MatchesPercentShape(mu->get_ref<const std::string&>())) {
+    out.max_unavailable = {*MatchPercent(mu->get_ref<const std::string&>()), true};
+  } else {
+    r.Error("spec.remediation.maxUnavailable",
+            "must be an integer of at least 1 or a percentage from \"1%\" to \"100%\", got " +
+                Describe(*mu));
+  }
+}
+
+void ParseRemediationSettings(const nlohmann::json& rem, RemediationSettings& out,
+                              std::vector<FieldIssue>& errors) {
+  ObjectReader r(rem, "spec.remediation", errors);
+  if (!r.IsObject("maxUnavailable, failureThreshold, ...")) return;
+  r.RejectUnknown(
+      {"maxUnavailable", "failureThreshold", "restartKubelet", "timeout", "kubeletConfigFile"});
+  ParseMaxUnavailable(r, out);
+  if (auto ft = r.Int("failureThreshold", 1, 100)) out.failure_threshold = static_cast<int>(*ft);
+  if (auto rk = r.Bool("restartKubelet")) out.restart_kubelet = *rk;
+  if (auto t = r.Duration("timeout", 10 * kSecondNs)) {
+    if (*t > 24 * 3600 * kSecondNs) {
+      r.Error("spec.remediation.timeout", "must be at most 24h");
+    } else {
+      out.timeout_ns = *t;
+    }
+  }
+  if (auto kcf = r.BoundedString("kubeletConfigFile", 0, kMaxKubeletConfigFileChars)) {
+    static const std::vector<std::string> kConfigDirs = {"/etc/kubernetes/", "/var/lib/kubelet/",
+                                                         "/etc/default/", "/etc/sysconfig/"};
+    if (!kcf->empty() &&
+        std::none_of(kConfigDirs.begin(), kConfigDirs.end(),
+                     [&](const std::string& d) { return kcf->rfind(d, 0) == 0; })) {
+      r.Error(
+          "spec.remediation.kubeletConfigFile",
+          "must be empty (detect it from the kubelet's --config flag) or an absolute path under "
+          "/etc/kubernetes/, /var/lib/kubelet/, /etc/default/ or /etc/sysconfig/");
+    } else if (kcf->find("/../") != std::string::npos ||
+               (kcf->size() >= 3 && kcf->compare(kcf->size() - 3, 3, "/..") == 0)) {
+      r.Error("spec.remediation.kubeletConfigFile", "must not contain a \"..\" segment");
+    }
+    out.kubelet_config_file = *kcf;
+  }
 }
 
 }  // namespace
@@ -442,18 +675,21 @@ PolicyParseResult ParsePolicy(const nlohmann::json& object) {
   top.RejectUnknown({"apiVersion", "kind", "metadata", "spec", "status"});
   auto api_version = top.String("apiVersion", true);
   if (api_version && *api_version != kApiVersion) {
-    top.Error("apiVersion", "must be " + std::string(kApiVersion) + ", got \"" + *api_version + "\"");
+    top.Error("apiVersion",
+              "must be " + std::string(kApiVersion) + ", got " + Quoted(*api_version));
   }
   auto kind = top.String("kind", true);
-  if (kind && *kind != kKind) top.Error("kind", "must be KubeletPolicy, got \"" + *kind + "\"");
+  if (kind && *kind != kKind) top.Error("kind", "must be KubeletPolicy, got " + Quoted(*kind));
 
   if (const auto* md = top.Get("metadata"); md && md->is_object()) {
     ObjectReader m(*md, "metadata", errors);
     if (auto name = m.String("name", true)) {
       policy.name = *name;
-      if (!IsDnsSubdomain(*name) || name->size() > 63) {
-        m.Error("metadata.name", "\"" + *name + "\" is not a valid name: lowercase letters, digits, "
-                                 "'-' and '.', at most 63 characters (it names Jobs and labels)");
+      if (name->size() > kMaxNameChars || !IsDnsSubdomain(*name)) {
+        m.Error("metadata.name",
+                Quoted(*name) +
+                    " is not a valid name: lowercase letters, digits, "
+                    "'-' and '.', at most 63 characters (it names Jobs and labels)");
       }
     }
     if (auto uid = md->find("uid"); uid != md->end() && uid->is_string()) policy.uid = *uid;
@@ -482,7 +718,8 @@ PolicyParseResult ParsePolicy(const nlohmann::json& object) {
   if (auto e = s.String("enforcement")) {
     auto en = ParseEnum<Enforcement>(*e, {{"Audit", Enforcement::kAudit}, {"DryRun", Enforcement::kDryRun},
                                           {"Enforce", Enforcement::kEnforce}});
-    if (!en) s.Error("spec.enforcement", "unknown mode \"" + *e + "\"; use Audit, DryRun or Enforce");
+    if (!en)
+      s.Error("spec.enforcement", "unknown mode " + Quoted(*e) + "; use Audit, DryRun or Enforce");
     else policy.enforcement = *en;
   }
   if (auto b = s.Bool("suspend")) policy.suspend = *b;
@@ -506,93 +743,21 @@ PolicyParseResult ParsePolicy(const nlohmann::json& object) {
       if (id.empty()) continue;
       auto [it, inserted] = seen.emplace(id, i);
       if (!inserted) {
-        s.Error("spec.rules[" + std::to_string(i) + "].id",
-                "duplicate rule id \"" + id + "\" (also spec.rules[" + std::to_string(it->second) + "])");
+        s.Error("spec.rules[" + std::to_string(i) + "].id", "duplicate rule id " + Quoted(id) +
+                                                                " (also spec.rules[" +
+                                                                std::to_string(it->second) + "])");
       }
     }
   }
 
-  if (const auto* exs = s.Get("exceptions")) {
-    if (!exs->is_array()) {
-      s.Error("spec.exceptions", "must be a list");
-    } else {
-      if (exs->size() > 32) s.Error("spec.exceptions", "must have at most 32 entries");
-      for (size_t i = 0; i < std::min<size_t>(exs->size(), 64); ++i) {
-        std::string f = "spec.exceptions[" + std::to_string(i) + "]";
-        ObjectReader e((*exs)[i], f, errors);
-        if (!e.IsObject("rules, nodeSelector, reason, expires")) continue;
-        e.RejectUnknown({"rules", "nodeSelector", "reason", "expires"});
-        PolicyException ex;
-        ex.rules = e.StringList("rules", 50);
-        if (ex.rules.empty()) e.Error(e.Field("rules"), "required: the ids of the rules this exception covers");
-        for (size_t k = 0; k < ex.rules.size(); ++k) {
-          if (policy.FindRule(ex.rules[k]) == nullptr) {
-            e.Error(e.Field("rules") + "[" + std::to_string(k) + "]",
-                    "no rule with id \"" + ex.rules[k] + "\" in spec.rules");
-          }
-        }
-        if (const auto* sel = e.Get("nodeSelector")) {
-          ex.node_selector = ParseLabelSelector(*sel, e.Field("nodeSelector"), errors);
-        }
-        auto reason = e.String("reason");
-        if (!reason || reason->find_first_not_of(" \t\n") == std::string::npos) {
-          e.Error(e.Field("reason"), "required: say why these nodes are exempt (it is shown in reports)");
-        } else {
-          ex.reason = *reason;
-        }
-        if (auto exp = e.String("expires")) {
-          ex.expires_unix = ParseRfc3339(*exp);
-          if (!ex.expires_unix) {
-            e.Error(e.Field("expires"), "\"" + *exp + "\" is not an RFC 3339 time such as 2027-01-31T00:00:00Z");
-          }
-        }
-        policy.exceptions.push_back(std::move(ex));
-      }
-    }
+  if (const auto* exs = s.Get("exceptions")) ParseExceptions(*exs, policy, errors);
+  if (const auto* rem = s.Get("remediation"))
+    ParseRemediationSettings(*rem, policy.remediation, errors);
+  if (errors.size() > kMaxReportedIssues) {
+    const size_t more = errors.size() - kMaxReportedIssues;
+    errors.resize(kMaxReportedIssues);
+    errors.push_back({"", std::to_string(more) + " more problems not shown; fix these first", 0});
   }
-
-  if (const auto* rem = s.Get("remediation")) {
-    ObjectReader r(*rem, "spec.remediation", errors);
-    if (r.IsObject("maxUnavailable, failureThreshold, ...")) {
-      r.RejectUnknown({"maxUnavailable", "failureThreshold", "restartKubelet", "timeout", "kubeletConfigFile"});
-      if (const auto* mu = r.Get("maxUnavailable")) {
-        // 0: not a percentage (out of range, like "0%")
-        const int percent = mu->is_string() ? MatchPercent(mu->get<std::string>()).value_or(0) : 0;
-        if (mu->is_number_integer() && mu->get<int64_t>() >= 1 && mu->get<int64_t>() <= 100000) {
-          policy.remediation.max_unavailable = {static_cast<int>(mu->get<int64_t>()), false};
-        } else if (percent >= 1 && percent <= 100) {
-          policy.remediation.max_unavailable = {percent, true};
-        } else {
-          r.Error("spec.remediation.maxUnavailable",
-                  "must be an integer of at least 1 or a percentage from \"1%\" to \"100%\", got " + mu->dump());
-        }
-      }
-      if (auto ft = r.Int("failureThreshold", 1, 100)) policy.remediation.failure_threshold = static_cast<int>(*ft);
-      if (auto rk = r.Bool("restartKubelet")) policy.remediation.restart_kubelet = *rk;
-      if (auto t = r.Duration("timeout", 10 * kSecondNs)) {
-        if (*t > 24 * 3600 * kSecondNs) {
-          r.Error("spec.remediation.timeout", "must be at most 24h");
-        } else {
-          policy.remediation.timeout_ns = *t;
-        }
-      }
-      if (auto kcf = r.String("kubeletConfigFile")) {
-        static const std::vector<std::string> kConfigDirs = {"/etc/kubernetes/", "/var/lib/kubelet/",
-                                                             "/etc/default/", "/etc/sysconfig/"};
-        if (!kcf->empty() && std::none_of(kConfigDirs.begin(), kConfigDirs.end(),
-                                          [&](const std::string& d) { return kcf->rfind(d, 0) == 0; })) {
-          r.Error("spec.remediation.kubeletConfigFile",
-                  "must be empty (detect it from the kubelet's --config flag) or an absolute path under "
-                  "/etc/kubernetes/, /var/lib/kubelet/, /etc/default/ or /etc/sysconfig/");
-        } else if (kcf->find("/../") != std::string::npos ||
-                   (kcf->size() >= 3 && kcf->compare(kcf->size() - 3, 3, "/..") == 0)) {
-          r.Error("spec.remediation.kubeletConfigFile", "must not contain a \"..\" segment");
-        }
-        policy.remediation.kubelet_config_file = *kcf;
-      }
-    }
-  }
-
   if (errors.empty()) result.policy = std::move(policy);
   return result;
 }

@@ -58,6 +58,93 @@ std::optional<int> MatchPercent(std::string_view s) {
   return v;
 }
 
+bool MatchesRulePathShape(std::string_view s) {
+  auto plain = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || Digit(c) || c == '_' || c == '-';
+  };
+  size_t i = 0;
+  auto plain_segment = [&] {
+    const size_t start = i;
+    while (i < s.size() && plain(s[i])) ++i;
+    return i > start;
+  };
+  if (!plain_segment()) return false;
+  while (i < s.size()) {
+    if (s[i] == '.') {
+      ++i;
+      if (!plain_segment()) return false;
+      continue;
+    }
+    if (s[i] != '[' || i + 1 >= s.size() || s[i + 1] != '"') return false;
+    i += 2;
+    size_t chars = 0;
+    while (i < s.size() && s[i] != '"') {
+      if (s[i] == '\\') {
+        if (i + 1 >= s.size() || s[i + 1] == '\n') return false;
+        ++i;
+      }
+      ++i;
+      ++chars;
+    }
+    if (chars == 0 || i + 1 >= s.size() || s[i + 1] != ']') return false;
+    i += 2;
+  }
+  return true;
+}
+
+bool MatchesFilePathShape(std::string_view s) {
+  return s.size() >= 2 && s[0] == '/' && All(s, [](char c) {
+           return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || Digit(c) || c == '-' ||
+                  c == '.' || c == '_' || c == '@' || c == '+' || c == '=' || c == ',' ||
+                  c == ':' || c == '/';
+         });
+}
+
+bool MatchesDurationShape(std::string_view s) {
+  size_t i = 0;
+  auto digits = [&] {
+    const size_t start = i;
+    while (i < s.size() && Digit(s[i])) ++i;
+    return i > start;
+  };
+  auto eat = [&](std::string_view unit) {
+    if (s.substr(i, unit.size()) != unit) return false;
+    i += unit.size();
+    return true;
+  };
+  if (s.empty()) return false;
+  while (i < s.size()) {
+    if (!digits()) return false;
+    if (i < s.size() && s[i] == '.') {
+      ++i;
+      if (!digits()) return false;
+    }
+    // "ms" before "m": an "s" right after "m" can only belong to it (a unit follows digits).
+    if (!(eat("ns") || eat("us") || eat("\xC2\xB5s") || eat("ms") || eat("s") || eat("m") ||
+          eat("h"))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool MatchesPercentShape(std::string_view s) {
+  auto p = MatchPercent(s);
+  return p && *p >= 1 && *p <= 100 && s[0] != '0';
+}
+
+bool MatchesQualifiedNameShape(std::string_view s) {
+  auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || Digit(c); };
+  return !s.empty() && alnum(s.front()) && alnum(s.back()) &&
+         All(s, [&](char c) { return alnum(c) || c == '-' || c == '_' || c == '.'; });
+}
+
+size_t CharCount(std::string_view s) {
+  return static_cast<size_t>(std::count_if(s.begin(), s.end(), [](char c) {
+    return (static_cast<unsigned char>(c) & 0xC0) != 0x80;  // not a continuation byte
+  }));
+}
+
 bool MatchesYamlDecimal(std::string_view s) {
   s = SkipSign(s);
   return !s.empty() && Digit(s[0]) && All(s, [](char c) { return Digit(c) || c == '_'; });

@@ -6,6 +6,7 @@
 // allocation. The pattern each one is equivalent to is written beside it.
 // Pure; thread-safe.
 
+#include <cstddef>
 #include <optional>
 #include <string_view>
 
@@ -21,6 +22,23 @@ bool MatchesOctalMode(std::string_view s);
 bool MatchesUserOrGroup(std::string_view s);
 // ^([0-9]{1,3})%$ -> the number
 std::optional<int> MatchPercent(std::string_view s);
+
+// The patterns of the KubeletPolicy CRD (crds/kubeletpolicy.io_kubeletpolicies.yaml), as the
+// API server's regular expressions (RE2) read them:
+// ^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+|\["([^"\\]|\\.)+"\])*$  (config.path; "." is not '\n')
+bool MatchesRulePathShape(std::string_view s);
+// ^/[-A-Za-z0-9._@+=,:/]+$  (file.path)
+bool MatchesFilePathShape(std::string_view s);
+// ^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$  (checkInterval, remediation.timeout)
+bool MatchesDurationShape(std::string_view s);
+// ^([1-9][0-9]?|100)%$  (remediation.maxUnavailable as a string)
+bool MatchesPercentShape(std::string_view s);
+// Label keys' name part and label values (Kubernetes' qualified-name rule):
+// ^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$  (any length; callers bound it)
+bool MatchesQualifiedNameShape(std::string_view s);
+
+// Characters (Unicode code points) of UTF-8 text, as the API server counts maxLength/minLength.
+size_t CharCount(std::string_view s);
 
 // YAML 1.1 plain scalars, as go-yaml v2 resolves them:
 // ^[-+]?[0-9][0-9_]*$

@@ -3,7 +3,6 @@
 #include <cmath>
 #include <ctime>
 #include <limits>
-#include <regex>
 
 namespace kpc::policy {
 namespace {
@@ -175,32 +174,65 @@ std::optional<long double> QuantityFromJson(const nlohmann::json& v) {
   return std::nullopt;
 }
 
-// RFC 3339 ("2027-01-31T00:00:00Z", "2027-01-31T02:00:00+02:00") to Unix seconds.
+// RFC 3339 ("2027-01-31T00:00:00Z", "2027-01-31T02:00:00+02:00") to Unix seconds:
+// YYYY-MM-DD[Tt]hh:mm:ss(.digits)?([Zz]|[+-]hh:mm), read position by position.
 std::optional<int64_t> ParseRfc3339(const std::string& s) {
-  // Bounded before matching: std::regex recurses once per character of the fraction. The
-  // longest real form (nanoseconds and an offset) is 35 characters.
+  // The longest real form (nanoseconds and an offset) is 35 characters.
   if (s.size() > 64) return std::nullopt;
-  static const std::regex k(
-      R"(^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|([+-])(\d{2}):(\d{2}))$)");
-  std::smatch m;
-  if (!std::regex_match(s, m, k)) return std::nullopt;
+  size_t i = 0;
+  auto number = [&](size_t digits) -> std::optional<int> {
+    if (i + digits > s.size()) return std::nullopt;
+    int v = 0;
+    for (size_t k = 0; k < digits; ++k, ++i) {
+      if (s[i] < '0' || s[i] > '9') return std::nullopt;
+      v = v * 10 + (s[i] - '0');
+    }
+    return v;
+  };
+  auto expect = [&](std::string_view one_of) {
+    if (i >= s.size() || one_of.find(s[i]) == std::string_view::npos) return false;
+    ++i;
+    return true;
+  };
   std::tm tm{};
-  tm.tm_year = std::stoi(m[1]) - 1900;
-  tm.tm_mon = std::stoi(m[2]) - 1;
-  tm.tm_mday = std::stoi(m[3]);
-  tm.tm_hour = std::stoi(m[4]);
-  tm.tm_min = std::stoi(m[5]);
-  tm.tm_sec = std::stoi(m[6]);
-  if (tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 ||
-      tm.tm_sec > 60) {
+  auto year = number(4);
+  if (!year || !expect("-")) return std::nullopt;
+  auto mon = number(2);
+  if (!mon || !expect("-")) return std::nullopt;
+  auto mday = number(2);
+  if (!mday || !expect("Tt")) return std::nullopt;
+  auto hour = number(2);
+  if (!hour || !expect(":")) return std::nullopt;
+  auto min = number(2);
+  if (!min || !expect(":")) return std::nullopt;
+  auto sec = number(2);
+  if (!sec) return std::nullopt;
+  if (i < s.size() && s[i] == '.') {
+    const size_t start = ++i;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
+    if (i == start) return std::nullopt;
+  }
+  int64_t offset = 0;
+  if (!expect("Zz")) {
+    if (i >= s.size() || (s[i] != '+' && s[i] != '-')) return std::nullopt;
+    const bool plus = s[i++] == '+';
+    auto oh = number(2);
+    if (!oh || !expect(":")) return std::nullopt;
+    auto om = number(2);
+    if (!om) return std::nullopt;
+    offset = (plus ? -1 : 1) * (int64_t{*oh} * 3600 + int64_t{*om} * 60);
+  }
+  if (i != s.size()) return std::nullopt;
+  if (*mon < 1 || *mon > 12 || *mday < 1 || *mday > 31 || *hour > 23 || *min > 59 || *sec > 60) {
     return std::nullopt;
   }
-  int64_t t = timegm(&tm);
-  if (m[9].matched) {
-    int64_t off = std::stoi(m[10]) * 3600 + std::stoi(m[11]) * 60;
-    t += (m[9] == "+") ? -off : off;
-  }
-  return t;
+  tm.tm_year = *year - 1900;
+  tm.tm_mon = *mon - 1;
+  tm.tm_mday = *mday;
+  tm.tm_hour = *hour;
+  tm.tm_min = *min;
+  tm.tm_sec = *sec;
+  return static_cast<int64_t>(timegm(&tm)) + offset;
 }
 
 }  // namespace kpc::policy

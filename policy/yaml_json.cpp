@@ -1,5 +1,6 @@
 #include "policy/yaml_json.h"
 
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
 
 #include <cerrno>
@@ -14,7 +15,6 @@ namespace {
 // A document that expands to more values than this (for example through nested aliases,
 // the "billion laughs" shape) is refused instead of exhausting memory.
 constexpr size_t kMaxValues = 2'000'000;
-constexpr int kMaxDepth = 200;
 
 std::string EscapePointerToken(const std::string& s) {
   std::string out;
@@ -71,17 +71,19 @@ nlohmann::json ResolvePlainScalar(const std::string& s) {
 
 class Converter {
  public:
-  explicit Converter(YamlDocument& doc) : doc_(doc) {}
+  Converter(YamlDocument& doc, size_t max_depth) : doc_(doc), max_depth_(max_depth) {}
 
+  // `depth`: the collections above `node`. Recursion stays within max_depth levels: the exact
+  // check here backs up the text scan (CheckYamlShape), which is an estimate.
   Status Convert(const YAML::Node& node, const std::string& pointer, nlohmann::json& out,
-                 int depth) {
+                 size_t depth) {
     if (++count_ > kMaxValues) {
       return InvalidArgument("document too large: more than " + std::to_string(kMaxValues) +
                              " values (nested aliases?)");
     }
-    if (depth > kMaxDepth) {
+    if ((node.IsSequence() || node.IsMap()) && depth + 1 > max_depth_) {
       return InvalidArgument("line " + std::to_string(node.Mark().line + 1) +
-                             ": nesting deeper than " + std::to_string(kMaxDepth) + " levels");
+                             ": nests deeper than " + std::to_string(max_depth_) + " levels");
     }
     if (node.Mark().line >= 0) doc_.lines.emplace(pointer, node.Mark().line + 1);
     switch (node.Type()) {
@@ -124,7 +126,7 @@ class Converter {
           std::string key = kv.first.Scalar();
           if (out.contains(key)) {
             return InvalidArgument("line " + std::to_string(kv.first.Mark().line + 1) +
-                                   ": duplicate key \"" + key + "\"");
+                                   ": duplicate key " + Quoted(key));
           }
           nlohmann::json v;
           Status s = Convert(kv.second, pointer + "/" + EscapePointerToken(key), v, depth + 1);
@@ -139,15 +141,21 @@ class Converter {
 
  private:
   YamlDocument& doc_;
+  const size_t max_depth_;
   size_t count_ = 0;
 };
 
 }  // namespace
 
-StatusOr<std::vector<YamlDocument>> ParseYamlStream(std::string_view text) {
+StatusOr<std::vector<YamlDocument>> ParseYamlStream(std::string_view text, ShapeLimits limits) {
+  if (auto refused = CheckYamlShape(text, limits, "the input")) return RefusalStatus(*refused);
   std::vector<YAML::Node> nodes;
   try {
     nodes = YAML::LoadAll(std::string(text));
+  } catch (const YAML::DeepRecursion& e) {
+    // yaml-cpp's own guard, for nesting the text scan did not see ("bad file" otherwise).
+    return InvalidArgument("line " + std::to_string(e.mark.line + 1) + ": nests deeper than " +
+                           std::to_string(limits.max_depth) + " levels");
   } catch (const YAML::Exception& e) {
     std::string msg = e.msg;
     if (!e.mark.is_null()) {
@@ -163,7 +171,7 @@ StatusOr<std::vector<YamlDocument>> ParseYamlStream(std::string_view text) {
     if (!node.IsDefined() || node.IsNull()) continue;  // empty document between '---'
     YamlDocument doc;
     doc.first_line = node.Mark().line + 1;
-    Converter conv(doc);
+    Converter conv(doc, limits.max_depth);
     Status s;
     try {
       s = conv.Convert(node, "", doc.value, 0);
@@ -176,8 +184,8 @@ StatusOr<std::vector<YamlDocument>> ParseYamlStream(std::string_view text) {
   return docs;
 }
 
-StatusOr<YamlDocument> ParseYamlDocument(std::string_view text) {
-  auto docs = ParseYamlStream(text);
+StatusOr<YamlDocument> ParseYamlDocument(std::string_view text, ShapeLimits limits) {
+  auto docs = ParseYamlStream(text, limits);
   if (!docs.ok()) return docs.status();
   if (docs->size() != 1) {
     return InvalidArgument("expected exactly one YAML document, found " +

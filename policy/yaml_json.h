@@ -3,13 +3,13 @@
 // value so that validation errors can name "file:line". Pure; thread-safe.
 
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "base/status.h"
+#include "policy/limits.h"
 
 namespace kpc::policy {
 
@@ -21,11 +21,15 @@ struct YamlDocument {
 };
 
 // Parses a stream of one or more YAML documents ("---" separated). Empty documents are skipped.
-// JSON is YAML, so JSON input parses too. Errors say the line and column.
-StatusOr<std::vector<YamlDocument>> ParseYamlStream(std::string_view text);
+// JSON is YAML, so JSON input parses too. Errors say the line and column. Text over `limits`
+// is refused before yaml-cpp sees it (CheckYamlShape), and so is a parsed document that nests
+// deeper than limits.max_depth levels or expands (through aliases) to millions of values.
+StatusOr<std::vector<YamlDocument>> ParseYamlStream(std::string_view text,
+                                                    ShapeLimits limits = kPolicyTextLimits);
 
 // Parses one document; an error when the stream holds more or fewer than one.
-StatusOr<YamlDocument> ParseYamlDocument(std::string_view text);
+StatusOr<YamlDocument> ParseYamlDocument(std::string_view text,
+                                         ShapeLimits limits = kPolicyTextLimits);
 
 // Line of the value at `pointer`, or of its nearest ancestor that has one; 0 when unknown.
 int LineOf(const YamlDocument& doc, const std::string& pointer);

@@ -3,15 +3,15 @@
 #include <algorithm>
 #include <exception>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <utility>
 
-#include <nlohmann/json.hpp>
-
 #include "policy/catalog.h"
 #include "policy/conflicts.h"
 #include "policy/evaluate.h"
+#include "policy/limits.h"
 
 namespace kpc::webhooks {
 namespace {
@@ -30,40 +30,6 @@ AdmissionResult BadRequest(std::string message) {
   r.body = std::move(message) + "\n";
   r.content_type = "text/plain; charset=utf-8";
   return r;
-}
-
-// Maximum nesting of objects and arrays, scanning the text without building anything (so a
-// hostile "[[[[..." is refused before any recursive code sees it). Stops counting once `limit`
-// is exceeded. Malformed JSON is left to the parser.
-int NestingDepth(std::string_view text, int limit) {
-  int depth = 0;
-  int max_depth = 0;
-  bool in_string = false;
-  bool escaped = false;
-  for (char c : text) {
-    if (in_string) {
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        in_string = false;
-      }
-      continue;
-    }
-    switch (c) {
-      case '"': in_string = true; break;
-      case '{':
-      case '[':
-        max_depth = std::max(max_depth, ++depth);
-        if (max_depth > limit) return max_depth;
-        break;
-      case '}':
-      case ']': depth = std::max(0, depth - 1); break;
-      default: break;
-    }
-  }
-  return max_depth;
 }
 
 std::string Dump(const json& j) {
@@ -93,20 +59,18 @@ struct ParsedReview {
 
 ParsedReview ParseReview(std::string_view body) {
   ParsedReview out;
-  if (body.size() > kMaxRequestBytes) {
-    out.error = BadRequest("request body is " + std::to_string(body.size()) +
-                           " bytes; the limit is " + std::to_string(kMaxRequestBytes) + " bytes (3 MiB)");
-    return out;
-  }
-  if (NestingDepth(body, kMaxJsonDepth) > kMaxJsonDepth) {
-    out.error = BadRequest("request body nests JSON objects/arrays deeper than " +
-                           std::to_string(kMaxJsonDepth) + " levels");
+  // Before parsing: a hostile "[[[[..." never reaches recursive code (dump, validation).
+  if (auto refused =
+          pol::CheckJsonShape(body, {kMaxRequestBytes, kMaxJsonDepth}, "the request body")) {
+    out.error = BadRequest(refused->message);
+    out.error->limit = pol::InputLimitName(refused->limit);
     return out;
   }
   try {
     out.review = json::parse(body);
   } catch (const json::exception& e) {
-    out.error = BadRequest("request body is not valid JSON: " + std::string(e.what()));
+    // nlohmann quotes what it read of a bad token, which can be most of the body.
+    out.error = BadRequest("request body is not valid JSON: " + pol::Shortened(e.what(), 200));
     return out;
   }
   const json& r = out.review;
@@ -122,10 +86,11 @@ ParsedReview ParseReview(std::string_view body) {
   auto api_version = str(r, "apiVersion");
   auto kind = str(r, "kind");
   if (api_version != kAdmissionApiVersion || kind != kAdmissionKind) {
-    out.error = BadRequest("expected apiVersion admission.k8s.io/v1, kind AdmissionReview; got apiVersion " +
-                           (api_version ? "\"" + *api_version + "\"" : std::string("<none>")) + ", kind " +
-                           (kind ? "\"" + *kind + "\"" : std::string("<none>")) +
-                           " (configure the webhook with admissionReviewVersions: [v1])");
+    out.error = BadRequest(
+        "expected apiVersion admission.k8s.io/v1, kind AdmissionReview; got apiVersion " +
+        (api_version ? pol::Quoted(*api_version) : std::string("<none>")) + ", kind " +
+        (kind ? pol::Quoted(*kind) : std::string("<none>")) +
+        " (configure the webhook with admissionReviewVersions: [v1])");
     return out;
   }
   auto req = r.find("request");
@@ -232,7 +197,7 @@ AdmissionResult Validate(const ParsedReview& pr, const ConflictChecker* conflict
   json& resp = envelope["response"];
   if (!parsed.policy) {
     const std::string name = ObjectName(req);
-    std::string message = "KubeletPolicy \"" + name + "\" is invalid: ";
+    std::string message = "KubeletPolicy " + pol::Quoted(name) + " is invalid: ";
     json causes = json::array();
     for (size_t i = 0; i < parsed.errors.size(); ++i) {
       const auto& e = parsed.errors[i];

@@ -7,7 +7,8 @@
 //
 // Answers:
 //  - HTTP 400 with a plain-text body for anything that is not a well-formed AdmissionReview v1:
-//    a body over kMaxRequestBytes, JSON nested deeper than kMaxJsonDepth, malformed JSON, a wrong
+//    a body over kMaxRequestBytes or JSON nested deeper than kMaxJsonDepth (checked before
+//    parsing, policy::CheckJsonShape), malformed JSON, a wrong
 //    apiVersion/kind, a missing `request`, `request.uid`, `request.kind` or `request.operation`,
 //    or CREATE/UPDATE of a KubeletPolicy without `request.object`. Never a crash: every library
 //    exception is caught.
@@ -47,6 +48,8 @@ struct AdmissionResult {
   std::string operation;
   bool allowed = false;
   size_t warnings = 0;
+  // When a limit refused the body (its size or nesting): policy::InputLimitName, else empty.
+  std::string limit;
 };
 
 // Policies that would fight over the same kubelet field (CachedConflictChecker in

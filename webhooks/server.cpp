@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "policy/conflicts.h"
+#include "policy/limits.h"
 #include "policy/model.h"
 #include "webhooks/cert_rotator.h"
 
@@ -52,6 +53,8 @@ WebhookServer::WebhookServer(Registry& metrics, const ConflictChecker* conflicts
           "Time to answer an AdmissionReview, by webhook (request body read to "
           "response ready).",
           {"webhook"}, LatencyBuckets())),
+      input_rejected_(metrics.AddCounter(policy::kInputRejectedMetric, policy::kInputRejectedHelp,
+                                         {"source", "limit"})),
       reloads_(metrics.AddCounter("kubeletpolicy_webhook_certificate_reloads_total",
                                   "Serving certificates loaded by the webhook server, by result.",
                                   {"result"})),
@@ -145,6 +148,7 @@ net::HttpResponse WebhookServer::Serve(const std::string& path, const net::Serve
                                                    : "error";
   const std::string operation = result.operation.empty() ? "unknown" : result.operation;
   requests_.WithLabels({webhook, operation, outcome}).Inc();
+  if (!result.limit.empty()) input_rejected_.WithLabels({"admission", result.limit}).Inc();
   latency_.WithLabels({webhook}).Observe(
       std::chrono::duration<double>(clock_.Now() - start).count());
   if (outcome != "allowed") {

@@ -89,6 +89,7 @@ class WebhookServer {
   const Clock& clock_;
   CounterFamily& requests_;
   HistogramFamily& latency_;
+  CounterFamily& input_rejected_;
   CounterFamily& reloads_;
   const std::function<void(net::RefusalReason)> refusals_;
   mutable std::mutex mu_;

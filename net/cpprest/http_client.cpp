@@ -16,7 +16,15 @@
 //   name (RFC 2818, IP SANs included) against the "cn host", which is the Host header when one
 //   is set, else the URL host; server_name therefore goes into the Host header, which also
 //   drives SNI.
-// - Proxies are never used (cpprestsdk on Linux only uses an explicitly configured proxy).
+// - Proxies are never used (cpprestsdk on Linux only uses an explicitly configured proxy), and
+//   redirects are not followed: cpprestsdk would send the same headers (the bearer token) to
+//   wherever a Location points, and read that answer with no size limit.
+// - Response bodies are capped while they arrive (HttpRequest::max_body_bytes): Send gives
+//   cpprestsdk a response stream of its own (CappedBodySink), which refuses the chunk that
+//   would pass the cap and closes the connection; cpprestsdk stops reading at a failed write.
+//   A Content-Length over the cap fails as soon as the headers are in. cpprestsdk hands over a
+//   chunked body one chunk at a time, so a single chunk is read whole before the cap sees it;
+//   the request's deadline bounds that one.
 
 #include <condition_variable>
 #include <cstring>
@@ -47,8 +55,8 @@ constexpr size_t kMaxLineBytes = 16u << 20;
 // Hosts whose http_client (and keep-alive pool, whose idle connections cpprestsdk closes
 // within a minute) is kept: more than the kubelets of a 5,000-node cluster.
 constexpr size_t kMaxCachedHosts = 8192;
-// Largest non-streaming body accepted.
-constexpr size_t kMaxBodyBytes = 256u << 20;
+// Piece size when reading an error answer's body from a stream.
+constexpr size_t kReadChunkBytes = 64u << 10;
 
 std::string Lower(std::string s) {
   for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -101,6 +109,110 @@ class TimedWaiter {
     std::exception_ptr error;
   };
   std::shared_ptr<State> state_;
+};
+
+// "4 MiB", "1 KiB", "1000 bytes", for messages about limits.
+std::string ByteSize(size_t bytes) {
+  constexpr size_t kKiB = 1024, kMiB = 1024 * 1024;
+  if (bytes >= kMiB && bytes % kMiB == 0) return std::to_string(bytes / kMiB) + " MiB";
+  if (bytes >= kKiB && bytes % kKiB == 0) return std::to_string(bytes / kKiB) + " KiB";
+  return std::to_string(bytes) + " bytes";
+}
+
+// A write-only response stream that keeps at most `cap` bytes. The write that would pass the
+// cap fails and cancels the request (which closes its connection, so that it does not go back
+// to the pool with unread data); the reason is kept for Send's message. cpprestsdk writes from
+// its I/O threads; Send reads the result after the request completed.
+class CappedBodySink final
+    : public concurrency::streams::details::streambuf_state_manager<uint8_t> {
+ public:
+  CappedBodySink(size_t cap, std::shared_ptr<pplx::cancellation_token_source> cts)
+      : streambuf_state_manager<uint8_t>(std::ios_base::out), cap_(cap), cts_(std::move(cts)) {}
+
+  // Refuses a body whose declared length passes the cap, before any of it is read.
+  bool RefuseDeclared(uint64_t declared) {
+    if (declared <= cap_) return false;
+    Refuse("response body of " + std::to_string(declared) +
+           " bytes (Content-Length) is larger than " + ByteSize(cap_));
+    return true;
+  }
+  // Why the body was refused; empty when it was not.
+  std::string Refusal() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return refusal_;
+  }
+  std::string Take() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return std::move(data_);
+  }
+
+  bool can_seek() const override { return false; }
+  bool has_size() const override { return false; }
+  size_t buffer_size(std::ios_base::openmode) const override { return 0; }
+  void set_buffer_size(size_t, std::ios_base::openmode) override {}
+  size_t in_avail() const override { return 0; }
+  pos_type getpos(std::ios_base::openmode) const override {
+    return static_cast<pos_type>(traits::eof());
+  }
+  pos_type seekpos(pos_type, std::ios_base::openmode) override {
+    return static_cast<pos_type>(traits::eof());
+  }
+  pos_type seekoff(off_type, std::ios_base::seekdir, std::ios_base::openmode) override {
+    return static_cast<pos_type>(traits::eof());
+  }
+  bool acquire(uint8_t*& ptr, size_t& count) override {
+    ptr = nullptr;
+    count = 0;
+    return false;
+  }
+  void release(uint8_t*, size_t) override {}
+
+ protected:
+  pplx::task<int_type> _putc(uint8_t ch) override {
+    return Append(&ch, 1).then([ch](size_t) { return static_cast<int_type>(ch); });
+  }
+  pplx::task<size_t> _putn(const uint8_t* ptr, size_t count) override { return Append(ptr, count); }
+  pplx::task<int_type> _bumpc() override { return pplx::task_from_result<int_type>(traits::eof()); }
+  int_type _sbumpc() override { return traits::eof(); }
+  pplx::task<int_type> _getc() override { return pplx::task_from_result<int_type>(traits::eof()); }
+  int_type _sgetc() override { return traits::eof(); }
+  pplx::task<int_type> _nextc() override { return pplx::task_from_result<int_type>(traits::eof()); }
+  pplx::task<int_type> _ungetc() override {
+    return pplx::task_from_result<int_type>(traits::eof());
+  }
+  pplx::task<size_t> _getn(uint8_t*, size_t) override { return pplx::task_from_result<size_t>(0); }
+  size_t _scopy(uint8_t*, size_t) override { return 0; }
+  pplx::task<bool> _sync() override { return pplx::task_from_result(true); }
+  uint8_t* _alloc(size_t) override { return nullptr; }  // callers fall back to putn
+  void _commit(size_t) override {}
+
+ private:
+  pplx::task<size_t> Append(const uint8_t* ptr, size_t count) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (refusal_.empty() && count <= cap_ - data_.size()) {
+        data_.append(reinterpret_cast<const char*>(ptr), count);
+        return pplx::task_from_result(count);
+      }
+    }
+    Refuse("response body larger than " + ByteSize(cap_));
+    return pplx::task_from_exception<size_t>(std::length_error(Refusal()));
+  }
+  void Refuse(std::string why) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (refusal_.empty()) refusal_ = std::move(why);
+      data_.clear();
+      data_.shrink_to_fit();
+    }
+    cts_->cancel();  // closes the connection now, while the request still owns it
+  }
+
+  const size_t cap_;
+  const std::shared_ptr<pplx::cancellation_token_source> cts_;
+  mutable std::mutex mu_;
+  std::string data_;
+  std::string refusal_;
 };
 
 std::string DescribeException(std::exception_ptr e) {
@@ -305,15 +417,22 @@ class CpprestHttpClient final : public HttpClient {
     if (!prepared.ok()) return prepared.status();
     auto& [client, request] = *prepared;
     auto cts = std::make_shared<pplx::cancellation_token_source>();
+    auto sink = std::make_shared<CappedBodySink>(req.max_body_bytes, cts);
     // Headers and body as one task, so one deadline covers the whole exchange.
     pplx::task<HttpResponse> task;
     try {
-      task = client->request(request, cts->get_token()).then([](http::http_response resp) {
-        return resp.extract_vector().then([resp](std::vector<unsigned char> body) mutable {
+      request.set_response_stream(concurrency::streams::streambuf<uint8_t>(sink).create_ostream());
+      task = client->request(request, cts->get_token()).then([sink](http::http_response resp) {
+        utility::size64_t declared = 0;
+        if (resp.headers().match(http::header_names::content_length, declared) &&
+            sink->RefuseDeclared(declared)) {
+          throw std::length_error(sink->Refusal());
+        }
+        return resp.content_ready().then([sink](http::http_response done) {
           HttpResponse out;
-          out.status = resp.status_code();
-          out.headers = ResponseHeaders(resp);
-          out.body.assign(body.begin(), body.end());
+          out.status = done.status_code();
+          out.headers = ResponseHeaders(done);
+          out.body = sink->Take();
           return out;
         });
       });
@@ -324,15 +443,18 @@ class CpprestHttpClient final : public HttpClient {
     if (!waiter.Wait(req.timeout)) {
       cts->cancel();
       waiter.Settle();
+      if (auto why = sink->Refusal(); !why.empty())
+        return ResourceExhausted(req.method + " " + req.url + ": " + why);
       return Status(StatusCode::kDeadlineExceeded,
                     req.method + " " + req.url + ": no response within " +
                         std::to_string(req.timeout.count()) + " ms");
     }
     try {
-      auto resp = waiter.Get();
-      if (resp.body.size() > kMaxBodyBytes) return Unavailable(req.method + " " + req.url + ": body too large");
-      return resp;
+      return waiter.Get();
     } catch (...) {
+      // A refused body surfaces as the cancellation it caused; say what happened instead.
+      if (auto why = sink->Refusal(); !why.empty())
+        return ResourceExhausted(req.method + " " + req.url + ": " + why);
       return Unavailable(req.method + " " + req.url + ": " + DescribeException(std::current_exception()));
     }
   }
@@ -366,18 +488,7 @@ class CpprestHttpClient final : public HttpClient {
       HttpResponse err;
       err.status = out.status;
       err.headers = ResponseHeaders(resp);
-      TimedWaiter<std::vector<unsigned char>> body(resp.extract_vector());
-      if (body.Wait(req.timeout)) {
-        try {
-          auto bytes = body.Get();
-          err.body.assign(bytes.begin(), bytes.end());
-        } catch (...) {
-          // keep the status without a body
-        }
-      } else {
-        cts->cancel();
-        body.Settle();
-      }
+      err.body = ReadErrorBody(resp, *cts, req);
       out.error_response = std::move(err);
       return out;
     }
@@ -387,6 +498,42 @@ class CpprestHttpClient final : public HttpClient {
 
  private:
   using Prepared = std::pair<std::shared_ptr<client::http_client>, http::http_request>;
+
+  // An error answer's body, for its message: at most max_body_bytes of it (the rest is not
+  // read: the connection is closed), within the request's timeout.
+  std::string ReadErrorBody(http::http_response& resp, pplx::cancellation_token_source& cts,
+                            const HttpRequest& req) {
+    const auto deadline = clock_.Now() + req.timeout;
+    auto body = resp.body().streambuf();
+    std::string out;
+    std::vector<uint8_t> chunk(kReadChunkBytes);
+    while (out.size() < req.max_body_bytes) {
+      const size_t want = std::min(chunk.size(), req.max_body_bytes - out.size());
+      pplx::task<size_t> task;
+      try {
+        task = body.getn(chunk.data(), want);
+      } catch (...) {
+        return out;
+      }
+      TimedWaiter<size_t> read(task);
+      const auto left = std::max<std::chrono::steady_clock::duration>(deadline - clock_.Now(), {});
+      if (!read.Wait(std::chrono::duration_cast<std::chrono::milliseconds>(left))) {
+        cts.cancel();
+        read.Settle();
+        return out;
+      }
+      size_t got = 0;
+      try {
+        got = read.Get();
+      } catch (...) {
+        return out;  // keep what arrived
+      }
+      if (got == 0) return out;
+      out.append(reinterpret_cast<const char*>(chunk.data()), got);
+    }
+    cts.cancel();  // more than we keep: stop the transfer
+    return out;
+  }
 
   StatusOr<Prepared> Prepare(const HttpRequest& req) {
     std::string base, rest;
@@ -418,6 +565,7 @@ class CpprestHttpClient final : public HttpClient {
     if (clients_.size() >= kMaxCachedHosts) clients_.clear();
     client::http_client_config cfg;
     cfg.set_proxy(web::web_proxy(web::web_proxy::disabled));
+    cfg.set_max_redirects(0);
     cfg.set_timeout(std::chrono::hours(1));  // safety net only; see the file comment
     cfg.set_validate_certificates(!tls_.insecure_skip_verify);
     TlsConfig tls = tls_;

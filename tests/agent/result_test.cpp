@@ -184,5 +184,39 @@ TEST(AgentResultTest, FitToLimitPrefersFilesNamedByChanges) {
   EXPECT_GT(back->files.size(), 1u);  // as many others as fit
 }
 
+TEST(AgentResultLimitsTest, TerminationMessagesAreBoundedBeforeParsing) {
+  // What FitToLimit makes always fits the termination message limits.
+  AgentResult big = Sample();
+  for (int i = 0; i < 200; ++i) big.errors.push_back(std::string(100, 'e'));
+  const std::string fitted = FitToLimit(big);
+  ASSERT_LE(fitted.size(), kTerminationMessageLimits.max_bytes);
+  EXPECT_TRUE(ParseAgentResult(fitted, kTerminationMessageLimits).ok());
+
+  auto sized = [](size_t n) {
+    std::string head = R"({"command": "audit-files", "errors": [")", tail = R"("]})";
+    return head + std::string(n - head.size() - tail.size(), 'x') + tail;
+  };
+  EXPECT_TRUE(ParseAgentResult(sized(4096), kTerminationMessageLimits).ok());
+  EXPECT_TRUE(ParseAgentResult(sized(4095), kTerminationMessageLimits).ok());
+  auto over = ParseAgentResult(sized(4097), kTerminationMessageLimits);
+  ASSERT_FALSE(over.ok());
+  EXPECT_EQ(over.status().message(), "the agent result is 4097 bytes, over the 4 KiB limit");
+  // A whole result (stdout, the result file) may be larger.
+  EXPECT_TRUE(ParseAgentResult(sized(100'000)).ok());
+}
+
+TEST(AgentResultLimitsTest, NestingIsBoundedBeforeParsing) {
+  auto nested = [](size_t depth) {
+    return R"({"command": "remediate", "x": )" + std::string(depth - 1, '[') +
+           std::string(depth - 1, ']') + "}";
+  };
+  EXPECT_TRUE(ParseAgentResult(nested(64)).ok());
+  auto over = ParseAgentResult(nested(65));
+  ASSERT_FALSE(over.ok());
+  EXPECT_NE(over.status().message().find("nests deeper than 64 levels"), std::string::npos);
+  EXPECT_FALSE(ParseAgentResult(std::string(200'000, '[')).ok());
+  EXPECT_FALSE(ParseAgentResult(std::string(4000, '['), kTerminationMessageLimits).ok());
+}
+
 }  // namespace
 }  // namespace kpc::agent

@@ -215,6 +215,59 @@ TEST(CheckCommandTest, InvalidInputExitsTwoWithClearMessage) {
   EXPECT_NE(r.err.find("unknown flag \"--bogus\""), std::string::npos) << r.err;
 }
 
+// The issue's crashes, through `check` the way a user runs it: each is a short error or a verdict.
+TEST(CheckCommandTest, HostileInputsGiveShortErrorsNotCrashes) {
+  TempDir dir;
+  auto configz = dir.Write("n.json", "{\"kubeletconfig\": {}}");
+  const std::string head =
+      "apiVersion: kubeletpolicy.io/v1alpha1\nkind: KubeletPolicy\nmetadata: {name: x}\nspec:\n  "
+      "rules:\n";
+  struct Case {
+    const char* name;
+    std::string rule;
+    const char* says;
+  } cases[] = {
+      {"owner",
+       "    - id: a\n      file: {target: KubeletConfigFile, owner: " + std::string(100'000, 'o') +
+           "}\n",
+       "spec.rules[0].file.owner: \"oooo"},
+      {"path",
+       "    - id: a\n      config: {path: " + std::string(120'000, 'p') + ", operator: Exists}\n",
+       "spec.rules[0].config.path: must be at most 256 characters, got 120000"},
+      {"name",
+       "    - id: " + std::string(100'000, 'n') +
+           "\n      config: {path: readOnlyPort, operator: Exists}\n",
+       "spec.rules[0].id: \"nnnn"},
+  };
+  for (const auto& c : cases) {
+    auto policy = dir.Write(std::string(c.name) + ".yaml", head + c.rule);
+    CheckRun r = Check({"--policy", policy, "--configz", configz});
+    EXPECT_EQ(r.code, 2) << c.name;
+    EXPECT_NE(r.err.find(c.says), std::string::npos) << c.name << ": " << r.err.substr(0, 500);
+    EXPECT_LT(r.err.size(), 1000u) << c.name;
+  }
+
+  // /configz nested 200,000 levels at a field a rule reads.
+  std::string deep = "{\"kubeletconfig\": {\"readOnlyPort\": " + std::string(200'000, '[') + "0" +
+                     std::string(200'000, ']') + "}}";
+  auto deep_configz = dir.Write("deep.json", deep);
+  CheckRun r = Check({"--policy", kApiExample, "--configz", deep_configz});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("deep.json: the /configz response nests deeper than 64 levels"),
+            std::string::npos)
+      << r.err.substr(0, 500);
+  EXPECT_LT(r.err.size(), 1000u);
+  // A policy file nested as deeply.
+  auto deep_policy =
+      dir.Write("deep.yaml",
+                head + "    - id: a\n      config: {path: readOnlyPort, operator: Equals, value: " +
+                    std::string(200'000, '[') + "}\n");
+  r = Check({"--policy", deep_policy, "--configz", configz});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("deep.yaml: the input nests deeper than 64 levels"), std::string::npos)
+      << r.err.substr(0, 500);
+}
+
 }  // namespace
 }  // namespace kpc::cli
 

@@ -78,6 +78,17 @@ const std::vector<ValueCase>& ValueCases() {
       {"--configz-timeout", "1m30s",
        [](const RunFlags& f) { return std::to_string(f.configz_timeout_ns); },
        std::to_string(90 * kSecond)},
+      {"--configz-max-bytes", "8Mi",
+       [](const RunFlags& f) { return std::to_string(f.configz_max_bytes); },
+       std::to_string(8 << 20)},
+      {"--configz-max-bytes", "65536",
+       [](const RunFlags& f) { return std::to_string(f.configz_max_bytes); }, "65536"},
+      {"--configz-max-bytes", "64Mi",
+       [](const RunFlags& f) { return std::to_string(f.configz_max_bytes); },
+       std::to_string(64 << 20)},
+      {"--configz-max-bytes", "512Ki",
+       [](const RunFlags& f) { return std::to_string(f.configz_max_bytes); },
+       std::to_string(512 << 10)},
       {"--leader-elect-namespace", "ns1",
        [](const RunFlags& f) { return f.election.lease_namespace; }, "ns1"},
       {"--leader-elect-name", "lease1", [](const RunFlags& f) { return f.election.lease_name; },
@@ -174,6 +185,7 @@ TEST_F(RunFlagsTest, DefaultsAreTheDocumentedOnes) {
   EXPECT_EQ(f.kubelet_client_service_account, "kubelet-policy-controller-kubelet-client");
   EXPECT_EQ(f.configz_qps, 40);
   EXPECT_EQ(f.configz_timeout_ns, 10 * kSecond);
+  EXPECT_EQ(f.configz_max_bytes, 4 << 20);
   EXPECT_TRUE(f.election.leader_elect);
   EXPECT_EQ(f.election.lease_namespace, "kube-system");
   EXPECT_EQ(f.election.lease_name, "kubelet-policy-controller");
@@ -352,6 +364,14 @@ TEST_F(RunFlagsTest, BadValuesNameTheFlag) {
       {{"--file-audit-qps="}, "--file-audit-qps: must be a positive number, got \"\""},
       {{"--configz-timeout", "10"}, "--configz-timeout: must be a positive duration like 10s"},
       {{"--configz-timeout=-1s"}, "--configz-timeout: must be a positive duration"},
+      {{"--configz-max-bytes=65535"},
+       "--configz-max-bytes: must be a size from 64Ki to 64Mi like 4Mi or 4194304, got \"65535\""},
+      {{"--configz-max-bytes=67108865"}, "--configz-max-bytes: must be a size from 64Ki to 64Mi"},
+      {{"--configz-max-bytes=4MiB"}, "--configz-max-bytes: must be a size from 64Ki to 64Mi"},
+      {{"--configz-max-bytes=4M"}, "--configz-max-bytes: must be a size from 64Ki to 64Mi"},
+      {{"--configz-max-bytes=-4Mi"}, "--configz-max-bytes: must be a size from 64Ki to 64Mi"},
+      {{"--configz-max-bytes=99999999999999999999Gi"},
+       "--configz-max-bytes: must be a size from 64Ki to 64Mi"},
       {{"--remediation-job-ttl=0s"}, "--remediation-job-ttl: must be a positive duration"},
       {{"--leader-elect=yes"}, "--leader-elect: must be true or false, got \"yes\""},
       {{"--leader-elect="}, "--leader-elect: must be true or false, got \"\""},
@@ -449,7 +469,8 @@ TEST_F(RunFlagsTest, HelpGroupsAreTrue) {
        {"--kubeconfig", "--context", "--insecure-skip-tls-verify", "--kube-api-qps",
         "--kube-api-burst"}},
       {"Configz checks",
-       {"--workers", "--configz-concurrency", "--configz-qps", "--configz-timeout"}},
+       {"--workers", "--configz-concurrency", "--configz-qps", "--configz-timeout",
+        "--configz-max-bytes"}},
       {"Kubelet connection (where /configz is read)",
        {"--configz-source", "--kubelet-preferred-address-types", "--kubelet-certificate-authority",
         "--kubelet-insecure-tls", "--kubelet-client-service-account"}},
@@ -481,6 +502,8 @@ TEST_F(RunFlagsTest, HelpShowsDefaultsAndEnvironment) {
       {"--kube-api-qps", "(default 50)"},
       {"--configz-timeout", "--configz-timeout DURATION "},
       {"--configz-timeout", "(default 10s)"},
+      {"--configz-max-bytes", "--configz-max-bytes BYTES "},
+      {"--configz-max-bytes", "(default 4Mi)"},
       {"--leader-elect", "--leader-elect[=false] "},
       {"--leader-elect", "(default true)"},
       {"--leader-elect-namespace", "(default $POD_NAMESPACE, else kube-system)"},

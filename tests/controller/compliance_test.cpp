@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "base/clock.h"
 #include "base/metrics.h"
 #include "tests/controller/fakes.h"
@@ -344,6 +346,30 @@ TEST_F(ComplianceControllerTest, AFailedVerificationPatchWritesNothingAndIsRetri
   auto node_events = events_.Reasons("Node");
   EXPECT_NE(std::find(node_events.begin(), node_events.end(), "n1 RemediationSucceeded"),
             node_events.end());
+}
+
+TEST_F(ComplianceControllerTest, AConfigzRefusedByALimitIsUnknownAndCounted) {
+  json deep = 1;
+  for (int i = 0; i < 100; ++i) deep = json::array({std::move(deep)});
+  kube_.Put("/api/v1/nodes/n1/proxy/configz", json{{"kubeletconfig", {{"a", deep}}}});
+  const pol::KubeletPolicy p = fixtures::Policy();
+  compliance_.Start();
+  compliance_.Reschedule(NodeInfoFromJson(NodeObject("n1")), {p});
+  const std::string want =
+      "kubeletpolicy_input_rejected_total{source=\"configz\",limit=\"depth\"} 1";
+  for (int i = 0; i < 500 && metrics_.Render().find(want) == std::string::npos; ++i) {
+    std::this_thread::sleep_for(10ms);
+  }
+  compliance_.Stop();
+  EXPECT_NE(metrics_.Render().find(want), std::string::npos) << metrics_.Render();
+  EXPECT_NE(metrics_.Render().find("kubeletpolicy_configz_fetch_errors_total{reason=\"Malformed\","
+                                   "source=\"apiserver-proxy\"} 1"),
+            std::string::npos);
+  NodeResult r = EvaluateCheck(p, NodeInfoFromJson(NodeObject("n1")),
+                               ConfigzResultFrom(json{{"kubeletconfig", {{"a", deep}}}}.dump()), {},
+                               0, nullptr);
+  EXPECT_EQ(r.state, NodeState::kUnknown);
+  EXPECT_NE(r.message.find("nests deeper than 64 levels"), std::string::npos) << r.message;
 }
 
 }  // namespace

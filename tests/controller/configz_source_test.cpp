@@ -217,5 +217,52 @@ TEST(ApiserverProxySourceTest, ReadsThroughTheNodeProxyAndExplainsAForbiddenAnsw
   EXPECT_NE(r.message.find("needs `get nodes/proxy`"), std::string::npos) << r.message;
 }
 
+TEST(KubeletConfigzResultTest, BodiesOverTheCapAreTooLarge) {
+  const KubeletEndpoint ep{"127.18.0.1", 41234, "Hostname"};
+  ConfigzResult r = KubeletConfigzResult(
+      ep,
+      StatusOr<net::HttpResponse>(ResourceExhausted(
+          "GET https://127.18.0.1:41234/configz: response body larger than 4 MiB")),
+      "me");
+  EXPECT_EQ(r.reason, "TooLarge");
+  EXPECT_EQ(r.limit, "bytes");
+  EXPECT_NE(r.message.find("the kubelet at Hostname 127.18.0.1:41234"), std::string::npos)
+      << r.message;
+  EXPECT_NE(r.message.find("--configz-max-bytes"), std::string::npos) << r.message;
+  // A body that arrived whole is held to the same cap, and to the depth limit.
+  const std::string body = R"({"kubeletconfig": {"a": ")" + std::string(2000, 'x') + "\"}}";
+  EXPECT_TRUE(KubeletConfigzResult(ep, Response(200, body), "me").ok);
+  EXPECT_EQ(KubeletConfigzResult(ep, Response(200, body), "me", 1024).reason, "TooLarge");
+  r = KubeletConfigzResult(ep, Response(200, std::string(200'000, '[')), "me");
+  EXPECT_EQ(r.reason, "Malformed");
+  EXPECT_EQ(r.limit, "depth");
+}
+
+TEST(KubeletSourceTest, AsksTheHttpClientForAtMostTheCap) {
+  fakes::FakeStore nodes;
+  nodes.Put(Node(json::array({Address("InternalIP", "198.18.0.1")})));
+  auto http = std::make_shared<FakeHttp>();
+  auto tokens = std::make_shared<FakeTokens>();
+  auto source = NewKubeletSource(nodes, http, tokens, KubeletSourceOptions{});
+  ASSERT_TRUE(source->Fetch("n1", std::chrono::milliseconds(1000)).ok);
+  EXPECT_EQ(http->requests.back().max_body_bytes, 4u << 20)
+      << "the default, --configz-max-bytes 4Mi";
+  KubeletSourceOptions small;
+  small.max_body_bytes = 64u << 10;
+  source = NewKubeletSource(nodes, http, tokens, small);
+  ASSERT_TRUE(source->Fetch("n1", std::chrono::milliseconds(1000)).ok);
+  EXPECT_EQ(http->requests.back().max_body_bytes, 64u << 10);
+}
+
+TEST(ApiserverProxySourceTest, ReadsAtMostTheCap) {
+  kube::testing::FakeKube kube;
+  kube.Put("/api/v1/nodes/n1/proxy/configz", json{{"kubeletconfig", {{"readOnlyPort", 0}}}});
+  ASSERT_TRUE(NewApiserverProxySource(kube)->Fetch("n1", std::chrono::milliseconds(1000)).ok);
+  EXPECT_EQ(kube.last_raw_max_body_bytes(), 4u << 20);
+  ASSERT_TRUE(
+      NewApiserverProxySource(kube, 64u << 10)->Fetch("n1", std::chrono::milliseconds(1000)).ok);
+  EXPECT_EQ(kube.last_raw_max_body_bytes(), 64u << 10);
+}
+
 }  // namespace
 }  // namespace kpc::controller

@@ -110,5 +110,22 @@ TEST(FileAuditControllerTest, TerminatedAuditPodsBecomeTheNodesFacts) {
   EXPECT_EQ(v2, 0u);
 }
 
+TEST(FileAuditControllerTest, ResultsRefusedByALimitAreCountedOncePerPod) {
+  FakeClock clock;
+  Registry metrics;
+  kube::testing::FakeKube kube;
+  NodeFactsStore facts;
+  FileAuditController audits(kube, metrics, clock, facts, FileAuditOptions{},
+                             {[](const std::string&) { return std::nullopt; },
+                              [] { return std::vector<pol::KubeletPolicy>{}; }, nullptr});
+  const std::string big = R"({"command": "audit-files", "x": ")" + std::string(5000, 'x') + R"("})";
+  audits.OnPod(AuditPod("p1", "2026-11-29T10:00:00Z", big));
+  audits.OnPod(AuditPod("p1", "2026-11-29T10:00:00Z", big));
+  EXPECT_NE(metrics.Render().find(
+                "kubeletpolicy_input_rejected_total{source=\"agent-result\",limit=\"bytes\"} 1"),
+            std::string::npos)
+      << metrics.Render();
+}
+
 }  // namespace
 }  // namespace kpc::controller

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/kube/fake_client.h"
+
 namespace kpc::controller {
 namespace {
 
@@ -69,6 +71,59 @@ TEST(NodeInfoTest, ConfigzResultClassification) {
   EXPECT_NE(unreachable.message.find("connection refused"), std::string::npos);
   auto slow = ConfigzResultFrom(StatusOr<std::string>(Status(StatusCode::kDeadlineExceeded, "timed out")));
   EXPECT_EQ(slow.reason, "Timeout");
+}
+
+TEST(NodeInfoTest, ConfigzOverALimitIsTooLargeOrMalformedAndNamesTheLimit) {
+  // 200,000 levels of "[": refused before parsing, never recursed on.
+  auto deep = ConfigzResultFrom(std::string(200'000, '['));
+  EXPECT_FALSE(deep.ok);
+  EXPECT_EQ(deep.reason, "Malformed");
+  EXPECT_EQ(deep.limit, "depth");
+  EXPECT_EQ(deep.message, "configz malformed: /configz nests deeper than 64 levels (at byte 65)");
+
+  auto nested = [](size_t depth) {
+    return R"({"kubeletconfig": {"a": )" + std::string(depth - 2, '[') +
+           std::string(depth - 2, ']') + "}}";
+  };
+  EXPECT_TRUE(ConfigzResultFrom(nested(64)).ok);
+  EXPECT_EQ(ConfigzResultFrom(nested(65)).limit, "depth");
+
+  auto sized = [](size_t n) {
+    std::string head = R"({"kubeletconfig": {"a": ")", tail = "\"}}";
+    return head + std::string(n - head.size() - tail.size(), 'x') + tail;
+  };
+  EXPECT_TRUE(ConfigzResultFrom(sized(4u << 20)).ok);
+  auto big = ConfigzResultFrom(sized((4u << 20) + 1));
+  EXPECT_EQ(big.reason, "TooLarge");
+  EXPECT_EQ(big.limit, "bytes");
+  EXPECT_EQ(big.message,
+            "configz unavailable (TooLarge): /configz is 4194305 bytes, over the 4 MiB limit");
+  // The limits given (--configz-max-bytes) are the ones that apply.
+  EXPECT_EQ(ConfigzResultFrom(sized(2048), {1024, 64}).reason, "TooLarge");
+  EXPECT_TRUE(ConfigzResultFrom(sized(2048), {2048, 64}).ok);
+
+  // The HTTP client's cap, hit while the body was arriving.
+  auto capped = ConfigzResultFrom(
+      StatusOr<std::string>(ResourceExhausted("GET x: response body larger than 4 MiB")));
+  EXPECT_EQ(capped.reason, "TooLarge");
+  EXPECT_EQ(capped.limit, "bytes");
+  EXPECT_NE(capped.message.find("response body larger than 4 MiB"), std::string::npos)
+      << capped.message;
+  EXPECT_NE(capped.message.find("--configz-max-bytes"), std::string::npos) << capped.message;
+  // Other failures name no limit.
+  EXPECT_EQ(ConfigzResultFrom(std::string("<html>")).limit, "");
+  EXPECT_EQ(ConfigzResultFrom(StatusOr<std::string>(Unavailable("x"))).limit, "");
+}
+
+TEST(NodeInfoTest, FetchNodeConfigzReadsAtMostTheCap) {
+  kube::testing::FakeKube kube;
+  kube.Put("/api/v1/nodes/n1/proxy/configz",
+           nlohmann::json{{"kubeletconfig", {{"readOnlyPort", 0}}}});
+  EXPECT_TRUE(FetchNodeConfigz(kube, "n1", std::chrono::seconds(1)).ok);
+  EXPECT_EQ(kube.last_raw_max_body_bytes(), 4u << 20);
+  EXPECT_TRUE(FetchNodeConfigz(kube, "n1", std::chrono::seconds(1), 1u << 20).ok);
+  EXPECT_EQ(kube.last_raw_max_body_bytes(), 1u << 20);
+  EXPECT_EQ(FetchNodeConfigz(kube, "n1", std::chrono::seconds(1), 16).reason, "TooLarge");
 }
 
 }  // namespace

@@ -110,5 +110,15 @@ TEST_F(RemediationControllerTest, DryRunPlansAndWritesNothing) {
   EXPECT_TRUE(kube_.Calls().empty());  // DryRun writes nothing
 }
 
+TEST_F(RemediationControllerTest, ResultsRefusedByALimitAreCountedOncePerJob) {
+  const std::string deep(3000, '[');
+  remediation_.OnPod(RemediationPod("kp-cis-n1-z", deep));
+  remediation_.OnPod(RemediationPod("kp-cis-n1-z", deep));  // a resync of the same pod
+  EXPECT_NE(metrics_.Render().find(
+                "kubeletpolicy_input_rejected_total{source=\"agent-result\",limit=\"depth\"} 1"),
+            std::string::npos)
+      << metrics_.Render();
+}
+
 }  // namespace
 }  // namespace kpc::controller

@@ -203,18 +203,19 @@ TEST(AgentResultFromPodTest, ReadsTheTerminationMessage) {
   r.ok = true;
   r.restarted = true;
   auto got = AgentResultFromPod(PodWithMessage({{"exitCode", 0}, {"message", agent::FitToLimit(r)}}));
-  ASSERT_TRUE(got && got->ok()) << (got ? got->status().message() : "nullopt");
-  EXPECT_TRUE((*got)->restarted);
+  ASSERT_TRUE(got && got->result.ok()) << (got ? got->result.status().message() : "nullopt");
+  EXPECT_TRUE(got->result->restarted);
+  EXPECT_FALSE(got->refused_by);
 
   got = AgentResultFromPod(PodWithMessage({{"exitCode", 1}}));
   ASSERT_TRUE(got);
-  EXPECT_FALSE(got->ok());
-  EXPECT_NE(got->status().message().find("code 1 without a result"), std::string::npos);
+  EXPECT_FALSE(got->result.ok());
+  EXPECT_NE(got->result.status().message().find("code 1 without a result"), std::string::npos);
 
   got = AgentResultFromPod(PodWithMessage({{"exitCode", 2}, {"message", "error: unknown flag --frob"}}));
   ASSERT_TRUE(got);
-  EXPECT_FALSE(got->ok());
-  EXPECT_NE(got->status().message().find("unknown flag --frob"), std::string::npos);
+  EXPECT_FALSE(got->result.ok());
+  EXPECT_NE(got->result.status().message().find("unknown flag --frob"), std::string::npos);
 
   json running = {{"status", {{"containerStatuses", json::array({{{"state", {{"running", json::object()}}}}})}}}};
   EXPECT_FALSE(AgentResultFromPod(running));
@@ -269,6 +270,26 @@ TEST(PolicyStatusRolloutTest, StalledAndRemediatingConditions) {
   EXPECT_EQ(FindCondition(st, "Reconciling")["status"], "True");
   EXPECT_EQ(FindCondition(st, "Ready")["reason"], "Remediating");
   EXPECT_EQ(st["summary"]["remediatingNodes"], 1);
+}
+
+TEST(AgentResultFromPodTest, TerminationMessagesOverALimitAreRefusedAndSayWhichLimit) {
+  agent::AgentResult r;
+  r.command = "remediate";
+  r.ok = true;
+  std::string message = agent::ToJson(r).dump();
+  message.insert(message.size() - 1, ",\"pad\":\"" + std::string(5000, 'x') + "\"");
+  auto got = AgentResultFromPod(PodWithMessage({{"exitCode", 0}, {"message", message}}));
+  ASSERT_TRUE(got);
+  EXPECT_FALSE(got->result.ok());
+  ASSERT_TRUE(got->refused_by);
+  EXPECT_EQ(*got->refused_by, policy::InputLimit::kBytes);
+  EXPECT_NE(got->result.status().message().find("over the 4 KiB limit"), std::string::npos);
+  EXPECT_LT(got->result.status().message().size(), 300u);
+
+  got = AgentResultFromPod(PodWithMessage({{"exitCode", 0}, {"message", std::string(3000, '[')}}));
+  ASSERT_TRUE(got && got->refused_by);
+  EXPECT_EQ(*got->refused_by, policy::InputLimit::kDepth);
+  EXPECT_NE(got->result.status().message().find("nests deeper than 64 levels"), std::string::npos);
 }
 
 }  // namespace

@@ -274,11 +274,15 @@ TEST_F(ClientTest, GetRawReturnsBodyOrError) {
     return Resp(503, "Error trying to reach service: dial tcp: connection refused");
   };
   auto client = Make();
-  auto good = client->GetRaw("/api/v1/nodes/good/proxy/configz", 5s);
+  auto good = client->GetRaw("/api/v1/nodes/good/proxy/configz", 5s, 4096);
   ASSERT_TRUE(good.ok());
   EXPECT_EQ(good->body, R"({"kubeletconfig":{}})");
   EXPECT_EQ(transport_->requests.back().timeout, 5s);
-  auto bad = client->GetRaw("/api/v1/nodes/bad/proxy/configz", 5s);
+  EXPECT_EQ(transport_->requests.back().max_body_bytes,
+            4096u);              // the caller's cap reaches the transport
+  client->Get("/api/v1/nodes");  // API answers (big unpaginated lists) keep the generous cap
+  EXPECT_EQ(transport_->requests.back().max_body_bytes, 256u << 20);
+  auto bad = client->GetRaw("/api/v1/nodes/bad/proxy/configz", 5s, 4096);
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.status().code(), StatusCode::kUnavailable);
   EXPECT_NE(bad.status().message().find("connection refused"), std::string::npos);

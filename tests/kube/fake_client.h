@@ -130,7 +130,12 @@ class FakeKube : public Client {
     if (!objects_.erase(path)) return ErrorResult(404, "NotFound", path + " not found");
     return Ok(nlohmann::json::object());
   }
-  StatusOr<net::HttpResponse> GetRaw(const std::string& path, std::chrono::milliseconds) override {
+  StatusOr<net::HttpResponse> GetRaw(const std::string& path, std::chrono::milliseconds,
+                                     size_t max_body_bytes) override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      last_raw_max_body_bytes_ = max_body_bytes;
+    }
     auto r = Get(path, "");
     if (!r.ok()) return r.status;
     net::HttpResponse resp;
@@ -162,6 +167,10 @@ class FakeKube : public Client {
   }
   std::map<std::pair<std::string, std::string>, uint64_t> RequestCounts() const override { return {}; }
 
+  size_t last_raw_max_body_bytes() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return last_raw_max_body_bytes_;
+  }
   std::string last_patch_type() {
     std::lock_guard<std::mutex> lock(mu_);
     return last_patch_type_;
@@ -190,6 +199,7 @@ class FakeKube : public Client {
   std::deque<WatchScript> watches_;
   std::vector<std::string> watch_queries_;
   std::string last_patch_type_;
+  size_t last_raw_max_body_bytes_ = 0;
 };
 
 // Polls `cond` for up to `timeout`.

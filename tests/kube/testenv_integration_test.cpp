@@ -293,13 +293,14 @@ TEST_F(TestenvTest, EventsAreCreatedAndAggregated) {
 TEST_F(TestenvTest, NodeProxyConfigz) {
   std::string node = FirstNode();
   ASSERT_FALSE(node.empty());
-  auto resp = client_->GetRaw("/api/v1/nodes/" + node + "/proxy/configz", 15s);
+  auto resp = client_->GetRaw("/api/v1/nodes/" + node + "/proxy/configz", 15s, 4u << 20);
   ASSERT_TRUE(resp.ok()) << resp.status().message();
   auto j = nlohmann::json::parse(resp->body, nullptr, false);
   ASSERT_FALSE(j.is_discarded()) << resp->body.substr(0, 200);
   ASSERT_TRUE(j.contains("kubeletconfig")) << resp->body.substr(0, 200);
   EXPECT_TRUE(j["kubeletconfig"].is_object());
-  auto missing = client_->GetRaw("/api/v1/nodes/no-such-node-" + RandomSuffix() + "/proxy/configz", 15s);
+  auto missing = client_->GetRaw("/api/v1/nodes/no-such-node-" + RandomSuffix() + "/proxy/configz",
+                                 15s, 4u << 20);
   EXPECT_FALSE(missing.ok());
 }
 

@@ -21,7 +21,9 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
+#include <fstream>
 #include <mutex>
 #include <thread>
 
@@ -1025,6 +1027,233 @@ TEST_F(LimitsTest, MethodsAndBodiesCanBeRestricted) {
   }
   EXPECT_EQ(log_.Count(RefusalReason::kMethodNotAllowed), 2u);
   EXPECT_EQ(log_.Count(RefusalReason::kBodyNotAllowed), 3u);
+}
+
+// ---- response body caps ----
+
+// A raw server that answers every request with a body of `total` bytes in 64 KiB pieces,
+// framed as `mode` says, counting what it managed to send (it stops when the client hangs up).
+class BigBodyServer {
+ public:
+  // kDeclaredOnly: a Content-Length of `total`, then no body at all until the client hangs up.
+  enum class Mode { kChunked, kUntilClose, kContentLength, kDeclaredOnly, kRedirect };
+  BigBodyServer(Mode mode, size_t total) : mode_(mode), total_(total) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    ::listen(fd_, 8);
+    socklen_t len = sizeof addr;
+    getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this] {
+      for (int c; (c = ::accept(fd_, nullptr, nullptr)) >= 0;) Answer(c);
+    });
+  }
+  ~BigBodyServer() {
+    ::shutdown(fd_, SHUT_RDWR);
+    thread_.join();
+    ::close(fd_);
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/configz"; }
+  size_t sent() const { return sent_; }
+
+ private:
+  void Answer(int c) {
+    std::string head;
+    char buf[4096];
+    while (head.find("\r\n\r\n") == std::string::npos) {
+      ssize_t n = ::recv(c, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      head.append(buf, n);
+    }
+    std::string hdr = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n";
+    if (mode_ == Mode::kRedirect) {
+      hdr = "HTTP/1.1 302 Found\r\nLocation: " + url() + "2\r\nContent-Length: 0\r\n\r\n";
+      ::send(c, hdr.data(), hdr.size(), MSG_NOSIGNAL);
+      ::close(c);
+      return;
+    }
+    if (mode_ == Mode::kChunked) hdr += "Transfer-Encoding: chunked\r\n";
+    if (mode_ == Mode::kContentLength || mode_ == Mode::kDeclaredOnly) {
+      hdr += "Content-Length: " + std::to_string(total_) + "\r\n";
+    }
+    if (mode_ == Mode::kUntilClose) hdr += "Connection: close\r\n";
+    hdr += "\r\n";
+    ::send(c, hdr.data(), hdr.size(), MSG_NOSIGNAL);
+    if (mode_ == Mode::kDeclaredOnly) {
+      timeval tv{10, 0};
+      setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+      while (::recv(c, buf, sizeof buf, 0) > 0) {
+      }
+      ::close(c);
+      return;
+    }
+    const std::string piece(64 * 1024, ' ');
+    char size[32];
+    std::snprintf(size, sizeof size, "%zx\r\n", piece.size());
+    const std::string frame = mode_ == Mode::kChunked ? std::string(size) + piece + "\r\n" : piece;
+    for (size_t done = 0; done < total_; done += piece.size()) {
+      if (::send(c, frame.data(), frame.size(), MSG_NOSIGNAL) < 0) break;
+      sent_ += piece.size();
+    }
+    if (mode_ == Mode::kChunked) ::send(c, "0\r\n\r\n", 5, MSG_NOSIGNAL);
+    ::close(c);
+  }
+
+  const Mode mode_;
+  const size_t total_;
+  int fd_ = -1;
+  int port_ = 0;
+  std::atomic<size_t> sent_{0};
+  std::thread thread_;
+};
+
+// The process's peak resident set since the last reset, in KiB (VmHWM), or its current one
+// when the peak cannot be reset.
+size_t ResidentKiB(const char* field) {
+  std::ifstream in("/proc/self/status");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(field, 0) == 0) return std::stoul(line.substr(std::strlen(field)));
+  }
+  return 0;
+}
+bool ResetPeakResident() {
+  std::ofstream out("/proc/self/clear_refs");
+  out << "5";
+  out.flush();
+  return static_cast<bool>(out);
+}
+
+TEST(ResponseCapTest, BodiesAtAndUnderTheCapArriveWhole) {
+  auto server = NewHttpServer(real_clock, "127.0.0.1:0");
+  server->Handle("/body", [](const ServerRequest& req) {
+    return Text(200, std::string(std::stoul(req.query.substr(2)), 'b'));
+  });
+  ASSERT_TRUE(server->Start().ok());
+  auto client = NewHttpClient(real_clock, TlsConfig{});
+  const std::string base = "http://127.0.0.1:" + std::to_string(server->port()) + "/body?n=";
+  for (size_t n : {size_t{0}, size_t{1023}, size_t{1024}}) {
+    HttpRequest req;
+    req.url = base + std::to_string(n);
+    req.max_body_bytes = 1024;
+    auto resp = client->Send(req);
+    ASSERT_TRUE(resp.ok()) << n << ": " << resp.status().message();
+    EXPECT_EQ(resp->body.size(), n);
+  }
+  HttpRequest req;
+  req.url = base + "1025";
+  req.max_body_bytes = 1024;
+  auto over = client->Send(req);
+  ASSERT_FALSE(over.ok());
+  EXPECT_EQ(over.status().code(), StatusCode::kResourceExhausted);
+  // Refused at the headers (Content-Length) or at the first piece past the cap, whichever
+  // cpprestsdk gets to first; both name the limit.
+  EXPECT_NE(over.status().message().find("larger than 1 KiB"), std::string::npos)
+      << over.status().message();
+  // The connection that was refused is not reused: the next request on the client is fine.
+  req.url = base + "10";
+  auto again = client->Send(req);
+  ASSERT_TRUE(again.ok()) << again.status().message();
+  EXPECT_EQ(again->body, std::string(10, 'b'));
+  // The default cap is 16 MiB.
+  EXPECT_EQ(HttpRequest{}.max_body_bytes, 16u << 20);
+  server->Stop();
+}
+
+// The scenario: a node streams far more than any configz. The client must give up at
+// the cap, while the body arrives, with memory that never holds the body.
+TEST(ResponseCapTest, AStreamedBodyIsCutAtTheCapWithoutHoldingIt) {
+  auto client = NewHttpClient(real_clock, TlsConfig{});
+  {  // warm up: the client's threads and buffers exist before the measurement
+    BigBodyServer small(BigBodyServer::Mode::kChunked, 64 * 1024);
+    HttpRequest req;
+    req.url = small.url();
+    ASSERT_TRUE(client->Send(req).ok());
+  }
+  for (auto mode : {BigBodyServer::Mode::kChunked, BigBodyServer::Mode::kUntilClose}) {
+    BigBodyServer server(mode, 64u << 20);
+    const bool peak = ResetPeakResident();
+    const size_t before = ResidentKiB(peak ? "VmHWM:" : "VmRSS:");
+    HttpRequest req;
+    req.url = server.url();
+    req.max_body_bytes = 1u << 20;
+    req.timeout = 30s;
+    const auto start = std::chrono::steady_clock::now();
+    auto resp = client->Send(req);
+    const auto took = std::chrono::steady_clock::now() - start;
+    const size_t after = ResidentKiB(peak ? "VmHWM:" : "VmRSS:");
+    ASSERT_FALSE(resp.ok());
+    EXPECT_EQ(resp.status().code(), StatusCode::kResourceExhausted) << resp.status().message();
+    EXPECT_NE(resp.status().message().find("response body larger than 1 MiB"), std::string::npos)
+        << resp.status().message();
+    EXPECT_LT(took, 10s);
+    EXPECT_LT(after - std::min(after, before), 16u * 1024) << "KiB grown while 64 MiB were offered";
+  }
+}
+
+TEST(ResponseCapTest, ADeclaredLengthOverTheCapFailsBeforeTheBodyIsRead) {
+  BigBodyServer server(BigBodyServer::Mode::kContentLength, 64u << 20);
+  auto client = NewHttpClient(real_clock, TlsConfig{});
+  HttpRequest req;
+  req.url = server.url();
+  req.max_body_bytes = 4u << 20;
+  auto resp = client->Send(req);
+  ASSERT_FALSE(resp.ok());
+  EXPECT_EQ(resp.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(resp.status().message().find("larger than 4 MiB"), std::string::npos)
+      << resp.status().message();
+  EXPECT_LT(server.sent(), 32u << 20) << "the transfer stopped long before its end";
+}
+
+TEST(ResponseCapTest, ADeclaredLengthAloneIsEnough) {
+  BigBodyServer server(BigBodyServer::Mode::kDeclaredOnly, 64u << 20);
+  auto client = NewHttpClient(real_clock, TlsConfig{});
+  HttpRequest req;
+  req.url = server.url();
+  req.max_body_bytes = 4u << 20;
+  req.timeout = 30s;
+  const auto start = std::chrono::steady_clock::now();
+  auto resp = client->Send(req);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s)
+      << "refused at the headers, not at the deadline";
+  ASSERT_FALSE(resp.ok());
+  EXPECT_EQ(resp.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(resp.status().message().find(
+                "response body of 67108864 bytes (Content-Length) is larger than 4 MiB"),
+            std::string::npos)
+      << resp.status().message();
+}
+
+TEST(ResponseCapTest, RedirectsAreNotFollowed) {
+  // Following one would send the request's headers (a bearer token) wherever Location points.
+  BigBodyServer server(BigBodyServer::Mode::kRedirect, 0);
+  auto client = NewHttpClient(real_clock, TlsConfig{});
+  HttpRequest req;
+  req.url = server.url();
+  req.headers["Authorization"] = "Bearer secret";
+  auto resp = client->Send(req);
+  ASSERT_TRUE(resp.ok()) << resp.status().message();
+  EXPECT_EQ(resp->status, 302);
+}
+
+TEST(ResponseCapTest, AStreamsErrorBodyIsReadUpToTheCap) {
+  auto server = NewHttpServer(real_clock, "127.0.0.1:0");
+  server->Handle("/watch",
+                 [](const ServerRequest&) { return Text(500, std::string(4u << 20, 'e')); });
+  ASSERT_TRUE(server->Start().ok());
+  auto client = NewHttpClient(real_clock, TlsConfig{});
+  HttpRequest req;
+  req.url = "http://127.0.0.1:" + std::to_string(server->port()) + "/watch";
+  req.max_body_bytes = 64 * 1024;
+  req.timeout = 5s;
+  auto started = client->Stream(req);
+  ASSERT_TRUE(started.ok()) << started.status().message();
+  ASSERT_TRUE(started->error_response);
+  EXPECT_EQ(started->error_response->status, 500);
+  EXPECT_EQ(started->error_response->body.size(), 64u * 1024);
+  server->Stop();
 }
 
 }  // namespace

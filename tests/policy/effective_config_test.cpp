@@ -130,7 +130,9 @@ TEST(ConfigzTest, DeeplyNestedInputDoesNotCrash) {
   EXPECT_FALSE(ec.ok());
   auto ec2 = EffectiveConfigFromConfigz(std::string(100000, '[') + std::string(100000, ']'));
   ASSERT_FALSE(ec2.ok());
-  EXPECT_NE(ec2.status().message().find("an array"), std::string::npos);
+  // Refused before parsing, by the nesting limit (it used to be parsed, then refused as an array).
+  EXPECT_NE(ec2.status().message().find("nests deeper than 64 levels"), std::string::npos)
+      << ec2.status().message();
 }
 
 TEST(ConfigzTest, RejectsWrongShapes) {
@@ -617,6 +619,69 @@ TEST(EffectiveConfigTest, MalformedFileFieldsAreWarnedAbout) {
   EXPECT_TRUE(HasWarningContaining(*ec, "readOnlyPort"));
   EXPECT_TRUE(HasWarningContaining(*ec, "streamingConnectionIdleTimeout"));
   EXPECT_FALSE(ComputeEffectiveConfig(json::array(), {}).ok());
+}
+
+// ---- limits ----
+
+// {"kubeletconfig": {"a": [[...[1]...]]}}: `depth` levels in all.
+std::string ConfigzOfDepth(size_t depth) {
+  return "{\"kubeletconfig\": {\"a\": " + std::string(depth - 2, '[') + "1" +
+         std::string(depth - 2, ']') + "}}";
+}
+
+TEST(ConfigzLimitsTest, DepthAtUnderAndOverSixtyFour) {
+  EXPECT_TRUE(EffectiveConfigFromConfigz(ConfigzOfDepth(63)).ok());
+  EXPECT_TRUE(EffectiveConfigFromConfigz(ConfigzOfDepth(64)).ok());
+  auto over = EffectiveConfigFromConfigz(ConfigzOfDepth(65));
+  ASSERT_FALSE(over.ok());
+  EXPECT_NE(over.status().message().find("the /configz response nests deeper than 64 levels"),
+            std::string::npos)
+      << over.status().message();
+  EXPECT_LT(over.status().message().size(), 1000u);
+  auto hostile = EffectiveConfigFromConfigz(std::string(200'000, '[') + std::string(200'000, ']'));
+  ASSERT_FALSE(hostile.ok());
+  EXPECT_NE(hostile.status().message().find("nests deeper than 64 levels"), std::string::npos);
+}
+
+TEST(ConfigzLimitsTest, SizeAtUnderAndOverTheLimit) {
+  auto sized = [](size_t n) {
+    std::string head = "{\"kubeletconfig\": {\"a\": \"", tail = "\"}}";
+    return head + std::string(n - head.size() - tail.size(), 'x') + tail;
+  };
+  EXPECT_TRUE(EffectiveConfigFromConfigz(sized(4u << 20)).ok());
+  EXPECT_TRUE(EffectiveConfigFromConfigz(sized((4u << 20) - 1)).ok());
+  auto over = EffectiveConfigFromConfigz(sized((4u << 20) + 1));
+  ASSERT_FALSE(over.ok());
+  EXPECT_NE(over.status().message().find("is 4194305 bytes, over the 4 MiB limit"),
+            std::string::npos);
+  EXPECT_LT(over.status().message().size(), 1000u);
+  // The caller's limits (--configz-max-bytes) apply instead of the default.
+  EXPECT_FALSE(EffectiveConfigFromConfigz(sized(2048), {1024, 64}).ok());
+  EXPECT_TRUE(EffectiveConfigFromConfigz(sized(2048), {2048, 64}).ok());
+}
+
+TEST(KubeletConfigFileLimitsTest, JsonAndYamlAreBoundedBeforeParsing) {
+  const std::string head = "{\"kind\": \"KubeletConfiguration\", \"x\": ";
+  EXPECT_TRUE(
+      ParseKubeletConfigFile(head + std::string(62, '[') + std::string(62, ']') + "}", "k.json")
+          .ok());
+  auto deep =
+      ParseKubeletConfigFile(head + std::string(64, '[') + std::string(64, ']') + "}", "k.json");
+  ASSERT_FALSE(deep.ok());
+  EXPECT_NE(deep.status().message().find("k.json nests deeper than 64 levels"), std::string::npos)
+      << deep.status().message();
+  auto yaml = ParseKubeletConfigFile(
+      "kind: KubeletConfiguration\nx: " + std::string(64, '[') + std::string(64, ']') + "\n",
+      "k.yaml");
+  ASSERT_FALSE(yaml.ok());
+  EXPECT_NE(yaml.status().message().find("k.yaml: the input nests deeper than 64 levels"),
+            std::string::npos)
+      << yaml.status().message();
+  auto big = ParseKubeletConfigFile("kind: KubeletConfiguration\n#" + std::string(4u << 20, 'x'),
+                                    "k.yaml");
+  ASSERT_FALSE(big.ok());
+  EXPECT_NE(big.status().message().find("over the 4 MiB limit"), std::string::npos)
+      << big.status().message().substr(0, 200);
 }
 
 }  // namespace

@@ -193,6 +193,87 @@ TEST(EvaluateTest, GarbageObservedValueIsError) {
   EXPECT_EQ(ev.result, RuleResult::kError);
 }
 
+// A list or a map where the catalog expects one value (or a value of the wrong container kind
+// where it expects a list or a map) is an Error result: never compared as text, never a crash.
+struct ShapeCase {
+  const char* name;
+  const char* path;
+  Operator op;
+  json want;
+  json observed;
+};
+
+class NonScalarObservedTest : public ::testing::TestWithParam<ShapeCase> {};
+
+TEST_P(NonScalarObservedTest, IsAnErrorResult) {
+  const auto& c = GetParam();
+  const bool takes_value = OperatorTakesValue(c.op);
+  auto ev = EvaluateConfigRule(
+      ConfigRule(c.path, c.op, takes_value ? std::optional<json>(c.want) : std::nullopt),
+      Live({{std::string(c.path), c.observed}}), 34);
+  EXPECT_EQ(ev.result, RuleResult::kError) << ev.message;
+  EXPECT_NE(ev.message.find("observed value"), std::string::npos) << ev.message;
+  EXPECT_LT(ev.message.size(), 400u) << ev.message;
+}
+
+json Deep(size_t depth) {
+  json v = 1;
+  for (size_t i = 0; i < depth; ++i) v = json::array({v});
+  return v;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, NonScalarObservedTest,
+    ::testing::Values(
+        ShapeCase{"string_is_map", "cgroupDriver", Operator::kEquals, "systemd", {{"a", 1}}},
+        ShapeCase{"string_is_list_not_equals", "cgroupDriver", Operator::kNotEquals, "cgroupfs",
+                  json::array({"systemd"})},
+        ShapeCase{"string_is_map_in",
+                  "cgroupDriver",
+                  Operator::kIn,
+                  json::array({"systemd"}),
+                  {{"a", 1}}},
+        ShapeCase{"bool_is_map", "rotateCertificates", Operator::kEquals, true, {{"a", true}}},
+        ShapeCase{"bool_is_list", "rotateCertificates", Operator::kNotEquals, false,
+                  json::array({true})},
+        ShapeCase{"int_is_list", "maxPods", Operator::kLessThanOrEqual, 110, json::array({1})},
+        ShapeCase{"int_is_map", "maxPods", Operator::kEquals, 110, {{"a", 1}}},
+        ShapeCase{"duration_is_map",
+                  "streamingConnectionIdleTimeout",
+                  Operator::kNotEquals,
+                  "0s",
+                  {{"a", "4h"}}},
+        ShapeCase{"duration_is_deep", "streamingConnectionIdleTimeout", Operator::kGreaterThan,
+                  "1h", Deep(60)},
+        ShapeCase{"list_is_string", "tlsCipherSuites", Operator::kEquals, json::array({"a"}), "a"},
+        ShapeCase{
+            "list_is_map", "tlsCipherSuites", Operator::kNotIn, json::array({"a"}), {{"a", "b"}}},
+        ShapeCase{"list_has_a_list", "tlsCipherSuites", Operator::kIn, json::array({"a"}),
+                  json::array({json::array({"a"})})},
+        ShapeCase{"map_is_list",
+                  "evictionHard",
+                  Operator::kEquals,
+                  {{"memory.available", "100Mi"}},
+                  json::array({1})},
+        ShapeCase{"map_is_string",
+                  "evictionHard",
+                  Operator::kNotEquals,
+                  {{"memory.available", "100Mi"}},
+                  "100Mi"}),
+    [](const ::testing::TestParamInfo<ShapeCase>& info) { return std::string(info.param.name); });
+
+TEST(EvaluateTest, HugeObservedValuesAreCutInMessages) {
+  auto ev = EvaluateConfigRule(ConfigRule("cgroupDriver", Operator::kEquals, "systemd"),
+                               Live({{"cgroupDriver", std::string(1u << 20, 'x')}}), 34);
+  EXPECT_EQ(ev.result, RuleResult::kFail);
+  EXPECT_LT(ev.message.size(), 400u);
+  EXPECT_NE(ev.message.find("(1048576 bytes)"), std::string::npos) << ev.message;
+  ev = EvaluateConfigRule(ConfigRule("maxPods", Operator::kEquals, 110),
+                          Live({{"maxPods", std::string(1u << 20, 'x')}}), 34);
+  EXPECT_EQ(ev.result, RuleResult::kError);
+  EXPECT_LT(ev.message.size(), 400u) << ev.message.substr(0, 400);
+}
+
 TEST(EvaluateTest, ExistsIgnoresZeroValueStandIn) {
   auto ev = EvaluateConfigRule(ConfigRule("authentication.x509.clientCAFile", Operator::kExists), Live(json::object()), 34);
   EXPECT_EQ(ev.result, RuleResult::kFail);

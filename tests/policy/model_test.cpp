@@ -5,6 +5,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "policy/limits.h"
+
 namespace kpc::policy {
 namespace {
 
@@ -230,6 +232,100 @@ TEST(ModelTest, GarbageInputIsAnErrorNotACrash) {
   for (size_t i = 0; i < big.size(); i += 97) big[i] = '\n';
   auto r = ParsePolicies(big, "big.yaml");
   EXPECT_FALSE(r.ok());
+}
+
+// ---- limits ----
+
+nlohmann::json NestedObjects(size_t depth) {
+  nlohmann::json v = "1Gi";
+  for (size_t i = 0; i < depth; ++i) {
+    nlohmann::json outer = nlohmann::json::object();
+    outer["a"] = std::move(v);  // moved, not copied: building stays linear
+    v = std::move(outer);
+  }
+  return v;
+}
+
+TEST(ModelLimitsTest, FreeFormValuesNestAtMostSixteenLevels) {
+  for (const char* where : {"value", "default"}) {
+    nlohmann::json p = Base();
+    Rule0(p)["config"] = {
+        {"path", "evictionHard"}, {"operator", "Equals"}, {"value", NestedObjects(1)}};
+    Rule0(p).erase("remediation");
+    Rule0(p)["config"][where] = NestedObjects(16);
+    EXPECT_TRUE(ParsePolicy(p).errors.empty()) << where;
+    Rule0(p)["config"][where] = NestedObjects(17);
+    auto r = ParsePolicy(p);
+    ASSERT_EQ(r.errors.size(), 1u) << where;
+    EXPECT_EQ(r.errors[0].field, std::string("spec.rules[0].config.") + where);
+    EXPECT_NE(r.errors[0].message.find("nests deeper than 16 levels"), std::string::npos);
+    // Far deeper values are refused the same way (and never copied or dumped).
+    Rule0(p)["config"][where] = NestedObjects(100'000);
+    EXPECT_FALSE(ParsePolicy(p).errors.empty());
+  }
+  nlohmann::json p = Base();
+  Rule0(p)["remediation"]["value"] = NestedObjects(17);
+  auto r = ParsePolicy(p);
+  ASSERT_FALSE(r.errors.empty());
+  EXPECT_EQ(r.errors[0].field, "spec.rules[0].remediation.value");
+}
+
+TEST(ModelLimitsTest, ManyProblemsMakeABoundedAnswer) {
+  nlohmann::json p = Base();
+  for (int i = 0; i < 20'000; ++i) p["spec"]["x" + std::string(200, 'k') + std::to_string(i)] = i;
+  auto r = ParsePolicy(p);
+  ASSERT_FALSE(r.policy);
+  EXPECT_LE(r.errors.size(), 101u);
+  size_t bytes = 0;
+  for (const auto& e : r.errors) bytes += e.field.size() + e.message.size();
+  EXPECT_LT(bytes, 64u * 1024) << "errors should name a few unknown fields, then count the rest";
+  bool counted = false;
+  for (const auto& e : r.errors)
+    counted |= e.message.find("19984 more unknown fields") != std::string::npos;
+  EXPECT_TRUE(counted);
+
+  nlohmann::json q = Base();
+  q["spec"]["rules"] = nlohmann::json::array();
+  for (int i = 0; i < 200; ++i) q["spec"]["rules"].push_back({{"id", "BAD_" + std::to_string(i)}});
+  auto rq = ParsePolicy(q);
+  EXPECT_EQ(rq.errors.size(), 101u);
+  EXPECT_NE(rq.errors.back().message.find("more problems not shown"), std::string::npos);
+}
+
+TEST(ModelLimitsTest, PolicyTextOverTheLimitIsRefusedBeforeParsing) {
+  std::string big = "# " + std::string(kPolicyTextLimits.max_bytes, 'x') + "\n" + Base().dump();
+  auto r = ParsePolicies(big, "big.yaml");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("over the 16 MiB limit"), std::string::npos)
+      << r.status().message().substr(0, 300);
+  std::string deep = "a: " + std::string(65, '[') + std::string(65, ']') + "\n";
+  r = ParsePolicies(deep, "deep.yaml");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(
+      r.status().message().find("deep.yaml: the input nests deeper than 64 levels (at line 1)"),
+      std::string::npos)
+      << r.status().message();
+  r = ParsePolicies(std::string(200'000, '['), "deeper.yaml");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("nests deeper than 64 levels"), std::string::npos);
+}
+
+TEST(ModelLimitsTest, LabelSelectorBounds) {
+  nlohmann::json p = Base();
+  p["spec"]["nodeSelector"]["matchExpressions"] = nlohmann::json::array();
+  for (int i = 0; i < 100'000; ++i) {
+    p["spec"]["nodeSelector"]["matchExpressions"].push_back({{"key", "k"}, {"operator", "Bogus"}});
+  }
+  auto r = ParsePolicy(p);
+  ASSERT_EQ(r.errors.size(), 1u) << "only the count is reported past the bound";
+  EXPECT_EQ(r.errors[0].message, "must have at most 32 requirements, got 100000");
+  p = Base();
+  p["spec"]["nodeSelector"]["matchLabels"] = {
+      {std::string(100'000, 'k'), std::string(100'000, 'v')}};
+  r = ParsePolicy(p);
+  ASSERT_EQ(r.errors.size(), 2u);
+  for (const auto& e : r.errors)
+    EXPECT_LT(e.field.size() + e.message.size(), 400u) << e.field << ": " << e.message;
 }
 
 }  // namespace

@@ -87,5 +87,71 @@ TEST(TextMatchTest, HugeValuesAreClearErrorsNotCrashes) {
   EXPECT_TRUE(doc->value["other"].is_string());
 }
 
+TEST(TextMatchTest, CrdPatternMatchers) {
+  struct Case {
+    bool (*match)(std::string_view);
+    const char* text;
+    bool want;
+  } cases[] = {
+      {MatchesRulePathShape, "a", true},
+      {MatchesRulePathShape, "authentication.anonymous.enabled", true},
+      {MatchesRulePathShape, "evictionHard[\"memory.available\"]", true},
+      {MatchesRulePathShape, "a[\"b\\\"c\"].d", true},
+      {MatchesRulePathShape, "a[\"x\"][\"y\"]", true},
+      {MatchesRulePathShape, "", false},
+      {MatchesRulePathShape, "[\"a\"]", false},
+      {MatchesRulePathShape, "a.", false},
+      {MatchesRulePathShape, "a..b", false},
+      {MatchesRulePathShape, "a[\"\"]", false},
+      {MatchesRulePathShape, "a[\"b\"", false},
+      {MatchesRulePathShape, "a[\"b\\\nc\"]", false},
+      {MatchesRulePathShape, "a[b]", false},
+      {MatchesRulePathShape, "a/b", false},
+      {MatchesFilePathShape, "/etc/kubernetes/kubelet.conf", true},
+      {MatchesFilePathShape, "/var/lib/kubelet/x@y+z=w,v:u", true},
+      {MatchesFilePathShape, "/", false},
+      {MatchesFilePathShape, "etc/x", false},
+      {MatchesFilePathShape, "/etc/a b", false},
+      {MatchesFilePathShape, "/etc/$x", false},
+      {MatchesDurationShape, "10s", true},
+      {MatchesDurationShape, "1h30m", true},
+      {MatchesDurationShape, "1.5h", true},
+      {MatchesDurationShape, "100ms", true},
+      {MatchesDurationShape, "3\xC2\xB5s", true},
+      {MatchesDurationShape, "1m5s", true},
+      {MatchesDurationShape, "", false},
+      {MatchesDurationShape, "10", false},
+      {MatchesDurationShape, "+10s", false},
+      {MatchesDurationShape, ".5h", false},
+      {MatchesDurationShape, "5.h", false},
+      {MatchesDurationShape, "10d", false},
+      {MatchesDurationShape, "1h 30m", false},
+      {MatchesPercentShape, "1%", true},
+      {MatchesPercentShape, "100%", true},
+      {MatchesPercentShape, "0%", false},
+      {MatchesPercentShape, "01%", false},
+      {MatchesPercentShape, "101%", false},
+      {MatchesPercentShape, "%", false},
+      {MatchesQualifiedNameShape, "a", true},
+      {MatchesQualifiedNameShape, "A-b_c.d", true},
+      {MatchesQualifiedNameShape, "", false},
+      {MatchesQualifiedNameShape, "-a", false},
+      {MatchesQualifiedNameShape, "a.", false},
+      {MatchesQualifiedNameShape, "a/b", false},
+  };
+  for (const auto& c : cases) EXPECT_EQ(c.match(c.text), c.want) << c.text;
+  // Linear: a long text is answered, not recursed on.
+  EXPECT_FALSE(MatchesRulePathShape(std::string(1'000'000, 'a') + "."));
+  EXPECT_TRUE(MatchesFilePathShape("/" + std::string(1'000'000, 'a')));
+  EXPECT_FALSE(MatchesDurationShape(std::string(1'000'000, '1')));
+}
+
+TEST(TextMatchTest, CharCountCountsCodePoints) {
+  EXPECT_EQ(CharCount(""), 0u);
+  EXPECT_EQ(CharCount("abc"), 3u);
+  EXPECT_EQ(CharCount("\xC3\xA9t\xC3\xA9"), 3u);  // "été"
+  EXPECT_EQ(CharCount("\xF0\x9F\x98\x80"), 1u);   // one emoji, four bytes
+}
+
 }  // namespace
 }  // namespace kpc::policy

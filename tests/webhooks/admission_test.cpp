@@ -135,6 +135,7 @@ TEST(AdmissionTest, OversizedBodyIs400) {
   for (const AdmissionResult& r : {HandleValidate(body), HandleMutate(body)}) {
     EXPECT_EQ(r.http_status, 400);
     EXPECT_NE(r.body.find("3 MiB"), std::string::npos) << r.body;
+    EXPECT_EQ(r.limit, "bytes");
   }
   // Just under the limit is read (and judged on its content).
   big["request"]["object"]["metadata"]["annotations"]["big"] = std::string(2u << 20, 'x');
@@ -142,9 +143,13 @@ TEST(AdmissionTest, OversizedBodyIs400) {
 }
 
 TEST(AdmissionTest, DeeplyNestedJsonIs400) {
+  // At the limit the body is read (and judged: not an AdmissionReview).
+  EXPECT_EQ(HandleValidate(std::string(kMaxJsonDepth, '[') + std::string(kMaxJsonDepth, ']')).limit,
+            "");
   for (size_t depth : {kMaxJsonDepth + 1u, 100000u, 1000000u}) {
     std::string arrays = std::string(depth, '[') + std::string(depth, ']');
     EXPECT_EQ(HandleValidate(arrays).http_status, 400);
+    EXPECT_EQ(HandleValidate(arrays).limit, "depth");
     std::string objects;
     for (size_t i = 0; i < depth; ++i) objects += "{\"a\":";
     objects += "1" + std::string(depth, '}');
@@ -436,6 +441,26 @@ TEST(ConflictTest, CheckerConflictsAreWarningsNotDenials) {
   bad["spec"]["enforcement"] = "x";
   EXPECT_EQ(ValidateObject(bad, &checker)["allowed"], false);
   EXPECT_TRUE(checker.seen_.empty());
+}
+
+TEST(AdmissionTest, HugeFieldsGiveAShortDenial) {
+  // The crash of the issue: a 100,000-character owner reached std::regex in every replica.
+  json p = Base();
+  p["spec"]["rules"][0] = {
+      {"id", "f"},
+      {"file", {{"target", "KubeletConfigFile"}, {"owner", std::string(100'000, 'a')}}}};
+  AdmissionResult r = HandleValidate(Review(p).dump());
+  ASSERT_EQ(r.http_status, 200);
+  EXPECT_FALSE(r.allowed);
+  EXPECT_LT(r.body.size(), 4096u);
+  EXPECT_NE(r.body.find("spec.rules[0].file.owner"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("at most 32 characters"), std::string::npos) << r.body;
+  json n = Base();
+  n["metadata"]["name"] = std::string(100'000, 'n');
+  r = HandleValidate(Review(n).dump());
+  EXPECT_FALSE(r.allowed);
+  EXPECT_LT(r.body.size() - 100'000, 4096u)
+      << "the name is echoed once (details.name), never in messages";
 }
 
 }  // namespace

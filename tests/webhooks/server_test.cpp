@@ -257,6 +257,16 @@ TEST_F(WebhookServerTest, MalformedAndOversizedRequestsGetClearErrors) {
       std::string::npos)
       << metrics_.Render();
 
+  // A body the server lets through but that nests too deeply: 400, counted as refused by a limit.
+  resp = c.RoundTrip("POST", "/validate-kubeletpolicy",
+                     std::string(10'000, '[') + std::string(10'000, ']'));
+  EXPECT_NE(resp.find("HTTP/1.1 400"), std::string::npos) << resp.substr(0, 300);
+  EXPECT_NE(resp.find("nests deeper than 100 levels"), std::string::npos) << resp.substr(0, 300);
+  EXPECT_NE(metrics_.Render().find(
+                R"(kubeletpolicy_input_rejected_total{source="admission",limit="depth"} 1)"),
+            std::string::npos)
+      << metrics_.Render();
+
   // The server is still fine.
   TlsConn again(port_, pki_.ca.cert_pem);
   ASSERT_TRUE(again.ok());
