@@ -28,6 +28,7 @@
 #include <thread>
 
 #include "tests/net/lsan_suppressions.h"
+#include "tests/net/mtls_server.h"
 #include "tests/net/test_certs.h"
 
 namespace kpc::net {
@@ -59,7 +60,8 @@ class PlainServerTest : public ::testing::Test {
       std::this_thread::sleep_for(1500ms);
       return Text(200, "late");
     });
-    server_->Handle("/throws", [](const ServerRequest&) -> HttpResponse { throw std::runtime_error("boom"); });
+    server_->Handle("/throws",
+                    [](const ServerRequest&) -> HttpResponse { throw std::runtime_error("boom"); });
     ASSERT_TRUE(server_->Start().ok());
     ASSERT_GT(server_->port(), 0);
     base_ = "http://127.0.0.1:" + std::to_string(server_->port());
@@ -249,30 +251,12 @@ TEST_F(TlsTest, ServerNameMismatchIsRejected) {
 }
 
 TEST(TlsClientCertTest, ServerRequiresClientCertificate) {
-  CertPair server_pair = MakeSelfSigned("server");
-  CertPair client_pair = MakeSelfSigned("client");
-  TlsConfig serving;
-  serving.client_cert_pem = server_pair.cert_pem;
-  serving.client_key_pem = server_pair.key_pem;
-  serving.ca_pem = client_pair.cert_pem;  // trust this client
-  auto server = NewHttpServer(real_clock, "127.0.0.1:0", serving);
-  server->Handle("/m", [](const ServerRequest&) { return Text(200, "mtls"); });
-  ASSERT_TRUE(server->Start().ok());
-  HttpRequest req;
-  req.url = "https://127.0.0.1:" + std::to_string(server->port()) + "/m";
-  req.timeout = 5s;
-
-  TlsConfig without;
-  without.ca_pem = server_pair.cert_pem;
-  EXPECT_FALSE(NewHttpClient(real_clock, without)->Send(req).ok());
-
-  TlsConfig with = without;
-  with.client_cert_pem = client_pair.cert_pem;
-  with.client_key_pem = client_pair.key_pem;
-  auto resp = NewHttpClient(real_clock, with)->Send(req);
+  MutualTlsServer server(real_clock);
+  ASSERT_TRUE(server.started());
+  EXPECT_FALSE(NewHttpClient(real_clock, server.WithoutClientCert())->Send(server.Request()).ok());
+  auto resp = NewHttpClient(real_clock, server.WithClientCert())->Send(server.Request());
   ASSERT_TRUE(resp.ok()) << resp.status().message();
   EXPECT_EQ(resp->body, "mtls");
-  server->Stop();
 }
 
 // A raw chunked-streaming server: the test pushes chunks; Close() ends the response.
@@ -436,7 +420,9 @@ TEST(LineStreamTest, CancelUnblocksAPendingReadPromptly) {
 
 TEST(LineStreamTest, NonSuccessStatusComesBackAsAResponse) {
   auto server = NewHttpServer(real_clock, "127.0.0.1:0");
-  server->Handle("/gone", [](const ServerRequest&) { return Text(410, "{\"kind\":\"Status\",\"code\":410}"); });
+  server->Handle("/gone", [](const ServerRequest&) {
+    return Text(410, "{\"kind\":\"Status\",\"code\":410}");
+  });
   ASSERT_TRUE(server->Start().ok());
   auto client = NewHttpClient(real_clock, TlsConfig{});
   HttpRequest req;

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "net/http.h"
+#include "tests/net/mtls_server.h"
 #include "tests/net/test_certs.h"
 
 namespace kpc::net {
@@ -336,34 +337,17 @@ TEST(OneShotHttpsClientTlsTest, IpAddressNotInTheCertificateFails) {
 }
 
 TEST(OneShotHttpsClientTlsTest, ClientCertificateForMutualTls) {
-  CertPair server_pair = MakeSelfSigned("server");
-  CertPair client_pair = MakeSelfSigned("client");
-  TlsConfig serving;
-  serving.client_cert_pem = server_pair.cert_pem;
-  serving.client_key_pem = server_pair.key_pem;
-  serving.ca_pem = client_pair.cert_pem;  // trust this client
-  auto server = NewHttpServer(real_clock, "127.0.0.1:0", serving);
-  server->Handle("/m", [](const ServerRequest&) { return Text(200, "mtls"); });
-  ASSERT_TRUE(server->Start().ok());
-  HttpRequest req;
-  req.url = "https://127.0.0.1:" + std::to_string(server->port()) + "/m";
-  req.timeout = 5s;
-
-  TlsConfig without;
-  without.ca_pem = server_pair.cert_pem;
-  auto refused = NewOneShotHttpsClient(real_clock, without)->Send(req);
+  MutualTlsServer server(real_clock);
+  ASSERT_TRUE(server.started());
+  auto refused =
+      NewOneShotHttpsClient(real_clock, server.WithoutClientCert())->Send(server.Request());
   ASSERT_FALSE(refused.ok());
   // TLS 1.3: the server's refusal comes after the client's handshake; its alert is reported.
   EXPECT_TRUE(Contains(refused.status().message(), "certificate required"))
       << refused.status().message();
-
-  TlsConfig with = without;
-  with.client_cert_pem = client_pair.cert_pem;
-  with.client_key_pem = client_pair.key_pem;
-  auto resp = NewOneShotHttpsClient(real_clock, with)->Send(req);
+  auto resp = NewOneShotHttpsClient(real_clock, server.WithClientCert())->Send(server.Request());
   ASSERT_TRUE(resp.ok()) << resp.status().message();
   EXPECT_EQ(resp->body, "mtls");
-  server->Stop();
 }
 
 TEST_F(OneShotHttpsClientTest, BodyOverTheCapIsResourceExhausted) {
