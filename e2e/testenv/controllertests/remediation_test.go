@@ -254,36 +254,7 @@ func TestRemediationRollout(t *testing.T) {
 	b := startController(t, "roll-b", remediationFlags()...)
 	name := uniqueName("rem-roll")
 
-	var mu sync.Mutex
-	maxRunning, samples := 0, 0
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(150 * time.Millisecond):
-			}
-			jobs, err := jobsOf(t, "kubeletpolicy.io/policy="+name)
-			if err != nil {
-				continue
-			}
-			running := 0
-			for _, j := range jobs {
-				if !j.Finished {
-					running++
-				}
-			}
-			mu.Lock()
-			samples++
-			if running > maxRunning {
-				maxRunning = running
-			}
-			mu.Unlock()
-		}
-	}()
+	sampler := sampleRunningJobs(t, name)
 	applyPolicy(t, name, enforcePolicy(name, "rollout", "    maxUnavailable: 2\n    timeout: 2m\n", ruleAnonymousFix))
 
 	// Kill the leader once the first Jobs exist.
@@ -302,24 +273,116 @@ func TestRemediationRollout(t *testing.T) {
 
 	took := waitStatus(t, name, 5*time.Minute, want{selected: 6, compliant: 6, compliantCond: "True",
 		failing: map[string]int{"anonymous-auth-disabled": 0}})
-	close(stop)
-	<-done
-	t.Logf("6 nodes remediated in %v; at most %d Jobs ran at once (%d samples)", took, maxRunning, samples)
-	if maxRunning > 2 {
-		t.Errorf("%d Jobs ran at once, maxUnavailable is 2", maxRunning)
+	sampler.check(t, 2)
+	t.Logf("6 nodes remediated in %v", took)
+	requireOneJobPerNode(t, name, "rem-roll-", 6)
+}
+
+// jobSampler lists a policy's Jobs every 150 ms and keeps the most that ran at once.
+type jobSampler struct {
+	mu                  sync.Mutex
+	maxRunning, samples int
+	stop, done          chan struct{}
+}
+
+func sampleRunningJobs(t *testing.T, policy string) *jobSampler {
+	s := &jobSampler{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		for {
+			select {
+			case <-s.stop:
+				return
+			case <-time.After(150 * time.Millisecond):
+			}
+			jobs, err := jobsOf(t, "kubeletpolicy.io/policy="+policy)
+			if err != nil {
+				continue
+			}
+			running := 0
+			for _, j := range jobs {
+				if !j.Finished {
+					running++
+				}
+			}
+			s.mu.Lock()
+			s.samples++
+			s.maxRunning = max(s.maxRunning, running)
+			s.mu.Unlock()
+		}
+	}()
+	return s
+}
+
+// check stops sampling and fails when more than maxUnavailable Jobs ran at once.
+func (s *jobSampler) check(t *testing.T, maxUnavailable int) {
+	t.Helper()
+	close(s.stop)
+	<-s.done
+	t.Logf("at most %d Jobs ran at once (%d samples)", s.maxRunning, s.samples)
+	if s.maxRunning > maxUnavailable {
+		t.Errorf("%d Jobs ran at once, maxUnavailable is %d", s.maxRunning, maxUnavailable)
 	}
-	if samples < 10 {
-		t.Errorf("only %d samples of the running Jobs", samples)
+	if s.samples < 10 {
+		t.Errorf("only %d samples of the running Jobs", s.samples)
 	}
+}
+
+// requireOneJobPerNode: nodes prefix1..prefixN each had exactly one Job of the policy.
+func requireOneJobPerNode(t *testing.T, policy, prefix string, n int) {
+	t.Helper()
 	perNode := map[string]int{}
-	for _, j := range policyJobs(t, name) {
+	for _, j := range policyJobs(t, policy) {
 		perNode[j.Node]++
 	}
-	for i := 1; i <= 6; i++ {
-		n := fmt.Sprintf("rem-roll-%d", i)
-		if perNode[n] != 1 {
-			t.Errorf("node %s: %d Jobs, want exactly 1 (%v)", n, perNode[n], perNode)
+	for i := 1; i <= n; i++ {
+		node := fmt.Sprintf("%s%d", prefix, i)
+		if perNode[node] != 1 {
+			t.Errorf("node %s: %d Jobs, want exactly 1 (%v)", node, perNode[node], perNode)
 		}
+	}
+}
+
+// A leader stopped (SIGSTOP, not killed) in the middle of a rollout loses its lease; the new
+// leader finishes the rollout, and when the old one wakes up it changes nothing: it sees that
+// its lease is gone before any write, so maxUnavailable holds and no node gets a second Job.
+func TestRemediationLeaderPaused(t *testing.T) {
+	for i := 1; i <= 4; i++ {
+		requireConfigz(t, fmt.Sprintf("rem-pause-%d", i), "authentication.anonymous.enabled", true)
+	}
+	a := startController(t, "pause-a", remediationFlags()...)
+	waitLeader(t, a, 60*time.Second)
+	b := startController(t, "pause-b", remediationFlags()...)
+	name := uniqueName("rem-pause")
+	sampler := sampleRunningJobs(t, name)
+	applyPolicy(t, name, enforcePolicy(name, "paused", "    maxUnavailable: 1\n    timeout: 2m\n", ruleAnonymousFix))
+	eventually(t, 60*time.Second, "the first remediation Job", func() error {
+		if n := len(policyJobs(t, name)); n == 0 {
+			return fmt.Errorf("no Job yet")
+		}
+		return nil
+	})
+	t.Logf("stopping the leader %s in the middle of the rollout", a.name)
+	a.signal(syscall.SIGSTOP)
+	t.Cleanup(func() { a.signal(syscall.SIGCONT) }) // so that the cleanup's SIGTERM is delivered
+	waitLeaseHolder(t, b, "kubelet-policy-controller", 60*time.Second)
+	// Let the new leader carry on, then wake the old one while Jobs are still to come.
+	eventually(t, 2*time.Minute, "a Job created by the new leader", func() error {
+		if n := len(policyJobs(t, name)); n < 2 {
+			return fmt.Errorf("%d Jobs", n)
+		}
+		return nil
+	})
+	t.Logf("waking %s", a.name)
+	a.signal(syscall.SIGCONT)
+	took := waitStatus(t, name, 5*time.Minute, want{selected: 4, compliant: 4, compliantCond: "True",
+		failing: map[string]int{"anonymous-auth-disabled": 0}})
+	time.Sleep(5 * time.Second) // room for a late write of the woken process
+	sampler.check(t, 1)
+	t.Logf("4 nodes remediated in %v", took)
+	requireOneJobPerNode(t, name, "rem-pause-", 4)
+	if a.exited() {
+		t.Errorf("the woken replica exited: %v\n%s", a.waitErr, tail(a.logs(), 30))
 	}
 }
 
