@@ -49,7 +49,8 @@ type simNode struct {
 	lastErr    string // why the kubelet is not up
 	configz    []byte
 	behavior   string
-	delay      time.Duration
+	params     behaviorParams
+	changed    chan struct{} // closed when behavior or params change (see behaviorChanged)
 	restarting bool
 	restartMu  sync.Mutex // one restart at a time
 
@@ -205,8 +206,11 @@ func (f *fleet) run() error {
 		if err != nil {
 			return err
 		}
-		d, _ := spec.delay()
-		n := &simNode{name: name, ip: nodeIP(i), spec: spec, behavior: spec.Behavior, delay: d,
+		params, err := spec.params(specDir)
+		if err != nil {
+			return fmt.Errorf("%s: %w", file, err)
+		}
+		n := &simNode{name: name, ip: nodeIP(i), spec: spec, behavior: spec.Behavior, params: params,
 			dir: filepath.Join(f.dir, "nodes", name), fineGrained: spec.FineGrainedAuthz == nil || *spec.FineGrainedAuthz}
 		n.root = filepath.Join(n.dir, "root")
 		n.loopback = loopbackFor(n.ip)
@@ -301,6 +305,25 @@ func (f *fleet) start(n *simNode) {
 	n.auth = auth
 	n.gateFineGrained = ec.FineGrainedAuthz
 	n.requestClientCert = ec.Authentication.X509.ClientCAFile != ""
+}
+
+// setBehavior switches the node's behaviour and wakes the requests the old one holds.
+func (n *simNode) setBehavior(behavior string, p behaviorParams) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.behavior, n.params = behavior, p
+	if n.changed != nil {
+		close(n.changed)
+		n.changed = nil
+	}
+}
+
+// behaviorChanged returns a channel closed at the next setBehavior; n.mu must be held.
+func (n *simNode) behaviorChanged() <-chan struct{} {
+	if n.changed == nil {
+		n.changed = make(chan struct{})
+	}
+	return n.changed
 }
 
 func (n *simNode) state() (up bool, behavior string, lastErr string) {
@@ -603,19 +626,20 @@ func (f *fleet) serveControl() error {
 		if n == nil {
 			return
 		}
-		b := r.URL.Query().Get("value")
-		if _, ok := behaviors[b]; !ok {
-			http.Error(w, "unknown behavior", http.StatusBadRequest)
+		q := r.URL.Query()
+		b := q.Get("value")
+		n.mu.Lock()
+		p := n.params
+		n.mu.Unlock()
+		p, err := p.withQuery(q)
+		if err == nil {
+			err = checkBehavior(b, p)
+		}
+		if err != nil {
+			http.Error(w, "behavior: "+err.Error(), http.StatusBadRequest)
 			return
 		}
-		n.mu.Lock()
-		n.behavior = b
-		if d := r.URL.Query().Get("delay"); d != "" {
-			if dd, err := time.ParseDuration(d); err == nil {
-				n.delay = dd
-			}
-		}
-		n.mu.Unlock()
+		n.setBehavior(b, p)
 		f.syncListener(n)
 		n.dropConnections()
 		_ = f.patchReady(n)
@@ -645,16 +669,25 @@ func (f *fleet) serveControl() error {
 			Port                            int
 			FineGrainedAuthz                bool // the switch; the node's feature gate must allow it too
 			FineGrainedGate                 bool
+			// The behaviours' parameters (each applies to its behaviour only).
+			BehaviorDelay      string // slow
+			BehaviorBytes      int64  // huge
+			BehaviorDepth      int    // deep
+			BehaviorBody       string // body
+			BehaviorRetryAfter int    // throttled, seconds
 		}
 		var out []row
 		for _, name := range sortedKeys(f.nodes) {
 			n := f.nodes[name]
 			up, b, e := n.state()
 			n.mu.Lock()
-			fg, gate := n.fineGrained, n.gateFineGrained
+			fg, gate, p := n.fineGrained, n.gateFineGrained, n.params
 			n.mu.Unlock()
-			out = append(out, row{n.name, n.ip.String(), n.root, b, e, up, n.activePods.Load(),
-				n.loopback.String(), n.port, fg, gate})
+			out = append(out, row{Name: n.name, IP: n.ip.String(), Root: n.root, Behavior: b, Error: e, Up: up,
+				ActivePods: n.activePods.Load(), Address: n.loopback.String(), Port: n.port,
+				FineGrainedAuthz: fg, FineGrainedGate: gate,
+				BehaviorDelay: p.Delay.String(), BehaviorBytes: p.Bytes, BehaviorDepth: p.Depth,
+				BehaviorBody: p.Body, BehaviorRetryAfter: p.RetryAfter})
 		}
 		_ = json.NewEncoder(w).Encode(out)
 	})

@@ -45,7 +45,15 @@ type nodeSpec struct {
 	FlagsFile     string            `json:"flagsFile,omitempty"`
 	Files         []fileSpec        `json:"files,omitempty"`
 	Behavior      string            `json:"behavior,omitempty"`
-	BehaviorDelay string            `json:"behaviorDelay,omitempty"`
+	BehaviorDelay string            `json:"behaviorDelay,omitempty"` // slow; default 10s
+	// huge: the body's size, an integer or a quantity (64Mi); default 64Mi, at most 4Gi.
+	BehaviorBytes json.RawMessage `json:"behaviorBytes,omitempty"`
+	// deep: how many arrays nest in the value; default 100000, at most 10000000.
+	BehaviorDepth *int `json:"behaviorDepth,omitempty"`
+	// body: the file served as /configz; a relative path is relative to the spec's directory.
+	BehaviorBody string `json:"behaviorBody,omitempty"`
+	// throttled: the Retry-After header in seconds; default 5.
+	BehaviorRetryAfter *int `json:"behaviorRetryAfter,omitempty"`
 	// FineGrainedAuthz false makes the direct listener authorize like a kubelet before
 	// 1.33 (only nodes/proxy); default true.
 	FineGrainedAuthz *bool `json:"fineGrainedAuthz,omitempty"`
@@ -60,6 +68,11 @@ var behaviors = map[string]string{
 	"error":       "/configz answers 500",
 	"slow":        "/configz answers after behaviorDelay (default 10s)",
 	"notready":    "the Node's Ready condition is False (the kubelet still serves)",
+	"huge":        "/configz answers 200 with a streamed JSON body of behaviorBytes bytes (default 64Mi)",
+	"deep":        "/configz answers 200 with valid JSON whose authentication.anonymous.enabled nests behaviorDepth arrays (default 100000)",
+	"stall":       "/configz sends its headers and half its body, then nothing until the client goes away",
+	"body":        "/configz answers 200 with the file behaviorBody, verbatim",
+	"throttled":   "/configz answers 429 with Retry-After: behaviorRetryAfter (default 5) and a Status",
 }
 
 func loadNodeSpec(file string) (*nodeSpec, error) {
@@ -71,26 +84,72 @@ func loadNodeSpec(file string) (*nodeSpec, error) {
 	if err := yaml.UnmarshalStrict(b, &s); err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
-	if _, ok := behaviors[s.Behavior]; !ok {
-		return nil, fmt.Errorf("%s: unknown behavior %q", file, s.Behavior)
-	}
 	if s.ConfigFile != nil && !path.IsAbs(s.ConfigFile.Path) {
 		return nil, fmt.Errorf("%s: configFile.path must be absolute", file)
 	}
 	if s.FlagsFile != "" && !path.IsAbs(s.FlagsFile) {
 		return nil, fmt.Errorf("%s: flagsFile must be absolute", file)
 	}
-	if _, err := s.delay(); err != nil {
-		return nil, fmt.Errorf("%s: behaviorDelay: %w", file, err)
+	dir, err := filepath.Abs(filepath.Dir(file))
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.params(dir); err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
 	}
 	return &s, nil
 }
 
-func (s *nodeSpec) delay() (time.Duration, error) {
-	if s.BehaviorDelay == "" {
-		return 10 * time.Second, nil
+// params returns the behaviour parameters of the spec, defaults filled in, the body's path
+// resolved against specDir (the spec file's directory).
+func (s *nodeSpec) params(specDir string) (behaviorParams, error) {
+	p := defaultBehaviorParams()
+	if s.BehaviorDelay != "" {
+		d, err := time.ParseDuration(s.BehaviorDelay)
+		if err != nil || d < 0 {
+			return p, fmt.Errorf("behaviorDelay %q is not a non-negative duration (e.g. 30s)", s.BehaviorDelay)
+		}
+		p.Delay = d
 	}
-	return time.ParseDuration(s.BehaviorDelay)
+	if len(s.BehaviorBytes) > 0 {
+		text := string(s.BehaviorBytes)
+		_ = json.Unmarshal(s.BehaviorBytes, &text) // a string: its value; a number: as written
+		b, err := parseBehaviorBytes(text)
+		if err != nil {
+			return p, fmt.Errorf("behaviorBytes: %w", err)
+		}
+		p.Bytes = b
+	}
+	if s.BehaviorDepth != nil {
+		if err := checkBehaviorDepth(*s.BehaviorDepth); err != nil {
+			return p, fmt.Errorf("behaviorDepth: %w", err)
+		}
+		p.Depth = *s.BehaviorDepth
+	}
+	if s.BehaviorRetryAfter != nil {
+		if err := checkBehaviorRetryAfter(*s.BehaviorRetryAfter); err != nil {
+			return p, fmt.Errorf("behaviorRetryAfter: %w", err)
+		}
+		p.RetryAfter = *s.BehaviorRetryAfter
+	}
+	if s.BehaviorBody != "" {
+		p.Body = s.bodyPath(specDir)
+		if err := checkBehaviorBody(p.Body); err != nil {
+			return p, fmt.Errorf("behaviorBody: %w", err)
+		}
+	}
+	if err := checkBehavior(s.Behavior, p); err != nil {
+		return p, err
+	}
+	return p, nil
+}
+
+// bodyPath is behaviorBody, resolved against specDir when relative.
+func (s *nodeSpec) bodyPath(specDir string) string {
+	if filepath.IsAbs(s.BehaviorBody) {
+		return filepath.Clean(s.BehaviorBody)
+	}
+	return filepath.Join(specDir, s.BehaviorBody)
 }
 
 // configFileBytes renders configFile.content in the format its extension names.

@@ -302,8 +302,12 @@ func (f *fleet) kubeletHandler() http.Handler {
 			return
 		}
 		n.mu.Lock()
-		body, behavior, delay, up := n.configz, n.behavior, n.delay, n.up
+		body, behavior, params, up := n.configz, n.behavior, n.params, n.up
+		changed := n.behaviorChanged()
 		n.mu.Unlock()
+		if serveHostile(w, r, behavior, params, body, changed, f.ctx.Done()) {
+			return
+		}
 		switch behavior {
 		case "unreachable", "refused":
 			// Only reachable through a connection opened before the change.
@@ -318,7 +322,7 @@ func (f *fleet) kubeletHandler() http.Handler {
 			return
 		case "slow":
 			select {
-			case <-time.After(delay):
+			case <-time.After(params.Delay):
 			case <-r.Context().Done():
 				return
 			}

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -341,7 +342,7 @@ func prepareStateDir(dir string) error {
 			}
 		}
 	}
-	for _, d := range []string{"", "pki", "logs", "pids", "kubeconfigs", "node-specs", "nodes", "pods", "bin"} {
+	for _, d := range stateEntries {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			return err
 		}
@@ -390,6 +391,9 @@ func up(dir, nodesDir string, nodes int, imageMap map[string]string, timeout tim
 				return err
 			}
 			if err := os.WriteFile(filepath.Join(specDir, e.Name()), b, 0o644); err != nil {
+				return err
+			}
+			if err := copyBehaviorBody(dir, filepath.Join(nodesDir, e.Name()), specDir); err != nil {
 				return err
 			}
 			count++
@@ -705,6 +709,51 @@ func runStatus(args []string) int {
 }
 
 var errNotFound = errors.New("not found")
+
+// stateEntries are the state directory's own entries (prepareStateDir).
+var stateEntries = []string{"", "pki", "logs", "pids", "kubeconfigs", "node-specs", "nodes", "pods", "bin"}
+
+// copyBehaviorBody copies the file that a node spec's relative behaviorBody names to the same
+// place relative to the copied spec (in specDir), so that the environment stays
+// self-contained. The copy must land inside the state directory, outside its own entries
+// (node-specs aside). The spec is validated on the way.
+func copyBehaviorBody(stateDir, srcSpec, specDir string) error {
+	s, err := loadNodeSpec(srcSpec)
+	if err != nil {
+		return err
+	}
+	if s.BehaviorBody == "" || filepath.IsAbs(s.BehaviorBody) {
+		return nil
+	}
+	dst := s.bodyPath(specDir)
+	rel, err := filepath.Rel(stateDir, dst)
+	top, _, _ := strings.Cut(rel, string(filepath.Separator))
+	if err != nil || top == ".." || rel == top || (top != "node-specs" && slices.Contains(stateEntries, top)) {
+		return fmt.Errorf("%s: behaviorBody %s would be copied to %s: it must land in a directory of its own inside the state directory (or in node-specs/)",
+			srcSpec, s.BehaviorBody, dst)
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	srcDir, err := filepath.Abs(filepath.Dir(srcSpec))
+	if err != nil {
+		return err
+	}
+	in, err := os.Open(s.bodyPath(srcDir))
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
 
 func linkOrCopy(src, dst string) error {
 	if err := os.Link(src, dst); err == nil {
