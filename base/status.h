@@ -21,6 +21,7 @@ enum class StatusCode {
   kDeadlineExceeded,
   kPermissionDenied,
   kResourceExhausted,  // over a size limit (e.g. a response body larger than the caller allows)
+  kFailedPrecondition,  // not allowed now (e.g. a write from a replica that does not lead)
   kInternal,
 };
 
@@ -44,6 +45,7 @@ inline Status NotFound(std::string msg) { return {StatusCode::kNotFound, std::mo
 inline Status Internal(std::string msg) { return {StatusCode::kInternal, std::move(msg)}; }
 inline Status Unavailable(std::string msg) { return {StatusCode::kUnavailable, std::move(msg)}; }
 inline Status ResourceExhausted(std::string msg) { return {StatusCode::kResourceExhausted, std::move(msg)}; }
+inline Status FailedPrecondition(std::string msg) { return {StatusCode::kFailedPrecondition, std::move(msg)}; }
 
 // StatusOr<T> holds either a value or a non-OK Status.
 template <typename T>

@@ -71,13 +71,6 @@ StatusOr<kube::ClientConfig> ApiClientConfig(const ConnectionFlags& f, const std
   return config;
 }
 
-StatusOr<std::unique_ptr<kube::Client>> NewApiClient(const ConnectionFlags& f, const Clock& clock,
-                                                     const std::string& component) {
-  auto config = ApiClientConfig(f, component);
-  if (!config.ok()) return config.status();
-  return kube::NewClient(clock, *config);
-}
-
 kube::LeaderElectionConfig LeaderElectionFrom(const LeaderElectionFlags& f) {
   kube::LeaderElectionConfig le;
   le.lease_namespace = f.lease_namespace;
@@ -90,14 +83,21 @@ kube::LeaderElectionConfig LeaderElectionFrom(const LeaderElectionFlags& f) {
 }
 
 ApiRequestMetrics::ApiRequestMetrics(Registry& metrics, const kube::Client& client)
-    : client_(client),
+    : ApiRequestMetrics(metrics, std::vector<const kube::Client*>{&client}) {}
+
+ApiRequestMetrics::ApiRequestMetrics(Registry& metrics, std::vector<const kube::Client*> clients)
+    : clients_(std::move(clients)),
       counter_(metrics.AddCounter("kubeletpolicy_api_requests_total",
                                   "Requests to the Kubernetes API server by verb and HTTP code.",
                                   {"verb", "code"})) {}
 
 void ApiRequestMetrics::Sync() {
   std::lock_guard<std::mutex> lock(mu_);
-  for (const auto& [k, n] : client_.RequestCounts()) {
+  std::map<std::pair<std::string, std::string>, uint64_t> total;
+  for (const kube::Client* c : clients_) {
+    for (const auto& [k, n] : c->RequestCounts()) total[k] += n;
+  }
+  for (const auto& [k, n] : total) {
     uint64_t& seen = seen_[k];
     if (n > seen) counter_.WithLabels({k.first, k.second}).Inc(static_cast<double>(n - seen));
     seen = n;
@@ -147,32 +147,33 @@ void Endpoints::Stop() {
   metrics_.reset();
 }
 
-Leadership::Leadership(std::optional<kube::LeaderElectionConfig> election, kube::Client& client,
-                       const Clock& clock, Work lead, std::string what_stops,
+Leadership::Leadership(std::optional<kube::LeaderElectionConfig> election,
+                       kube::Client& lease_client, const Clock& clock, std::string what_stops,
                        std::atomic<bool>& is_leader)
-    : election_(std::move(election)),
-      client_(client),
-      clock_(clock),
-      lead_(std::move(lead)),
-      what_stops_(std::move(what_stops)),
-      is_leader_(is_leader) {}
+    : what_stops_(std::move(what_stops)),
+      is_leader_(is_leader),
+      elector_(election ? std::make_unique<kube::LeaderElector>(
+                              lease_client, clock, *election, [this] { Lead(); },
+                              [this] {
+                                is_leader_ = false;
+                                spdlog::warn("lost leadership: stopped {}", what_stops_);
+                              })
+                        : nullptr) {
+  if (election) {
+    spdlog::info("leader election: Lease {}/{} as {}", election->lease_namespace,
+                 election->lease_name, election->identity);
+  }
+}
 
 Leadership::~Leadership() { Stop(); }
 
-void Leadership::Start() {
-  if (!election_) {
+void Leadership::Start(Work lead) {
+  lead_ = std::move(lead);
+  if (elector_) {
+    elector_->Start();
+  } else {
     thread_ = std::thread([this] { Lead(); });
-    return;
   }
-  spdlog::info("leader election: Lease {}/{} as {}", election_->lease_namespace,
-               election_->lease_name, election_->identity);
-  elector_ = std::make_unique<kube::LeaderElector>(
-      client_, clock_, *election_, [this] { Lead(); },
-      [this] {
-        is_leader_ = false;
-        spdlog::warn("lost leadership: stopped {}", what_stops_);
-      });
-  elector_->Start();
 }
 
 void Leadership::Stop() {
@@ -180,6 +181,8 @@ void Leadership::Stop() {
   if (elector_) elector_->Stop();
   if (thread_.joinable()) thread_.join();
 }
+
+Status Leadership::MayMutate() const { return elector_ ? elector_->MayMutate() : Status::Ok(); }
 
 void Leadership::Lead() {
   is_leader_ = true;

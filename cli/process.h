@@ -1,7 +1,8 @@
 #pragma once
 // What the long-running commands (`run`, `webhook`) share around their own work: the API
 // client from the connection flags, /healthz /readyz /metrics, the API request counter, the
-// leader's work started with or without a Lease, and the signals that stop the process.
+// leader's work started with or without a Lease — and the gate of the leader's writes — and the
+// signals that stop the process.
 //
 // Threading: InstallStopSignals and WaitForStopSignal belong to the main thread; the classes
 // are safe to use from the threads they start. Every reference passed in must outlive the
@@ -18,6 +19,7 @@
 #include <string>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include "base/clock.h"
 #include "base/metrics.h"
@@ -25,6 +27,7 @@
 #include "cli/common_flags.h"
 #include "kube/client.h"
 #include "kube/leader_election.h"
+#include "kube/mutation_gate.h"
 #include "net/http.h"
 
 namespace kpc::cli {
@@ -38,23 +41,22 @@ int WaitForStopSignal();
 
 // The client configuration the connection flags describe; logs which API server `component`
 // talks to.
-StatusOr<kube::ClientConfig> ApiClientConfig(const ConnectionFlags& flags, const std::string& component);
-// A client with that configuration.
-StatusOr<std::unique_ptr<kube::Client>> NewApiClient(const ConnectionFlags& flags,
-                                                     const Clock& clock,
-                                                     const std::string& component);
+StatusOr<kube::ClientConfig> ApiClientConfig(const ConnectionFlags& flags,
+                                             const std::string& component);
 
 // The Lease settings of the flags, with a fresh identity (hostname and a random suffix).
 kube::LeaderElectionConfig LeaderElectionFrom(const LeaderElectionFlags& flags);
 
-// The client's request counts, mirrored into kubeletpolicy_api_requests_total at scrape time.
+// The clients' request counts, summed, mirrored into kubeletpolicy_api_requests_total at scrape
+// time.
 class ApiRequestMetrics {
  public:
   ApiRequestMetrics(Registry& metrics, const kube::Client& client);
+  ApiRequestMetrics(Registry& metrics, std::vector<const kube::Client*> clients);
   void Sync();
 
  private:
-  const kube::Client& client_;
+  const std::vector<const kube::Client*> clients_;
   CounterFamily& counter_;
   std::mutex mu_;
   std::map<std::pair<std::string, std::string>, uint64_t> seen_;
@@ -91,28 +93,33 @@ class Endpoints {
 
 // The leader's work, `lead(stop)`, which must return once `stop()` is true. It runs at once
 // without leader election, else each time this replica wins the Lease; `is_leader` follows.
-class Leadership {
+//
+// It is also the gate of the leader's writes: give it to the client the work writes with
+// (kube::NewClient(clock, config, &leadership)). Without leader election the gate is always
+// open; with it, open only while the Lease is held and renewed within the renew deadline
+// (kube/mutation_gate.h). `lease_client` carries the Lease requests and must not be that gated
+// client; a client of its own also keeps renewals from queueing behind the work's rate limit.
+class Leadership final : public kube::MutationGate {
  public:
   using Work = std::function<void(const std::function<bool()>& stop)>;
-  Leadership(std::optional<kube::LeaderElectionConfig> election, kube::Client& client,
-             const Clock& clock, Work lead, std::string what_stops, std::atomic<bool>& is_leader);
-  ~Leadership();
+  Leadership(std::optional<kube::LeaderElectionConfig> election, kube::Client& lease_client,
+             const Clock& clock, std::string what_stops, std::atomic<bool>& is_leader);
+  ~Leadership() override;
 
-  void Start();
+  // REQUIRES: called once.
+  void Start(Work lead);
   // Ends the leader's work; releases the Lease so that a successor takes over at once.
   void Stop();
+  Status MayMutate() const override;
 
  private:
   void Lead();
 
-  const std::optional<kube::LeaderElectionConfig> election_;
-  kube::Client& client_;
-  const Clock& clock_;
-  const Work lead_;
   const std::string what_stops_;  // logged when leadership is lost
   std::atomic<bool>& is_leader_;
   std::atomic<bool> shutting_down_{false};
-  std::unique_ptr<kube::LeaderElector> elector_;
+  Work lead_;                                           // set by Start
+  const std::unique_ptr<kube::LeaderElector> elector_;  // null without leader election
   std::thread thread_;
 };
 

@@ -55,10 +55,17 @@ int Serve(const RunFlags& f) {
     spdlog::error("cannot configure the Kubernetes client: {}", config.status().message());
     return 2;
   }
-  auto client = kube::NewClient(clock, *config);
+  // The Lease and the kubelet credentials (TokenRequests change nothing in the cluster) go
+  // through a client of their own; everything the operator writes passes the leadership gate.
+  auto ungated = kube::NewClient(clock, *config);
+  std::atomic<bool> is_leader{!f.election.leader_elect};
+  Leadership leadership(
+      f.election.leader_elect ? std::optional(LeaderElectionFrom(f.election)) : std::nullopt,
+      *ungated, clock, "reconciling", is_leader);
+  auto client = kube::NewClient(clock, *config, &leadership);
   kube::Client& api = *client;
   OperatorOptions options = OperatorOptionsFrom(f);
-  auto configz = KubeletAccessFrom(f, *config, api, clock);
+  auto configz = KubeletAccessFrom(f, *config, *ungated, clock);
   if (!configz.ok()) {
     spdlog::error("{}", configz.status().message());
     return 2;
@@ -69,8 +76,7 @@ int Serve(const RunFlags& f) {
   auto events = kube::NewEventRecorder(api, clock, "kubelet-policy-controller", kEventsNamespace);
   Registry metrics;
   Operator op(api, *events, metrics, clock, std::move(options));
-  ApiRequestMetrics api_requests(metrics, api);
-  std::atomic<bool> is_leader{!f.election.leader_elect};
+  ApiRequestMetrics api_requests(metrics, {&api, ungated.get()});
   metrics.AddCallbackGauge("kubeletpolicy_leader", "1 when this replica is the leader.",
                            [&is_leader] { return is_leader ? 1.0 : 0.0; });
   auto ready = [&op]() -> std::optional<std::string> {
@@ -84,11 +90,7 @@ int Serve(const RunFlags& f) {
   }
 
   op.Start();
-  Leadership leadership(
-      f.election.leader_elect ? std::optional(LeaderElectionFrom(f.election)) : std::nullopt, api,
-      clock, [&op](const std::function<bool()>& stop) { op.RunLeader(stop); }, "reconciling",
-      is_leader);
-  leadership.Start();
+  leadership.Start([&op](const std::function<bool()>& stop) { op.RunLeader(stop); });
 
   spdlog::info("signal {} received: shutting down", WaitForStopSignal());
   leadership.Stop();

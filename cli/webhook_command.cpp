@@ -136,41 +136,42 @@ void RotateCertificates(webhooks::CertRotator& rotator, std::chrono::millisecond
 }
 
 // Who writes the certificates: the Lease holder in self-managed mode (every replica at once
-// without --leader-elect); nobody in cert-manager mode.
-std::unique_ptr<Leadership> CertificateLeadership(const WebhookFlags& f, Admission& a,
-                                                  kube::Client& client, const Clock& clock,
+// without --leader-elect); nobody in cert-manager mode (no Leadership, no Lease).
+std::unique_ptr<Leadership> CertificateLeadership(const WebhookFlags& f, kube::Client& lease_client,
+                                                  const Clock& clock,
                                                   std::atomic<bool>& is_leader) {
-  if (!a.rotator) {
+  if (f.server.webhook_cert_mode == "cert-manager") {
     spdlog::info("cert-manager mode: this process writes nothing, so it takes no Lease");
     return nullptr;
   }
   auto election =
       f.election.leader_elect ? std::optional(LeaderElectionFrom(f.election)) : std::nullopt;
-  const auto period = Millis(f.server.webhook_sync_period_ns);
-  return std::make_unique<Leadership>(
-      election, client, clock,
-      [rotator = a.rotator.get(), period](const std::function<bool()>& stop) {
-        RotateCertificates(*rotator, period, stop);
-      },
-      "writing the webhook certificates", is_leader);
+  return std::make_unique<Leadership>(election, lease_client, clock,
+                                      "writing the webhook certificates", is_leader);
 }
 
 // Serves the webhooks with flags that were read and checked, until a signal.
 int Serve(const WebhookFlags& f) {
   RealClock clock;  // outlives everything below
-  auto client = NewApiClient(f.connection, clock, kComponent);
-  if (!client.ok()) {
-    spdlog::error("cannot configure the Kubernetes client: {}", client.status().message());
+  auto config = ApiClientConfig(f.connection, kComponent);
+  if (!config.ok()) {
+    spdlog::error("cannot configure the Kubernetes client: {}", config.status().message());
     return 2;
   }
-  kube::Client& api = **client;
+  // The Lease goes through a client of its own; the Secret, the webhook configurations and the
+  // Events are written only while this replica holds the Lease (the gate of `leadership`).
+  auto lease_client = kube::NewClient(clock, *config);
+  std::atomic<bool> is_leader{false};
+  std::unique_ptr<Leadership> leadership =
+      CertificateLeadership(f, *lease_client, clock, is_leader);
+  auto client = kube::NewClient(clock, *config, leadership.get());
+  kube::Client& api = *client;
   InstallStopSignals();
 
   // Events about the Secret, a namespaced object: they go to its namespace.
   auto events = kube::NewEventRecorder(api, clock, kComponent, f.server.webhook_namespace);
   Registry metrics;
-  ApiRequestMetrics api_requests(metrics, api);
-  std::atomic<bool> is_leader{false};
+  ApiRequestMetrics api_requests(metrics, {&api, lease_client.get()});
   metrics.AddCallbackGauge("kubeletpolicy_webhook_leader",
                            "1 when this replica writes the self-managed webhook certificates.",
                            [&is_leader] { return is_leader ? 1.0 : 0.0; });
@@ -182,9 +183,13 @@ int Serve(const WebhookFlags& f) {
     admission->Stop();
     return 1;
   }
-  std::unique_ptr<Leadership> leadership =
-      CertificateLeadership(f, *admission, api, clock, is_leader);
-  if (leadership) leadership->Start();
+  if (leadership) {
+    const auto period = Millis(f.server.webhook_sync_period_ns);
+    leadership->Start(
+        [rotator = admission->rotator.get(), period](const std::function<bool()>& stop) {
+          RotateCertificates(*rotator, period, stop);
+        });
+  }
 
   spdlog::info("signal {} received: shutting down", WaitForStopSignal());
   if (leadership) leadership->Stop();

@@ -225,12 +225,28 @@ void ComplianceController::Fetch(const std::string& node) {
   if (!r.ok) {
     fetch_errors_.WithLabels({r.reason, source_}).Inc();
     if (!r.limit.empty()) input_rejected_.WithLabels({"configz", r.limit}).Inc();
+  }
+  if (r.reason == kThrottledReason) {
+    // Throttling says nothing about the node: its last check (or none yet) stands, so its state,
+    // verdict and Events do not change; the next check waits for the Retry-After.
+    spdlog::info("node {}: {}", node, r.message);
+    scheduler_->Defer(node, r.retry_after);
+    return;
+  }
+  if (!r.ok) {
     spdlog::warn("node {}: {}", node, r.message);
   } else {
     spdlog::debug("node {}: configz fetched in {} ms", node,
                   std::chrono::duration_cast<std::chrono::milliseconds>(r.latency).count());
   }
   Record(node, std::move(r));
+}
+
+size_t ComplianceController::RememberedNodes(const std::string& policy) {
+  std::lock_guard<std::mutex> lock(mem_mu_);
+  auto it = memory_.find(policy);
+  if (it == memory_.end()) return 0;
+  return std::max(it->second.states.size(), it->second.evaluations.size());
 }
 
 void ComplianceController::Record(const std::string& node, ConfigzResult result) {

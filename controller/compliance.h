@@ -8,6 +8,11 @@
 //
 // Reconcile is level-based and idempotent, called for one policy at a time per key; the rest is
 // thread-safe. Start/Stop run the configz scheduler (leader only).
+//
+// A throttled fetch (reason Throttled, a 429) is counted in
+// kubeletpolicy_configz_fetch_errors_total but recorded nowhere: the node keeps its last check
+// (a node never checked stays Pending), so no state changes and no Event is written; its next
+// check waits for the answer's Retry-After.
 
 #include <chrono>
 #include <functional>
@@ -92,14 +97,20 @@ class ComplianceController {
 
   // Checks the node on schedule when `policies` select it, else stops checking it.
   void Reschedule(const NodeInfo& node, const std::vector<policy::KubeletPolicy>& policies);
-  void Trigger(const std::string& node);  // check now
-  void Forget(const std::string& node);   // the node is gone
+  void Trigger(const std::string& node);  // check now (after a throttled node's Retry-After)
+  void Forget(const std::string& node);   // the node is gone: its schedule and check go
   // Stores a check's result (the scheduler's fetches end here) and reports it through `checked`.
   void Record(const std::string& node, ConfigzResult result);
 
   void Start();
   void Stop();
   size_t InFlight() const { return scheduler_->InFlight(); }
+  // What is kept per node (tests: nothing stays behind a deleted node).
+  size_t ScheduledNodes() const { return scheduler_->Scheduled().size(); }
+  size_t CheckedNodes() const { return checks_.Size(); }
+  // Nodes remembered for `policy` (reported states, cached evaluations), the larger count.
+  // REQUIRES: no reconcile of `policy` in progress.
+  size_t RememberedNodes(const std::string& policy);
 
  private:
   // What the leader remembers of one policy between reconciles.

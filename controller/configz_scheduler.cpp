@@ -26,7 +26,7 @@ void ConfigzScheduler::Schedule(const std::string& node, std::chrono::nanosecond
     e.next_due = clock_.Now();  // new node: check at once
   } else if (interval < e.interval) {
     // A shorter interval takes effect now rather than after the old, longer one.
-    e.next_due = std::min(e.next_due, clock_.Now() + interval);
+    e.next_due = std::max(e.not_before, std::min(e.next_due, clock_.Now() + interval));
   }
   e.interval = interval;
   cv_.notify_one();
@@ -42,8 +42,18 @@ void ConfigzScheduler::Trigger(const std::string& node) {
   auto it = entries_.find(node);
   if (it == entries_.end()) return;
   if (it->second.in_flight) it->second.retrigger = true;
-  it->second.next_due = clock_.Now();
+  it->second.next_due = std::max(clock_.Now(), it->second.not_before);
   cv_.notify_one();
+}
+
+void ConfigzScheduler::Defer(const std::string& node, std::chrono::nanoseconds delay) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = entries_.find(node);
+  if (it == entries_.end()) return;
+  Entry& e = it->second;
+  e.not_before = clock_.Now() + delay;
+  e.next_due = e.not_before;
+  if (e.in_flight) e.deferred = true;
 }
 
 std::set<std::string> ConfigzScheduler::Scheduled() const {
@@ -129,8 +139,12 @@ void ConfigzScheduler::Worker() {
     if (it != entries_.end()) {
       Entry& e = it->second;
       e.in_flight = false;
-      e.next_due = e.retrigger ? clock_.Now() : clock_.Now() + Jittered(e.interval);
+      if (!e.deferred) {
+        e.next_due = e.retrigger ? clock_.Now() : clock_.Now() + Jittered(e.interval);
+        e.next_due = std::max(e.next_due, e.not_before);
+      }
       e.retrigger = false;
+      e.deferred = false;
     }
     cv_.notify_one();
   }

@@ -2,8 +2,9 @@
 // Schedules /configz fetches: one fetch per node per interval (the shortest checkInterval of the
 // policies selecting it), with jitter, bounded concurrency and a QPS limit, and immediate
 // re-checks on request (node added, became Ready, relabelled, new kubelet version, policy
-// generation changed). Fetches run on the scheduler's worker threads; results are delivered
-// through `on_result`. Thread-safe.
+// generation changed). A fetch may defer the node's next one (a throttled answer's Retry-After,
+// a backoff after a failure): nothing brings a deferred node's check earlier. Fetches run on the
+// scheduler's worker threads and deliver their own results. Thread-safe.
 
 #include <atomic>
 #include <chrono>
@@ -39,8 +40,13 @@ class ConfigzScheduler {
   // node is checked at once.
   void Schedule(const std::string& node, std::chrono::nanoseconds interval);
   void Unschedule(const std::string& node);
-  // Checks the node as soon as a slot is free (coalesces with a pending check).
+  // Checks the node as soon as a slot is free (coalesces with a pending check), or when its
+  // deferral ends.
   void Trigger(const std::string& node);
+  // The node's next check is due after `delay` instead of its interval, and no Trigger or
+  // Schedule brings it earlier. Called from the node's fetch, it also overrides a Trigger that
+  // arrived during the fetch. Does nothing for a node that is not scheduled.
+  void Defer(const std::string& node, std::chrono::nanoseconds delay);
   std::set<std::string> Scheduled() const;
 
   void Start();
@@ -56,6 +62,9 @@ class ConfigzScheduler {
     std::chrono::steady_clock::time_point next_due;
     bool in_flight = false;
     bool retrigger = false;  // Trigger() arrived during a fetch: check again right after it
+    // Set by Defer: no check before this (steady epoch, long ago, when never deferred).
+    std::chrono::steady_clock::time_point not_before{};
+    bool deferred = false;  // Defer() during the current fetch: its time stands
   };
   void Loop();
   void Worker();

@@ -227,6 +227,7 @@ ConfigzResult KubeletConfigzResult(const KubeletEndpoint& endpoint,
     return Failed("Unreachable", at + ": " + s.message());
   }
   const net::HttpResponse& resp = *response;
+  if (resp.status == 429) return ThrottledConfigzResult(at, resp);
   if (resp.status == 401) {
     return Failed("Unauthorized",
                   at + " did not accept " + std::string(credentials) + " (401: " + Snippet(resp.body) +

@@ -10,6 +10,8 @@
 // - apiserver-proxy (opt-in): GET /api/v1/nodes/NAME/proxy/configz through the API server,
 //   which requires `get nodes/proxy` — exec-equivalent, since the kubelet's exec/attach
 //   WebSocket handshake is a GET.
+// Either way a 429 (the kubelet, or the API server's priority and fairness) is reason Throttled
+// with the bounded Retry-After (ThrottledConfigzResult in node_info.h).
 // Sources are thread-safe; what they reference must outlive them.
 
 #include <chrono>
@@ -52,9 +54,9 @@ StatusOr<KubeletEndpoint> KubeletEndpointOf(const nlohmann::json& node,
                                             const std::vector<std::string>& preferred_types);
 
 // Classifies a direct fetch from `endpoint` made with `credentials` (whose, for messages). Pure.
-// Reasons: Timeout, Unreachable, TLSError, Unauthorized (401), Forbidden (403), Error (other
-// statuses), TooLarge (a body over `max_body_bytes`), Malformed (a body that is not configz);
-// each message says what to do.
+// Reasons: Timeout, Unreachable, TLSError, Unauthorized (401), Forbidden (403), Throttled (429,
+// with retry_after), Error (other statuses), TooLarge (a body over `max_body_bytes`), Malformed
+// (a body that is not configz); each message says what to do.
 ConfigzResult KubeletConfigzResult(const KubeletEndpoint& endpoint,
                                    const StatusOr<net::HttpResponse>& response,
                                    std::string_view credentials,

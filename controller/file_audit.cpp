@@ -35,6 +35,13 @@ std::optional<JobSpecInput> PlanAudit(const NodeInfo& node,
   return in;
 }
 
+std::chrono::seconds AuditRetryDelay(int failures, std::chrono::seconds interval) {
+  constexpr std::chrono::seconds kFirst{5}, kMax{300};
+  std::chrono::seconds delay = kFirst;
+  for (int i = 1; i < failures && delay < kMax; ++i) delay *= 2;
+  return std::min({delay, kMax, std::max(interval, std::chrono::seconds(1))});
+}
+
 FileAuditController::FileAuditController(kube::Client& client, Registry& metrics,
                                          const Clock& clock, NodeFactsStore& facts,
                                          FileAuditOptions options, Hooks hooks)
@@ -59,6 +66,8 @@ void FileAuditController::Reschedule(const NodeInfo& node,
     scheduler_->Schedule(node.name, options_.interval);
   } else {
     scheduler_->Unschedule(node.name);
+    std::lock_guard<std::mutex> lock(mu_);
+    failures_.erase(node.name);
   }
 }
 
@@ -67,6 +76,27 @@ void FileAuditController::Trigger(const std::string& node) { scheduler_->Trigger
 void FileAuditController::Forget(const std::string& node) {
   scheduler_->Unschedule(node);
   facts_.Erase(node);
+  std::lock_guard<std::mutex> lock(mu_);
+  failures_.erase(node);
+}
+
+size_t FileAuditController::BackingOffNodes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return failures_.size();
+}
+
+void FileAuditController::RecordCreate(const std::string& node, bool created) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (created) {
+    failures_.erase(node);
+    return;
+  }
+  const int failures = ++failures_[node];
+  lock.unlock();
+  const auto delay = AuditRetryDelay(failures, options_.interval);
+  spdlog::info("node {}: next file audit attempt in {} s ({} failed in a row)", node, delay.count(),
+               failures);
+  scheduler_->Defer(node, delay);
 }
 
 void FileAuditController::Start() { scheduler_->Start(); }
@@ -86,6 +116,7 @@ void FileAuditController::EnsureAudit(const std::string& node) {
   } else if (r.status.code() != StatusCode::kAlreadyExists) {
     spdlog::warn("node {}: creating file audit Job {}: {}", node, job->name, r.status.message());
   }
+  RecordCreate(node, r.ok() || r.status.code() == StatusCode::kAlreadyExists);
 }
 
 void FileAuditController::OnPod(const nlohmann::json& pod) {

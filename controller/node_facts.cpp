@@ -45,6 +45,11 @@ void NodeFactsStore::Erase(const std::string& node) {
   records_.erase(node);
 }
 
+size_t NodeFactsStore::Size() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return records_.size();
+}
+
 void MergeAuditFacts(const agent::AgentResult& result, policy::NodeFacts& facts) {
   const agent::KubeletFiles& k = result.kubelet;
   if (!k.config_file.empty()) facts.file_targets["KubeletConfigFile"] = k.config_file;

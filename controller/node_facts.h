@@ -29,6 +29,7 @@ class NodeFactsStore {
   // The node's facts, and a version that changes whenever they do (0: never audited).
   policy::NodeFacts FactsFor(const std::string& node, uint64_t* version) const;
   void Erase(const std::string& node);
+  size_t Size() const;  // nodes with facts
 
  private:
   struct Record {

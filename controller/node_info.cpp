@@ -135,9 +135,22 @@ ConfigzResult ConfigzResultFrom(const StatusOr<std::string>& fetch, policy::Shap
   return r;
 }
 
+ConfigzResult ThrottledConfigzResult(const std::string& who, const net::HttpResponse& response) {
+  ConfigzResult r;
+  r.reason = kThrottledReason;
+  r.retry_after = kube::ThrottleDelay(kube::RetryAfterOf(response.headers), kConfigzThrottle);
+  r.message = "configz unavailable (Throttled): " + who + " answered HTTP " +
+              std::to_string(response.status) + " Too Many Requests: asking again in " +
+              std::to_string(r.retry_after.count()) + " s; the node keeps its last result";
+  return r;
+}
+
 ConfigzResult FetchNodeConfigz(kube::Client& client, const std::string& node,
                                std::chrono::milliseconds timeout, size_t max_body_bytes) {
   auto resp = client.GetRaw("/api/v1/nodes/" + node + "/proxy/configz", timeout, max_body_bytes);
+  if (resp.ok() && resp->status == 429) {
+    return ThrottledConfigzResult("the API server's node proxy", *resp);
+  }
   return ConfigzResultFrom(
       resp.ok() ? StatusOr<std::string>(resp->body) : StatusOr<std::string>(resp.status()),
       {max_body_bytes, policy::kMaxNestingDepth});
@@ -158,6 +171,11 @@ std::optional<ConfigzResult> NodeCheckStore::Get(const std::string& node) const 
 void NodeCheckStore::Erase(const std::string& node) {
   std::lock_guard<std::mutex> lock(mu_);
   results_.erase(node);
+}
+
+size_t NodeCheckStore::Size() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return results_.size();
 }
 
 }  // namespace kpc::controller

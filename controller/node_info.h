@@ -33,17 +33,27 @@ struct NodeInfo {
 NodeInfo NodeInfoFromJson(const nlohmann::json& node);
 std::optional<int> MinorOfVersion(const std::string& version);
 
+// The reason of an answer that asked us to slow down (HTTP 429): throttling, not a fact about
+// the node. The compliance controller keeps the node's last check and asks again after
+// ConfigzResult::retry_after.
+inline constexpr const char* kThrottledReason = "Throttled";
+// A throttled /configz answer's Retry-After: 1 s to 10 min, 10 s when it has none.
+inline constexpr kube::ThrottleBounds kConfigzThrottle{
+    std::chrono::seconds(1), std::chrono::seconds(600), std::chrono::seconds(10)};
+
 // The outcome of one /configz fetch. Copies share the parsed configuration.
 struct ConfigzResult {
   bool ok = false;
   // When ok: the configuration, parsed once when it was fetched and shared, immutable, by every
   // policy that selects the node (their evaluations are cached per node).
   std::shared_ptr<const policy::EffectiveConfig> config;
-  std::string reason;  // when !ok: Unreachable, Timeout, Forbidden, Malformed, TooLarge, Error
+  // when !ok: Unreachable, Timeout, Forbidden, Malformed, TooLarge, Throttled, Error
+  std::string reason;
   std::string message;             // when !ok: what happened, for status and Events
   // When a limit refused the body (TooLarge: "bytes"; Malformed: "depth"), its
   // policy::InputLimitName, for kubeletpolicy_input_rejected_total; else empty.
   std::string limit;
+  std::chrono::seconds retry_after{0};  // Throttled: when to ask again (kConfigzThrottle)
   int64_t checked_unix = 0;
   std::chrono::steady_clock::time_point checked_at;
   std::chrono::nanoseconds latency{0};
@@ -54,8 +64,12 @@ struct ConfigzResult {
 // mapped to a reason (kResourceExhausted: TooLarge).
 ConfigzResult ConfigzResultFrom(const StatusOr<std::string>& fetch,
                                 policy::ShapeLimits limits = policy::kConfigzLimits);
+// A 429 answer from `who` ("the kubelet at ...", "the API server's node proxy"): reason
+// Throttled, retry_after from its Retry-After within kConfigzThrottle. Pure.
+ConfigzResult ThrottledConfigzResult(const std::string& who, const net::HttpResponse& response);
 // GET /api/v1/nodes/<node>/proxy/configz through the API server, reading at most
-// `max_body_bytes` of the answer, classified as above (the caller stamps the check times).
+// `max_body_bytes` of the answer, classified as above (a 429: ThrottledConfigzResult; the
+// caller stamps the check times).
 ConfigzResult FetchNodeConfigz(kube::Client& client, const std::string& node,
                                std::chrono::milliseconds timeout,
                                size_t max_body_bytes = policy::kConfigzLimits.max_bytes);
@@ -66,6 +80,7 @@ class NodeCheckStore {
   void Put(const std::string& node, ConfigzResult r);
   std::optional<ConfigzResult> Get(const std::string& node) const;
   void Erase(const std::string& node);
+  size_t Size() const;  // nodes with a check
 
  private:
   mutable std::mutex mu_;

@@ -53,8 +53,11 @@ Operator::Operator(kube::Client& client, kube::EventRecorder& events, Registry& 
   jobs_ = NewInformer(client, clock_, "/apis/batch/v1/namespaces/" + ns + "/jobs", managed, TransformJob,
                       [this](const json* a, const json* b) { remediation_->OnJob(b ? *b : *a, b == nullptr); });
   pods_ = NewInformer(client, clock_, "/api/v1/namespaces/" + ns + "/pods", managed, TransformPod,
-                      [this](const json*, const json* b) {
-                        if (!b) return;
+                      [this](const json* a, const json* b) {
+                        if (!b) {
+                          remediation_->OnPodDeleted(*a);
+                          return;
+                        }
                         audits_->OnPod(*b);
                         remediation_->OnPod(*b);
                       });

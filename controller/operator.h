@@ -4,7 +4,9 @@
 // controllers over those caches — compliance (configz checks, evaluation, status, Events),
 // remediation (rollouts of DryRun/Enforce policies) and file audit (audit Jobs, file facts).
 // Informer events are routed to the controllers here; reconciles run on the queue's workers,
-// which only the leader runs.
+// which only the leader runs. A deleted Node is forgotten at once (its check schedules, last
+// check, file facts and audit backoff) and the policies that selected it are reconciled, which
+// drops it from their memory and rollouts; a deleted Job or pod drops the Job's result.
 //
 // Start() runs the informers; RunLeader() runs the schedulers and the workers until `stop`
 // returns true — only the leader calls it. Thread-safe.

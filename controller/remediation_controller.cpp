@@ -156,13 +156,38 @@ void RemediationController::OnJob(const json& job, bool deleted) {
   if (!v->policy.empty() && hooks_.enqueue_policy) hooks_.enqueue_policy(v->policy);
 }
 
+namespace {
+
+std::string JobNameOfPod(const json& pod) {
+  std::string job = LabelOf(pod, "batch.kubernetes.io/job-name");
+  return job.empty() ? LabelOf(pod, "job-name") : job;
+}
+
+}  // namespace
+
+void RemediationController::OnPodDeleted(const json& pod) {
+  if (LabelOf(pod, kJobTypeLabel) != "remediate") return;
+  const std::string job = JobNameOfPod(pod);
+  if (job.empty() || !jobs_.HasSynced()) return;
+  std::string ns;
+  if (pod.contains("metadata") && pod["metadata"].is_object())
+    ns = pod["metadata"].value("namespace", "");
+  if (jobs_.Get(ns + "/" + job)) return;  // the Job stays: its result still counts
+  std::lock_guard<std::mutex> l(mu_);
+  job_results_.erase(job);
+}
+
+size_t RemediationController::RecordedJobResults() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return job_results_.size();
+}
+
 void RemediationController::OnPod(const json& pod) {
   if (LabelOf(pod, kJobTypeLabel) != "remediate") return;
   auto result = AgentResultFromPod(pod);
   if (!result) return;  // not terminated yet
   const std::string node = AnnotationOf(pod, kNodeAnnotation);
-  std::string job = LabelOf(pod, "batch.kubernetes.io/job-name");
-  if (job.empty()) job = LabelOf(pod, "job-name");
+  const std::string job = JobNameOfPod(pod);
   if (node.empty() || job.empty()) return;
   {
     std::lock_guard<std::mutex> l(mu_);

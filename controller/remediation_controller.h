@@ -61,9 +61,14 @@ class RemediationController {
   // The policy was deleted.
   void Forget(const std::string& policy);
 
-  // Informer handlers.
+  // Informer handlers. A Job's recorded result goes when the Job is deleted, or — should a late
+  // pod update have brought it back — when a pod of it is deleted after the Job.
   void OnJob(const nlohmann::json& job, bool deleted);
   void OnPod(const nlohmann::json& pod);
+  void OnPodDeleted(const nlohmann::json& pod);
+
+  // What is kept per Job (tests: nothing stays behind a deleted Job).
+  size_t RecordedJobResults() const;
 
  private:
   RolloutInput Gather(const policy::KubeletPolicy& policy, const nlohmann::json& obj,

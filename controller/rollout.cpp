@@ -276,6 +276,24 @@ void StartJobs(const Context& c, Pass& pass) {
   }
 }
 
+// Forgets what no longer matters: Jobs this process created that the Job cache has shown by
+// now, or never will, or whose node went (deleted, no longer selected); first sightings of
+// Jobs that are gone.
+void PruneMemory(const Context& c, RolloutMemory& memory) {
+  std::set<std::string> selected, jobs;
+  for (const auto& n : c.in.nodes) selected.insert(n.result.node);
+  for (const auto& j : c.in.jobs) jobs.insert(j.name);
+  for (auto it = memory.created_jobs.begin(); it != memory.created_jobs.end();) {
+    const auto& [job_name, entry] = *it;
+    const bool forget =
+        jobs.count(job_name) || !selected.count(entry.first) || c.in.now - entry.second > 2min;
+    it = forget ? memory.created_jobs.erase(it) : std::next(it);
+  }
+  for (auto it = memory.finished_seen.begin(); it != memory.finished_seen.end();) {
+    it = jobs.count(it->first) ? std::next(it) : memory.finished_seen.erase(it);
+  }
+}
+
 }  // namespace
 
 RolloutPlan PlanRollout(const RolloutInput& in) {
@@ -290,19 +308,7 @@ RolloutPlan PlanRollout(const RolloutInput& in) {
     pass.plan.waiting_message = "waiting for the Job and Pod caches to sync";
     return std::move(pass.plan);
   }
-  // Jobs this process created that the Job cache has shown by now, or that it never will.
-  for (auto it = pass.plan.memory.created_jobs.begin();
-       it != pass.plan.memory.created_jobs.end();) {
-    const auto& [job_name, entry] = *it;
-    auto jt = c.jobs.find(entry.first);
-    bool seen =
-        jt != c.jobs.end() && std::any_of(jt->second.begin(), jt->second.end(),
-                                          [&](const JobView& j) { return j.name == job_name; });
-    if (seen || in.now - entry.second > 2min)
-      it = pass.plan.memory.created_jobs.erase(it);
-    else
-      ++it;
-  }
+  PruneMemory(c, pass.plan.memory);
   pass.consecutive = ConsecutiveFailures(c);
   const bool was_stalled = WasStalled(in.previous_status, policy.generation);
   pass.stalled =

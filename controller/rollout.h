@@ -4,7 +4,9 @@
 // remediation.maxUnavailable at once), whose finished Job is verified through /configz, which
 // node is Blocked (a conflicting policy, a flag the agent cannot rewrite) or only Planned
 // (DryRun), and when the rollout stalls (failureThreshold consecutive failures; it stays stalled
-// until the spec changes).
+// until the spec changes). Jobs of nodes that are no longer selected — deleted mid-remediation,
+// or relabelled — neither count as failures nor take a maxUnavailable slot, whether they
+// failed, are still running, or were only just created.
 //
 // Pure: PlanRollout decides over plain inputs that the remediation controller gathers from its
 // caches, and returns the status of every node plus the actions to carry out, in order.
@@ -32,13 +34,15 @@ namespace kpc::controller {
 
 using TimePoint = std::chrono::steady_clock::time_point;
 
-// What the leader remembers of one policy's rollout between reconciles.
+// What the leader remembers of one policy's rollout between reconciles. PlanRollout forgets
+// entries whose Job or node has gone, so neither map outlives what it is about.
 struct RolloutMemory {
   // Jobs this process created that the Job cache has not shown yet: name -> (node, when). They
-  // count against maxUnavailable; forgotten once seen or after two minutes.
+  // count against maxUnavailable; forgotten once seen, after two minutes, or when the node is
+  // no longer selected (deleted, relabelled).
   std::map<std::string, std::pair<std::string, TimePoint>> created_jobs;
   // When each succeeded, unverified Job was first seen: its verification needs a /configz
-  // check from after that.
+  // check from after that. Forgotten once verified or when the Job is gone.
   std::map<std::string, TimePoint> finished_seen;
 };
 

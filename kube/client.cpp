@@ -2,9 +2,11 @@
 
 #include "kube/client.h"
 
-#include <mutex>
-
 #include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <mutex>
+#include <thread>
 
 #include "kube/rate_limiter.h"
 #include "kube/token_source.h"
@@ -69,12 +71,16 @@ StatusCode CodeForHttp(int http, const std::string& reason) {
   return StatusCode::kInvalidArgument;
 }
 
+bool IsWrite(const std::string& method) { return method != "GET"; }
+
 class KubeClient final : public Client {
  public:
-  KubeClient(std::shared_ptr<net::HttpClient> transport, const Clock& clock, ClientConfig config)
+  KubeClient(std::shared_ptr<net::HttpClient> transport, const Clock& clock, ClientConfig config,
+             const MutationGate* gate)
       : cfg_(std::move(config)),
         http_(std::move(transport)),
         clock_(clock),
+        gate_(gate),
         limiter_(clock, cfg_.qps, cfg_.burst) {
     while (!cfg_.server.empty() && cfg_.server.back() == '/') cfg_.server.pop_back();
     tokens_ = NewClientConfigTokenSource(cfg_, clock_);
@@ -100,8 +106,9 @@ class KubeClient final : public Client {
 
   StatusOr<net::HttpResponse> GetRaw(const std::string& path, std::chrono::milliseconds timeout,
                                      size_t max_body_bytes) override {
-    auto resp = Do("GET", path, "", "", "", timeout, "*/*", max_body_bytes);
+    auto resp = Do("GET", path, "", "", "", timeout, "*/*", max_body_bytes, /*retry_429=*/false);
     if (!resp.ok()) return resp.status();
+    if (resp->status == 429) return resp;  // the caller schedules the next attempt
     if (resp->status < 200 || resp->status > 299) {
       ApiError err = DecodeApiError(*resp);
       return Status(CodeForHttp(resp->status, err.reason),
@@ -127,21 +134,8 @@ class KubeClient final : public Client {
     // connection (bookmarks normally arrive about once a minute).
     auto idle_limit = std::chrono::seconds(std::max(timeout_seconds, 1) + 30);
 
-    Acquire(limiter_, cfg_.sleep);
-    net::HttpRequest req = BaseRequest("GET", path, q, cfg_.request_timeout, "application/json");
-    auto started = http_->Stream(req);
-    if (!started.ok()) {
-      Count("WATCH", "<error>");
-      return Status(started.status().code(), "watch " + path + ": " + started.status().message());
-    }
-    Count("WATCH", std::to_string(started->status));
-    if (started->error_response) {
-      if (started->status == 401) InvalidateToken();
-      ApiError err = DecodeApiError(*started->error_response);
-      Status s = StatusFromApiError(err);
-      return Status(s.code(), "watch " + path + ": " + s.message());
-    }
-    if (!started->stream) return Unavailable("watch " + path + ": no stream");
+    auto started = OpenWatch(path, q);
+    if (!started.ok()) return started.status();
     auto& stream = *started->stream;
     auto last_data = clock_.Now();
     for (;;) {
@@ -205,6 +199,52 @@ class KubeClient final : public Client {
   }
 
  private:
+  // Starts the watch stream, waiting out a 429's Retry-After like Do; an error answer becomes
+  // its Status.
+  StatusOr<net::HttpClient::StreamResult> OpenWatch(const std::string& path, const std::string& q) {
+    for (int throttled = 0;; ++throttled) {
+      Acquire(limiter_, cfg_.sleep);
+      net::HttpRequest req = BaseRequest("GET", path, q, cfg_.request_timeout, "application/json");
+      auto started = http_->Stream(req);
+      if (!started.ok()) {
+        Count("WATCH", "<error>");
+        return Status(started.status().code(), "watch " + path + ": " + started.status().message());
+      }
+      Count("WATCH", std::to_string(started->status));
+      if (started->error_response) {
+        if (started->status == 429 && throttled < kMaxThrottledRetries) {
+          WaitOutThrottling("WATCH", path, *started->error_response);
+          continue;
+        }
+        if (started->status == 401) InvalidateToken();
+        ApiError err = DecodeApiError(*started->error_response);
+        Status s = StatusFromApiError(err);
+        return Status(s.code(), "watch " + path + ": " + s.message());
+      }
+      if (!started->stream) return Unavailable("watch " + path + ": no stream");
+      return started;
+    }
+  }
+
+  void WaitOutThrottling(const std::string& method, const std::string& path,
+                         const net::HttpResponse& resp) {
+    const auto wait = ThrottleDelay(RetryAfterOf(resp.headers), kApiThrottle);
+    spdlog::debug("{} {}: throttled (429); retrying in {} s", method, path, wait.count());
+    if (cfg_.sleep) {
+      cfg_.sleep(wait);
+    } else {
+      std::this_thread::sleep_for(wait);
+    }
+  }
+
+  // The gate's word on a write about to be sent; reads always pass.
+  Status Gate(const std::string& method, const std::string& path) const {
+    if (!gate_ || !IsWrite(method)) return Status::Ok();
+    Status s = gate_->MayMutate();
+    if (!s.ok()) spdlog::debug("{} {}: not sent: {}", method, path, s.message());
+    return s;
+  }
+
   static std::string Dump(const nlohmann::json& j) {
     // Replace invalid UTF-8 rather than throw: object text may come from anywhere.
     return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
@@ -240,9 +280,13 @@ class KubeClient final : public Client {
                                  const std::string& content_type,
                                  std::optional<std::chrono::milliseconds> timeout = std::nullopt,
                                  const std::string& accept = "application/json",
-                                 size_t max_body_bytes = kMaxApiResponseBytes) {
-    for (int attempt = 0;; ++attempt) {
+                                 size_t max_body_bytes = kMaxApiResponseBytes,
+                                 bool retry_429 = true) {
+    bool token_retried = false;
+    for (int throttled = 0;;) {
       Acquire(limiter_, cfg_.sleep);
+      // Asked after the rate limiter and before every send: a wait may have outlived the lease.
+      if (Status s = Gate(method, path); !s.ok()) return s;
       net::HttpRequest req = BaseRequest(method, path, query, timeout.value_or(cfg_.request_timeout), accept);
       req.max_body_bytes = max_body_bytes;
       req.body = body;
@@ -254,10 +298,17 @@ class KubeClient final : public Client {
       }
       Count(method, std::to_string(resp->status));
       // A rotated token: re-read the file and retry once.
-      if (resp->status == 401 && attempt == 0 && !cfg_.bearer_token_file.empty()) {
+      if (resp->status == 401 && !token_retried && !cfg_.bearer_token_file.empty()) {
+        token_retried = true;
         std::string before = Token();
         InvalidateToken();
         if (Token() != before) continue;
+      }
+      // Throttled (API priority and fairness): the request was not carried out.
+      if (resp->status == 429 && retry_429 && throttled < kMaxThrottledRetries) {
+        ++throttled;
+        WaitOutThrottling(method, path, *resp);
+        continue;
       }
       return resp;
     }
@@ -299,6 +350,7 @@ class KubeClient final : public Client {
   ClientConfig cfg_;
   std::shared_ptr<net::HttpClient> http_;
   const Clock& clock_;
+  const MutationGate* const gate_;  // null: writes are not gated
   TokenBucket limiter_;
   std::unique_ptr<TokenSource> tokens_;
   mutable std::mutex counts_mu_;
@@ -320,15 +372,26 @@ ApiError DecodeApiError(const net::HttpResponse& resp) {
     // not a metav1.Status: keep the raw text
   }
   if (err.message.empty()) err.message = "HTTP " + std::to_string(resp.status) + (resp.body.empty() ? "" : ": " + Snippet(resp.body));
-  auto ra = resp.headers.find("retry-after");
-  if (ra != resp.headers.end()) {
-    // Only the delta-seconds form; the API server never sends an HTTP date.
-    const std::string& v = ra->second;
-    if (!v.empty() && v.size() < 10 && v.find_first_not_of("0123456789") == std::string::npos) {
-      err.retry_after = std::chrono::seconds(std::stol(v));
-    }
-  }
+  err.retry_after = RetryAfterOf(resp.headers);
   return err;
+}
+
+std::optional<std::chrono::seconds> RetryAfterOf(
+    const std::map<std::string, std::string>& headers) {
+  auto ra = headers.find("retry-after");
+  if (ra == headers.end()) return std::nullopt;
+  // Only the delta-seconds form; the API server never sends an HTTP date.
+  const std::string& v = ra->second;
+  if (v.empty() || v.size() >= 10 || v.find_first_not_of("0123456789") != std::string::npos) {
+    return std::nullopt;
+  }
+  return std::chrono::seconds(std::stol(v));
+}
+
+std::chrono::seconds ThrottleDelay(std::optional<std::chrono::seconds> retry_after,
+                                   const ThrottleBounds& bounds) {
+  if (!retry_after) return bounds.fallback;
+  return std::clamp(*retry_after, bounds.min, bounds.max);
 }
 
 Status StatusFromApiError(const ApiError& err) {
@@ -350,14 +413,16 @@ std::string QueryEscape(const std::string& value) {
   return out;
 }
 
-std::unique_ptr<Client> NewClient(const Clock& clock, const ClientConfig& config) {
-  return std::make_unique<KubeClient>(std::shared_ptr<net::HttpClient>(net::NewHttpClient(clock, config.tls)), clock,
-                                      config);
+std::unique_ptr<Client> NewClient(const Clock& clock, const ClientConfig& config,
+                                  const MutationGate* gate) {
+  return std::make_unique<KubeClient>(
+      std::shared_ptr<net::HttpClient>(net::NewHttpClient(clock, config.tls)), clock, config, gate);
 }
 
-std::unique_ptr<Client> NewClientWithTransport(std::shared_ptr<net::HttpClient> transport, const Clock& clock,
-                                               const ClientConfig& config) {
-  return std::make_unique<KubeClient>(std::move(transport), clock, config);
+std::unique_ptr<Client> NewClientWithTransport(std::shared_ptr<net::HttpClient> transport,
+                                               const Clock& clock, const ClientConfig& config,
+                                               const MutationGate* gate) {
+  return std::make_unique<KubeClient>(std::move(transport), clock, config, gate);
 }
 
 }  // namespace kpc::kube

@@ -1,9 +1,11 @@
 #pragma once
 // A Kubernetes API client over net::HttpClient: configuration (kubeconfig or in-cluster), JSON
-// requests with typed errors, watch streams, client-side rate limiting.
+// requests with typed errors, watch streams, client-side rate limiting, throttling (a 429 is
+// retried after its Retry-After) and an optional MutationGate that every write must pass right
+// before it is sent (kube/mutation_gate.h).
 // Thread-safe: one Client is shared by every component of the controller. The rate limit, the
 // token-file refresh and the watch idle limit are timed on the Clock given to NewClient, which
-// must outlive the client.
+// must outlive the client, as must the gate.
 
 #include <chrono>
 #include <cstdint>
@@ -18,6 +20,7 @@
 
 #include "base/clock.h"
 #include "base/status.h"
+#include "kube/mutation_gate.h"
 #include "net/http.h"
 
 namespace kpc::kube {
@@ -32,9 +35,29 @@ struct ClientConfig {
   std::string user_agent = "kubelet-policy-controller";
   // Deadline of each ordinary request (watch streams: of the response headers only).
   std::chrono::milliseconds request_timeout{30000};
-  // How the rate limiter waits for a token; a real sleep when null (tests advance a FakeClock).
+  // How the rate limiter and throttled retries wait; a real sleep when null (tests advance a
+  // FakeClock).
   std::function<void(std::chrono::nanoseconds)> sleep;
 };
+
+// How long to wait on a throttled (429) answer: its Retry-After within [min, max], `fallback`
+// when it has none (or an unreadable one).
+struct ThrottleBounds {
+  std::chrono::seconds min{1};
+  std::chrono::seconds max{10};
+  std::chrono::seconds fallback{1};
+};
+// The client's own: the API server's priority and fairness asks for 1 s; a worker waits 10 s at
+// most per retry, and retries a throttled request at most kMaxThrottledRetries times.
+inline constexpr ThrottleBounds kApiThrottle{};
+inline constexpr int kMaxThrottledRetries = 3;
+// The delta-seconds of a Retry-After header (`headers` with lower-case names, as
+// net::HttpResponse has them); nullopt when absent or not delta-seconds (an HTTP date,
+// garbage). Pure.
+std::optional<std::chrono::seconds> RetryAfterOf(const std::map<std::string, std::string>& headers);
+// `retry_after` clamped to [bounds.min, bounds.max]; bounds.fallback when nullopt. Pure.
+std::chrono::seconds ThrottleDelay(std::optional<std::chrono::seconds> retry_after,
+                                   const ThrottleBounds& bounds);
 
 // Loads a kubeconfig file (current-context unless `context` given): server, CA (data or file),
 // client certificate/key (data or file), token / tokenFile. insecure-skip-tls-verify is
@@ -75,6 +98,11 @@ struct WatchEvent {
   nlohmann::json object;
 };
 
+// Writes (Create, Update, Patch, Delete) of a client with a MutationGate are sent only when the
+// gate allows it at that moment, each retry asking again; a refusal is the gate's
+// kFailedPrecondition and nothing is sent. A 429 answer to any request but GetRaw and Watch is
+// retried up to kMaxThrottledRetries times after its Retry-After (kApiThrottle); the last 429 is
+// returned as kUnavailable with api_error->retry_after.
 class Client {
  public:
   virtual ~Client() = default;
@@ -93,7 +121,9 @@ class Client {
   // most `max_body_bytes` (read while it arrives; more is kResourceExhausted).
   // A non-2xx answer is an error Status (code mapped as for API errors) whose message carries
   // the HTTP status and the start of the body; transport failures are kUnavailable /
-  // kDeadlineExceeded.
+  // kDeadlineExceeded. A 429 is the exception: not retried, it is returned as the response
+  // (status and headers, Retry-After among them), so that a caller with its own schedule
+  // decides when to ask again.
   virtual StatusOr<net::HttpResponse> GetRaw(const std::string& path,
                                              std::chrono::milliseconds timeout,
                                              size_t max_body_bytes) = 0;
@@ -110,7 +140,9 @@ class Client {
   virtual std::map<std::pair<std::string, std::string>, uint64_t> RequestCounts() const = 0;
 };
 
-std::unique_ptr<Client> NewClient(const Clock& clock, const ClientConfig& config);
+// `gate`, when not null, guards every write (see Client); it must outlive the client.
+std::unique_ptr<Client> NewClient(const Clock& clock, const ClientConfig& config,
+                                  const MutationGate* gate = nullptr);
 // Percent-encodes a query parameter value (label selectors, continue tokens, field managers).
 std::string QueryEscape(const std::string& value);
 // Maps an HTTP error response (body: metav1.Status when the API server wrote it) to an ApiError
@@ -118,7 +150,8 @@ std::string QueryEscape(const std::string& value);
 ApiError DecodeApiError(const net::HttpResponse& resp);
 Status StatusFromApiError(const ApiError& err);
 // For tests: a client over a given transport.
-std::unique_ptr<Client> NewClientWithTransport(std::shared_ptr<net::HttpClient> transport, const Clock& clock,
-                                               const ClientConfig& config);
+std::unique_ptr<Client> NewClientWithTransport(std::shared_ptr<net::HttpClient> transport,
+                                               const Clock& clock, const ClientConfig& config,
+                                               const MutationGate* gate = nullptr);
 
 }  // namespace kpc::kube

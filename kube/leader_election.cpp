@@ -62,7 +62,9 @@ struct LeaderElector::Impl {
   bool stopping = false;
   bool leader = false;
   uint64_t term = 0;                 // incremented on every loss so stale renewals are ignored
-  TimePoint last_renew{};    // of the current term
+  // When the last successful acquire or renew of the current term *started*: the renew deadline
+  // counts from before the request, which the API server and the other replicas saw later.
+  TimePoint last_renew{};
   std::optional<Record> observed;
   TimePoint observed_at{};
   std::string observed_rv;
@@ -197,11 +199,12 @@ struct LeaderElector::Impl {
         my_term = term;
         was_leader = leader;
       }
+      const TimePoint attempt_start = clock.Now();
       bool ok = TryAcquireOrRenew();
       std::unique_lock<std::mutex> lock(mu);
       if (stopping) return;
       if (ok && term == my_term) {
-        last_renew = clock.Now();
+        last_renew = attempt_start;
         if (!was_leader && !leader) {
           leader = true;
           is_leader = true;
@@ -295,5 +298,12 @@ void LeaderElector::Stop() {
 }
 
 bool LeaderElector::IsLeader() const { return impl_->is_leader.load(); }
+
+LeaseHold LeaderElector::Hold() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return LeaseHold{impl_->lease_ref, impl_->leader, impl_->last_renew, impl_->cfg.renew_deadline};
+}
+
+Status LeaderElector::MayMutate() const { return DecideMutation(Hold(), impl_->clock.Now()); }
 
 }  // namespace kpc::kube

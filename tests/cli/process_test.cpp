@@ -1,6 +1,7 @@
 // The limits of the /healthz, /readyz and /metrics servers (ProbeServerOptions), over a real
 // server on 127.0.0.1:0 and raw sockets: GET and HEAD only, no bodies, small heads, refusals
-// counted by reason.
+// counted by reason. Leadership as the gate of the leader's writes; the request counts of
+// several clients summed.
 
 #include "cli/process.h"
 
@@ -12,6 +13,8 @@
 #include <unistd.h>
 
 #include <chrono>
+
+#include "tests/kube/fake_client.h"
 
 namespace kpc::cli {
 namespace {
@@ -88,6 +91,89 @@ TEST(ProbeServerOptionsTest, OnlyBodilessGetsAndHeadsWithSmallHeadsAreServed) {
       << m;
   EXPECT_NE(m.find(family + R"({server="health",reason="uri_too_long"} 1)"), std::string::npos)
       << m;
+}
+
+using namespace std::chrono_literals;
+
+TEST(LeadershipTest, WithoutLeaderElectionTheGateIsOpenAndTheWorkRunsAtOnce) {
+  kube::testing::FakeKube lease_client;
+  FakeClock clock;
+  std::atomic<bool> is_leader{false};
+  Leadership leadership(std::nullopt, lease_client, clock, "working", is_leader);
+  EXPECT_TRUE(leadership.MayMutate().ok());
+  std::atomic<bool> ran{false};
+  leadership.Start([&](const std::function<bool()>& stop) {
+    ran = true;
+    while (!stop()) std::this_thread::sleep_for(5ms);
+  });
+  ASSERT_TRUE(kube::testing::WaitFor([&] { return ran.load(); }));
+  EXPECT_TRUE(is_leader);
+  leadership.Stop();
+  EXPECT_TRUE(leadership.MayMutate().ok());
+  EXPECT_TRUE(lease_client.Calls().empty()) << "no Lease";
+}
+
+TEST(LeadershipTest, WithLeaderElectionTheGateIsOpenOnlyWhileHoldingTheLease) {
+  kube::testing::FakeKube lease_client;
+  FakeClock clock;
+  std::atomic<bool> is_leader{false};
+  kube::LeaderElectionConfig election;
+  election.lease_namespace = "kpc";
+  election.lease_name = "lock";
+  election.identity = "me";
+  election.lease_duration = 1000ms;
+  election.renew_deadline = 600ms;
+  election.retry_period = 50ms;
+  Leadership leadership(election, lease_client, clock, "working", is_leader);
+  Status before = leadership.MayMutate();
+  EXPECT_EQ(before.code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(before.message().find("not the leader: lease kpc/lock"), std::string::npos);
+  std::atomic<bool> leading{false};
+  leadership.Start([&](const std::function<bool()>& stop) {
+    leading = true;
+    while (!stop()) std::this_thread::sleep_for(5ms);
+    leading = false;
+  });
+  ASSERT_TRUE(kube::testing::WaitFor([&] { return leading.load(); }));
+  EXPECT_TRUE(leadership.MayMutate().ok());
+  // The Lease's own requests went through the lease client, which has no gate.
+  EXPECT_FALSE(lease_client.Calls().empty());
+  lease_client.fail_all = true;  // renewals fail from now on
+  clock.Advance(600ms);
+  EXPECT_EQ(leadership.MayMutate().code(), StatusCode::kFailedPrecondition)
+      << "closed at the deadline, before the elector declares the loss";
+  clock.Advance(1ms);
+  ASSERT_TRUE(kube::testing::WaitFor([&] { return !leading.load(); }));
+  EXPECT_FALSE(is_leader);
+  leadership.Stop();
+  EXPECT_FALSE(leadership.MayMutate().ok());
+}
+
+TEST(ApiRequestMetricsTest, SumsTheClientsCounts) {
+  class Counting : public kube::testing::FakeKube {
+   public:
+    explicit Counting(std::map<std::pair<std::string, std::string>, uint64_t> c)
+        : counts(std::move(c)) {}
+    std::map<std::pair<std::string, std::string>, uint64_t> RequestCounts() const override {
+      return counts;
+    }
+    std::map<std::pair<std::string, std::string>, uint64_t> counts;
+  };
+  Counting work({{{"POST", "201"}, 2}, {{"GET", "200"}, 5}});
+  Counting lease({{{"PUT", "200"}, 3}, {{"GET", "200"}, 1}});
+  Registry metrics;
+  ApiRequestMetrics api(metrics, {&work, &lease});
+  api.Sync();
+  work.counts[{"GET", "200"}] = 7;
+  api.Sync();
+  const std::string out = metrics.Render();
+  EXPECT_NE(out.find("kubeletpolicy_api_requests_total{verb=\"GET\",code=\"200\"} 8"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("kubeletpolicy_api_requests_total{verb=\"PUT\",code=\"200\"} 3"),
+            std::string::npos);
+  EXPECT_NE(out.find("kubeletpolicy_api_requests_total{verb=\"POST\",code=\"201\"} 2"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -157,13 +157,47 @@ json NodeObject(const std::string& name) {
             {"conditions", {{{"type", "Ready"}, {"status", "True"}}}}}}};
 }
 
+// The API server's node proxy, or — while `throttle` is set — a 429 with that Retry-After.
+class ThrottlingSource : public ConfigzSource {
+ public:
+  explicit ThrottlingSource(kube::Client& kube) : proxy_(NewApiserverProxySource(kube)) {}
+  ConfigzSourceKind kind() const override { return proxy_->kind(); }
+  ConfigzResult Fetch(const std::string& node, std::chrono::milliseconds timeout) override {
+    ++fetches;
+    if (const std::string ra = throttle.Get(); !ra.empty()) {
+      net::HttpResponse r;
+      r.status = 429;
+      r.headers["retry-after"] = ra;
+      return ThrottledConfigzResult("the API server's node proxy", r);
+    }
+    return proxy_->Fetch(node, timeout);
+  }
+  struct {
+    std::string Get() {
+      std::lock_guard<std::mutex> l(mu);
+      return value;
+    }
+    void Set(std::string v) {
+      std::lock_guard<std::mutex> l(mu);
+      value = std::move(v);
+    }
+    std::mutex mu;
+    std::string value;  // empty: not throttled
+  } throttle;
+  std::atomic<int> fetches{0};
+
+ private:
+  std::unique_ptr<ConfigzSource> proxy_;
+};
+
 class ComplianceControllerTest : public ::testing::Test {
  protected:
   ComplianceControllerTest()
       : index_(policies_, parse_cache_),
         remediation_(kube_, events_, metrics_, clock_, jobs_, pods_, facts_, RemediationOptions{},
                      {}),
-        configz_(NewApiserverProxySource(kube_)),
+        configz_(std::make_unique<ThrottlingSource>(kube_)),
+        source_(*static_cast<ThrottlingSource*>(configz_.get())),
         compliance_(kube_, *configz_, events_, metrics_, clock_, policies_, nodes_, index_, facts_,
                     remediation_, {}, {}) {
     kube_.SetHook([this](const std::string& verb, const std::string& path, const std::string&,
@@ -203,6 +237,7 @@ class ComplianceControllerTest : public ::testing::Test {
   NodeFactsStore facts_;
   RemediationController remediation_;
   std::unique_ptr<ConfigzSource> configz_;
+  ThrottlingSource& source_;
   ComplianceController compliance_;
   std::vector<json> status_writes_;
   int rv_ = 100;
@@ -370,6 +405,91 @@ TEST_F(ComplianceControllerTest, AConfigzRefusedByALimitIsUnknownAndCounted) {
                                0, nullptr);
   EXPECT_EQ(r.state, NodeState::kUnknown);
   EXPECT_NE(r.message.find("nests deeper than 64 levels"), std::string::npos) << r.message;
+}
+
+template <typename Pred>
+bool Eventually(Pred p) {
+  for (int i = 0; i < 300 && !p(); ++i) std::this_thread::sleep_for(10ms);
+  return p();
+}
+
+TEST_F(ComplianceControllerTest, AThrottledCheckKeepsTheNodesStateAndWaitsForRetryAfter) {
+  policies_.Put(PolicyObject());
+  ASSERT_TRUE(compliance_.Reconcile("cis").status.ok());
+  clock_.Advance(1s);
+  Check("n1", R"({"streamingConnectionIdleTimeout": "0s"})");  // n2: never checked
+  ASSERT_TRUE(compliance_.Reconcile("cis").status.ok());
+  const size_t writes = status_writes_.size();
+  const json before = status_writes_.back();
+  ASSERT_EQ(before["nodes"][0]["state"], "NonCompliant");
+  events_.Take();
+
+  source_.throttle.Set("30");
+  const pol::KubeletPolicy p = fixtures::Policy();
+  compliance_.Start();
+  compliance_.Reschedule(NodeInfoFromJson(NodeObject("n1")), {p});
+  compliance_.Reschedule(NodeInfoFromJson(NodeObject("n2")), {p});
+  const std::string counted =
+      "kubeletpolicy_configz_fetch_errors_total{reason=\"Throttled\",source=\"apiserver-proxy\"} 2";
+  ASSERT_TRUE(Eventually([&] { return metrics_.Render().find(counted) != std::string::npos; }))
+      << metrics_.Render();
+  EXPECT_EQ(source_.fetches.load(), 2);
+
+  // Nothing about the nodes changed: no status write, no Event, n1 still NonCompliant and n2
+  // still not checked.
+  clock_.Advance(1s);
+  ASSERT_TRUE(compliance_.Reconcile("cis").status.ok());
+  EXPECT_EQ(status_writes_.size(), writes);
+  EXPECT_TRUE(events_.Take().empty());
+  EXPECT_EQ(compliance_.CheckedNodes(), 1u);
+
+  // Not asked again before the Retry-After, whatever triggers a check.
+  compliance_.Trigger("n1");
+  clock_.Advance(28s);
+  std::this_thread::sleep_for(150ms);
+  EXPECT_EQ(source_.fetches.load(), 2);
+  source_.throttle.Set("");
+  kube_.Put("/api/v1/nodes/n1/proxy/configz",
+            json{{"kubeletconfig", {{"streamingConnectionIdleTimeout", "4h"}}}});
+  kube_.Put("/api/v1/nodes/n2/proxy/configz",
+            json{{"kubeletconfig", {{"streamingConnectionIdleTimeout", "4h"}}}});
+  clock_.Advance(1s);
+  ASSERT_TRUE(Eventually([&] { return compliance_.CheckedNodes() == 2; }));
+  compliance_.Stop();
+  EXPECT_EQ(source_.fetches.load(), 4);
+  ASSERT_TRUE(compliance_.Reconcile("cis").status.ok());
+  EXPECT_EQ(status_writes_.back()["summary"]["compliantNodes"], 2);
+}
+
+TEST_F(ComplianceControllerTest, NothingStaysBehindDeletedNodes) {
+  constexpr int kNodes = 50;
+  const pol::KubeletPolicy p = fixtures::Policy();
+  policies_.Put(PolicyObject());
+  ASSERT_TRUE(compliance_.Reconcile("cis").status.ok());
+  clock_.Advance(1s);
+  std::vector<std::string> names = {"n1", "n2"};
+  for (int i = 0; i < kNodes; ++i) names.push_back("extra-" + std::to_string(i));
+  for (const auto& n : names) {
+    nodes_.Put(NodeObject(n));
+    compliance_.Reschedule(NodeInfoFromJson(NodeObject(n)), {p});
+    Check(n, R"({"streamingConnectionIdleTimeout": "0s"})");
+  }
+  ASSERT_TRUE(compliance_.Reconcile("cis").status.ok());
+  EXPECT_EQ(compliance_.ScheduledNodes(), names.size());
+  EXPECT_EQ(compliance_.CheckedNodes(), names.size());
+  EXPECT_EQ(compliance_.RememberedNodes("cis"), names.size());
+
+  // The informer's delete: the node leaves the cache, the controller forgets it, and the
+  // policies that selected it are reconciled.
+  for (const auto& n : names) {
+    nodes_.Remove(n);
+    compliance_.Forget(n);
+  }
+  ASSERT_TRUE(compliance_.Reconcile("cis").status.ok());
+  EXPECT_EQ(compliance_.ScheduledNodes(), 0u);
+  EXPECT_EQ(compliance_.CheckedNodes(), 0u);
+  EXPECT_EQ(compliance_.RememberedNodes("cis"), 0u);
+  EXPECT_EQ(status_writes_.back()["nodes"].size(), 0u);
 }
 
 }  // namespace

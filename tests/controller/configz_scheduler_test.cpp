@@ -111,5 +111,48 @@ TEST(ConfigzSchedulerTest, TriggerDuringFetchChecksAgain) {
   s.Stop();
 }
 
+TEST(ConfigzSchedulerTest, ADeferredNodeIsCheckedAfterTheDelayAndNotBefore) {
+  FakeClock clock;
+  std::atomic<int> fetches{0};
+  std::atomic<bool> defer{true};
+  ConfigzScheduler* self = nullptr;
+  SchedulerOptions opt;
+  opt.jitter = 0;
+  ConfigzScheduler s(clock, opt, [&](const std::string& n) {
+    ++fetches;
+    if (defer) {
+      self->Trigger(n);     // a trigger during the fetch...
+      self->Defer(n, 30s);  // ...is overridden by the deferral
+    }
+  });
+  self = &s;
+  s.Start();
+  s.Schedule("a", 3600s);
+  ASSERT_TRUE(Eventually([&] { return fetches.load() == 1; }));
+  s.Trigger("a");        // e.g. relabelled: still not before the 30 s
+  s.Schedule("a", 10s);  // a shorter interval neither
+  clock.Advance(29s);
+  std::this_thread::sleep_for(150ms);
+  EXPECT_EQ(fetches.load(), 1);
+  defer = false;
+  clock.Advance(1s);
+  ASSERT_TRUE(Eventually([&] { return fetches.load() == 2; }));
+  // Not deferred any more: the (new) interval applies, and triggers work at once.
+  clock.Advance(9s);
+  std::this_thread::sleep_for(150ms);
+  EXPECT_EQ(fetches.load(), 2);
+  clock.Advance(1s);
+  ASSERT_TRUE(Eventually([&] { return fetches.load() == 3; }));
+  s.Trigger("a");
+  ASSERT_TRUE(Eventually([&] { return fetches.load() == 4; }));
+  // A deferral may also come earlier than the interval (a backoff after a failure).
+  s.Defer("a", 2s);
+  clock.Advance(2s);
+  ASSERT_TRUE(Eventually([&] { return fetches.load() == 5; }));
+  s.Defer("gone", 1s);  // not scheduled: nothing happens
+  EXPECT_EQ(s.Scheduled(), std::set<std::string>{"a"});
+  s.Stop();
+}
+
 }  // namespace
 }  // namespace kpc::controller

@@ -264,5 +264,54 @@ TEST(ApiserverProxySourceTest, ReadsAtMostTheCap) {
   EXPECT_EQ(kube.last_raw_max_body_bytes(), 64u << 10);
 }
 
+net::HttpResponse Throttled(std::optional<std::string> retry_after) {
+  net::HttpResponse r = Response(429, "Too Many Requests");
+  if (retry_after) r.headers["retry-after"] = *retry_after;
+  return r;
+}
+
+TEST(ConfigzThrottlingTest, A429IsThrottledWithABoundedRetryAfterFromEitherSource) {
+  struct Case {
+    std::optional<std::string> retry_after;
+    std::chrono::seconds want;
+  };
+  const std::vector<Case> cases = {
+      {"30", std::chrono::seconds(30)},
+      {std::nullopt, std::chrono::seconds(10)},
+      {"0", std::chrono::seconds(1)},
+      {"86400", std::chrono::seconds(600)},
+      {"soon", std::chrono::seconds(10)},
+      {"Wed, 21 Oct 2015 07:28:00 GMT", std::chrono::seconds(10)},
+  };
+  const KubeletEndpoint ep{"127.18.0.1", 41234, "Hostname"};
+  // The API server's node proxy hands the 429 back as an answer (kube::Client::GetRaw).
+  class ThrottledProxy : public kube::testing::FakeKube {
+   public:
+    StatusOr<net::HttpResponse> GetRaw(const std::string&, std::chrono::milliseconds,
+                                       size_t) override {
+      return answer;
+    }
+    net::HttpResponse answer;
+  };
+  ThrottledProxy kube;
+  auto proxy = NewApiserverProxySource(kube);
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.retry_after.value_or("absent"));
+    ConfigzResult direct = KubeletConfigzResult(ep, Throttled(c.retry_after), "me");
+    kube.answer = Throttled(c.retry_after);
+    ConfigzResult proxied = proxy->Fetch("n1", std::chrono::milliseconds(1000));
+    for (const ConfigzResult* r : {&direct, &proxied}) {
+      EXPECT_FALSE(r->ok);
+      EXPECT_EQ(r->reason, "Throttled");
+      EXPECT_EQ(r->retry_after, c.want);
+      EXPECT_NE(r->message.find("asking again in " + std::to_string(c.want.count()) + " s"),
+                std::string::npos)
+          << r->message;
+    }
+    EXPECT_NE(direct.message.find("the kubelet at Hostname 127.18.0.1:41234"), std::string::npos);
+    EXPECT_NE(proxied.message.find("the API server's node proxy"), std::string::npos);
+  }
+}
+
 }  // namespace
 }  // namespace kpc::controller

@@ -14,13 +14,20 @@ namespace kpc::controller::fakes {
 
 class FakeStore : public kube::Store {
  public:
+  // Keyed like an informer: "name", or "namespace/name" for namespaced objects.
   void Put(const nlohmann::json& obj) {
     std::lock_guard<std::mutex> l(mu_);
-    objects_[obj["metadata"]["name"].get<std::string>()] = obj;
+    objects_[KeyOf(obj)] = obj;
   }
-  void Remove(const std::string& name) {
+  void Remove(const std::string& key) {
     std::lock_guard<std::mutex> l(mu_);
-    objects_.erase(name);
+    objects_.erase(key);
+  }
+  static std::string KeyOf(const nlohmann::json& obj) {
+    const auto& md = obj["metadata"];
+    const std::string name = md["name"].get<std::string>();
+    const std::string ns = md.value("namespace", "");
+    return ns.empty() ? name : ns + "/" + name;
   }
   std::optional<nlohmann::json> Get(const std::string& key) const override {
     std::lock_guard<std::mutex> l(mu_);

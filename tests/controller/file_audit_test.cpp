@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "base/clock.h"
 #include "base/metrics.h"
 #include "tests/controller/fixtures.h"
@@ -12,6 +14,7 @@ namespace {
 
 using nlohmann::json;
 namespace pol = kpc::policy;
+using namespace std::chrono_literals;
 
 TEST(PlanAuditTest, OneJobPerNodeSlotAndPathSet) {
   auto files = fixtures::Policy(json::parse(R"({"rules": [
@@ -57,6 +60,16 @@ json AuditPod(const std::string& uid, const std::string& created, const std::str
           {"status",
            {{"containerStatuses",
              {{{"state", {{"terminated", {{"exitCode", 0}, {"message", message}}}}}}}}}}};
+}
+
+// A terminated audit pod on `node` with an empty, successful result.
+json AuditPodOn(const std::string& node) {
+  agent::AgentResult r;
+  r.command = "audit-files";
+  r.ok = true;
+  json pod = AuditPod("uid-" + node, "2026-11-29T10:00:00Z", agent::ToJson(r).dump());
+  pod["metadata"]["annotations"][kNodeAnnotation] = node;
+  return pod;
 }
 
 TEST(FileAuditControllerTest, TerminatedAuditPodsBecomeTheNodesFacts) {
@@ -125,6 +138,122 @@ TEST(FileAuditControllerTest, ResultsRefusedByALimitAreCountedOncePerPod) {
                 "kubeletpolicy_input_rejected_total{source=\"agent-result\",limit=\"bytes\"} 1"),
             std::string::npos)
       << metrics.Render();
+}
+
+TEST(AuditRetryDelayTest, FiveSecondsDoublingToFiveMinutesWithinTheInterval) {
+  struct Case {
+    int failures;
+    std::chrono::seconds interval, want;
+  };
+  const std::vector<Case> cases =
+      {
+          {1, 3600s, 5s},
+          {2, 3600s, 10s},
+          {3, 3600s, 20s},
+          {4, 3600s, 40s},
+          {5, 3600s, 80s},
+          {6, 3600s, 160s},
+          {7, 3600s, 300s},
+          {8, 3600s, 300s},
+          {1000000, 3600s, 300s},  // no overflow however long it fails
+          {6, 120s, 120s},         // never later than the next regular audit
+          {1, 3s, 3s},
+          {1, 0s, 1s},
+          {0, 3600s, 5s},
+      };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(std::to_string(c.failures) + " failures, interval " +
+                 std::to_string(c.interval.count()));
+    EXPECT_EQ(AuditRetryDelay(c.failures, c.interval), c.want);
+  }
+}
+
+// Audit Job creates through a fake API that fails them while `failing` is set.
+class FileAuditRetryTest : public ::testing::Test {
+ protected:
+  FileAuditRetryTest()
+      : audits_(kube_, metrics_, clock_, facts_, FileAuditOptions{},
+                {[](const std::string& n) -> std::optional<NodeInfo> {
+                   return NodeInfo{n, "uid-" + n, {}, "", std::nullopt, true};
+                 },
+                 [this] { return std::vector<pol::KubeletPolicy>{policy_}; }, nullptr}) {
+    kube_.SetHook([this](const std::string& verb, const std::string&, const std::string&,
+                         const json&) -> std::optional<kube::Result> {
+      if (verb != "POST") return std::nullopt;
+      ++creates_;
+      if (failing_) return kube::testing::ErrorResult(500, "InternalError", "etcd is sad");
+      return std::nullopt;
+    });
+  }
+  bool CreatesReach(int n) {
+    for (int i = 0; i < 300 && creates_.load() < n; ++i) std::this_thread::sleep_for(10ms);
+    return creates_.load() == n;
+  }
+  bool NoMoreCreatesThan(int n) {
+    std::this_thread::sleep_for(150ms);
+    return creates_.load() == n;
+  }
+
+  FakeClock clock_;
+  Registry metrics_;
+  kube::testing::FakeKube kube_;
+  NodeFactsStore facts_;
+  const pol::KubeletPolicy policy_ = fixtures::Policy();  // has a file rule
+  FileAuditController audits_;
+  std::atomic<int> creates_{0};
+  std::atomic<bool> failing_{true};
+};
+
+TEST_F(FileAuditRetryTest, AFailedCreateIsRetriedWithBackoffAndASuccessResetsIt) {
+  audits_.Start();
+  audits_.Reschedule(NodeInfo{"w1", "uid-w1", {}, "", std::nullopt, true}, {policy_});
+  ASSERT_TRUE(CreatesReach(1));
+  EXPECT_TRUE(NoMoreCreatesThan(1));
+  clock_.Advance(4s);
+  EXPECT_TRUE(NoMoreCreatesThan(1)) << "the first retry comes after 5 s";
+  clock_.Advance(1s);
+  ASSERT_TRUE(CreatesReach(2));
+  clock_.Advance(9s);
+  EXPECT_TRUE(NoMoreCreatesThan(2)) << "then after 10 s";
+  EXPECT_EQ(audits_.BackingOffNodes(), 1u);
+  failing_ = false;
+  clock_.Advance(1s);
+  ASSERT_TRUE(CreatesReach(3));
+  for (int i = 0; i < 100 && audits_.BackingOffNodes() != 0; ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(audits_.BackingOffNodes(), 0u) << "a success resets the backoff";
+  clock_.Advance(300s);
+  EXPECT_TRUE(NoMoreCreatesThan(3)) << "back to the interval (an hour)";
+  // Failing again starts over at 5 s, not where the last streak ended.
+  failing_ = true;
+  audits_.Trigger("w1");
+  ASSERT_TRUE(CreatesReach(4));
+  clock_.Advance(5s);
+  ASSERT_TRUE(CreatesReach(5));
+  audits_.Stop();
+}
+
+TEST_F(FileAuditRetryTest, NothingStaysBehindDeletedNodes) {
+  constexpr int kNodes = 20;
+  audits_.Start();
+  for (int i = 0; i < kNodes; ++i) {
+    audits_.Reschedule(NodeInfo{"n" + std::to_string(i), "", {}, "", std::nullopt, true},
+                       {policy_});
+  }
+  // Every node's create failed once (the scheduler creates at most --file-audit-qps a second).
+  for (int i = 0; i < 200 && audits_.BackingOffNodes() < static_cast<size_t>(kNodes); ++i) {
+    clock_.Advance(1s);
+    std::this_thread::sleep_for(20ms);
+  }
+  audits_.Stop();
+  ASSERT_GE(creates_.load(), kNodes);
+  EXPECT_EQ(audits_.ScheduledNodes(), static_cast<size_t>(kNodes));
+  EXPECT_EQ(audits_.BackingOffNodes(), static_cast<size_t>(kNodes));
+  for (int i = 0; i < kNodes; ++i) audits_.OnPod(AuditPodOn("n" + std::to_string(i)));
+  EXPECT_EQ(facts_.Size(), static_cast<size_t>(kNodes));
+  for (int i = 0; i < kNodes; ++i) audits_.Forget("n" + std::to_string(i));
+  EXPECT_EQ(audits_.ScheduledNodes(), 0u);
+  EXPECT_EQ(audits_.BackingOffNodes(), 0u);
+  EXPECT_EQ(facts_.Size(), 0u);
 }
 
 }  // namespace

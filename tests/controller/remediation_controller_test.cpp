@@ -120,5 +120,73 @@ TEST_F(RemediationControllerTest, ResultsRefusedByALimitAreCountedOncePerJob) {
       << metrics_.Render();
 }
 
+TEST_F(RemediationControllerTest, NothingStaysBehindDeletedJobs) {
+  constexpr int kJobs = 30;
+  agent::AgentResult fixed;
+  fixed.command = "remediate";
+  fixed.ok = true;
+  auto job_object = [](const std::string& name) {
+    return json{{"metadata",
+                 {{"name", name},
+                  {"namespace", "kubelet-policy-remediation"},
+                  {"labels", {{kJobTypeLabel, "remediate"}, {kPolicyLabel, "cis"}}},
+                  {"annotations", {{kNodeAnnotation, "n1"}}}}}};
+  };
+  auto pod_of = [&](const std::string& job) {
+    json pod = RemediationPod(job, agent::ToJson(fixed).dump());
+    pod["metadata"]["namespace"] = "kubelet-policy-remediation";
+    return pod;
+  };
+  for (int i = 0; i < kJobs; ++i) {
+    const std::string job = "kp-cis-n" + std::to_string(i);
+    jobs_.Put(job_object(job));
+    remediation_.OnPod(pod_of(job));
+  }
+  EXPECT_EQ(remediation_.RecordedJobResults(), static_cast<size_t>(kJobs));
+
+  // Half the Jobs are deleted the usual way: the Job first (its result goes), then its pod.
+  for (int i = 0; i < kJobs / 2; ++i) {
+    const std::string job = "kp-cis-n" + std::to_string(i);
+    jobs_.Remove("kubelet-policy-remediation/" + job);
+    remediation_.OnJob(job_object(job), /*deleted=*/true);
+    remediation_.OnPodDeleted(pod_of(job));
+  }
+  EXPECT_EQ(remediation_.RecordedJobResults(), static_cast<size_t>(kJobs - kJobs / 2));
+  // The rest: a late pod update after the Job's deletion brings a result back; the pod's own
+  // deletion takes it away again.
+  for (int i = kJobs / 2; i < kJobs; ++i) {
+    const std::string job = "kp-cis-n" + std::to_string(i);
+    jobs_.Remove("kubelet-policy-remediation/" + job);
+    remediation_.OnJob(job_object(job), /*deleted=*/true);
+    remediation_.OnPod(pod_of(job));
+  }
+  EXPECT_EQ(remediation_.RecordedJobResults(), static_cast<size_t>(kJobs - kJobs / 2));
+  for (int i = kJobs / 2; i < kJobs; ++i) {
+    remediation_.OnPodDeleted(pod_of("kp-cis-n" + std::to_string(i)));
+  }
+  EXPECT_EQ(remediation_.RecordedJobResults(), 0u);
+}
+
+TEST_F(RemediationControllerTest, APodDeletedWhileItsJobStaysKeepsTheResult) {
+  agent::AgentResult fixed;
+  fixed.command = "remediate";
+  fixed.ok = true;
+  json pod = RemediationPod("kp-cis-n1", agent::ToJson(fixed).dump());
+  pod["metadata"]["namespace"] = "kubelet-policy-remediation";
+  jobs_.Put(
+      json{{"metadata", {{"name", "kp-cis-n1"}, {"namespace", "kubelet-policy-remediation"}}}});
+  remediation_.OnPod(pod);
+  remediation_.OnPodDeleted(pod);
+  EXPECT_EQ(remediation_.RecordedJobResults(), 1u) << "the Job's outcome still needs it";
+  // Before the Job cache has listed, a missing Job proves nothing either.
+  jobs_.Remove("kubelet-policy-remediation/kp-cis-n1");
+  jobs_.synced = false;
+  remediation_.OnPodDeleted(pod);
+  EXPECT_EQ(remediation_.RecordedJobResults(), 1u);
+  jobs_.synced = true;
+  remediation_.OnPodDeleted(pod);
+  EXPECT_EQ(remediation_.RecordedJobResults(), 0u);
+}
+
 }  // namespace
 }  // namespace kpc::controller

@@ -178,6 +178,75 @@ TEST_F(RolloutTest, JobsOfNodesNoLongerSelectedAreNoFailuresAndTakeNoSlot) {
   EXPECT_EQ(CreatedOn(plan), std::vector<std::string>{"n1"});
 }
 
+TEST_F(RolloutTest, ANodeDeletedMidRemediationCountsForNothing) {
+  // failureThreshold 2, maxUnavailable 1, n1 and n2 selected: n1 already failed once, so one
+  // more failure stalls the rollout, and one more Job in flight fills the only slot.
+  struct Case {
+    std::string name;
+    JobView job;                                                 // on `job.node`
+    std::optional<std::pair<std::string, std::string>> created;  // memory: Job name -> node
+    bool stalled;
+    std::vector<std::string> created_now;
+  };
+  auto failed = [](const std::string& node) { return Job("b-" + node, node, 3, "Failed", 300); };
+  auto verified_failed = [](const std::string& node) {
+    JobView j = Job("b-" + node, node, 3, "Succeeded", 300);
+    j.verification = "Failed";
+    return j;
+  };
+  auto active = [](const std::string& node) { return Job("b-" + node, node, 3, "Active"); };
+  const std::vector<Case> cases = {
+      {"failed on a selected node", failed("n2"), std::nullopt, true, {}},
+      {"failed on a deleted node", failed("gone"), std::nullopt, false, {"n2"}},
+      {"verified Failed on a selected node", verified_failed("n2"), std::nullopt, true, {}},
+      {"verified Failed on a deleted node", verified_failed("gone"), std::nullopt, false, {"n2"}},
+      {"running on a selected node", active("n2"), std::nullopt, false, {}},
+      {"running on a deleted node", active("gone"), std::nullopt, false, {"n2"}},
+      {"just created on a deleted node",
+       active("other"),
+       std::pair{"c-gone", "gone"},
+       false,
+       {"n2"}},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    auto in = Input(
+        fixtures::Policy({{"remediation", {{"failureThreshold", 2}, {"maxUnavailable", 1}}}}), 2);
+    in.jobs = {Job(FixJobName("n1"), "n1", 3, "Failed", 200)};
+    if (c.job.node != "other") in.jobs.push_back(c.job);
+    if (c.created) in.memory.created_jobs[c.created->first] = {c.created->second, now_ - 10s};
+    RolloutPlan plan = PlanRollout(in);
+    EXPECT_EQ(plan.stalled.has_value(), c.stalled);
+    EXPECT_EQ(CreatedOn(plan), c.created_now);
+    EXPECT_EQ(plan.nodes.size(), 2u) << "a deleted node has no status entry";
+    EXPECT_TRUE(plan.memory.created_jobs.count("c-gone") == 0) << "forgotten with its node";
+  }
+}
+
+TEST_F(RolloutTest, TheMemoryForgetsJobsAndNodesThatAreGone) {
+  auto in = Input(fixtures::Policy({{"remediation", {{"maxUnavailable", 5}}}}), 2);
+  for (int i = 0; i < 20; ++i) {
+    const std::string n = "deleted-" + std::to_string(i);
+    in.memory.created_jobs["created-" + n] = {n, now_ - 5s};
+    in.memory.finished_seen["finished-" + n] = now_ - 5s;  // its Job is gone
+  }
+  in.jobs = {Job("fix", "n1", 3, "Succeeded", 200)};
+  in.memory.finished_seen["fix"] = now_;  // still there, still verifying
+  RolloutPlan plan = PlanRollout(in);
+  EXPECT_EQ(plan.nodes[0].remediation["phase"], "Verifying");
+  EXPECT_EQ(CreatedOn(plan), std::vector<std::string>{"n2"});
+  EXPECT_TRUE(plan.memory.created_jobs.empty());
+  EXPECT_EQ(plan.memory.finished_seen.size(), 1u);
+  EXPECT_EQ(plan.memory.finished_seen.count("fix"), 1u);
+  // Every node and Job gone: nothing is left.
+  in.memory = plan.memory;
+  in.nodes.clear();
+  in.jobs.clear();
+  plan = PlanRollout(in);
+  EXPECT_TRUE(plan.memory.created_jobs.empty());
+  EXPECT_TRUE(plan.memory.finished_seen.empty());
+}
+
 TEST_F(RolloutTest, ConflictingEnforcePolicyBlocksTheNodesBothSelect) {
   auto in = Input(fixtures::Policy({{"remediation", {{"maxUnavailable", 2}}}}), 2);
   auto other = fixtures::Policy({{"rules",

@@ -162,6 +162,7 @@ TEST_F(ClientTest, HttpErrorsMapToTypedStatuses) {
 }
 
 TEST_F(ClientTest, RetryAfterIsParsed) {
+  cfg_.sleep = [this](std::chrono::nanoseconds d) { clock_.Advance(d); };  // throttled retries
   transport_->on_send = [](const net::HttpRequest&) {
     return Resp(429, StatusBody(429, "TooManyRequests", "slow down"), {{"retry-after", "7"}});
   };
@@ -176,6 +177,178 @@ TEST_F(ClientTest, RetryAfterIsParsed) {
   r = Make()->Get("/api/v1/nodes");
   ASSERT_TRUE(r.api_error);
   EXPECT_FALSE(r.api_error->retry_after);
+}
+
+TEST(ThrottleDelayTest, RetryAfterIsBoundedWithAFallback) {
+  struct Case {
+    std::map<std::string, std::string> headers;
+    std::optional<std::chrono::seconds> parsed;
+    std::chrono::seconds api, configz;  // kApiThrottle; 1 s..10 min, 10 s without one
+  };
+  const ThrottleBounds configz{1s, 600s, 10s};
+  const std::vector<Case> cases = {
+      {{}, std::nullopt, 1s, 10s},
+      {{{"retry-after", "7"}}, 7s, 7s, 7s},
+      {{{"retry-after", "0"}}, 0s, 1s, 1s},
+      {{{"retry-after", "120"}}, 120s, 10s, 120s},
+      {{{"retry-after", "86400"}}, 86400s, 10s, 600s},
+      {{{"retry-after", "999999999"}}, 999999999s, 10s, 600s},
+      {{{"retry-after", "9999999999"}}, std::nullopt, 1s, 10s},  // too long to be sane
+      {{{"retry-after", "-5"}}, std::nullopt, 1s, 10s},
+      {{{"retry-after", "1.5"}}, std::nullopt, 1s, 10s},
+      {{{"retry-after", ""}}, std::nullopt, 1s, 10s},
+      {{{"retry-after", "Wed, 21 Oct 2015 07:28:00 GMT"}}, std::nullopt, 1s, 10s},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.headers.empty() ? "absent" : "\"" + c.headers.begin()->second + "\"");
+    EXPECT_EQ(RetryAfterOf(c.headers), c.parsed);
+    EXPECT_EQ(ThrottleDelay(RetryAfterOf(c.headers), kApiThrottle), c.api);
+    EXPECT_EQ(ThrottleDelay(RetryAfterOf(c.headers), configz), c.configz);
+  }
+}
+
+TEST_F(ClientTest, A429IsRetriedAfterItsBoundedRetryAfter) {
+  std::vector<std::chrono::nanoseconds> sleeps;
+  cfg_.sleep = [&](std::chrono::nanoseconds d) {
+    sleeps.push_back(d);
+    clock_.Advance(d);
+  };
+  int throttled = 2;
+  transport_->on_send = [&](const net::HttpRequest& req) {
+    if (throttled-- > 0) {
+      return Resp(429, StatusBody(429, "TooManyRequests", "slow down"),
+                  {{"retry-after", throttled == 1 ? "3" : "3600"}});
+    }
+    return Resp(201, req.body);
+  };
+  auto client = Make();
+  Result r = client->Create("/api/v1/namespaces/a/configmaps", {{"metadata", {{"name", "x"}}}});
+  ASSERT_TRUE(r.ok()) << r.status.message();
+  EXPECT_EQ(transport_->requests.size(), 3u);
+  EXPECT_EQ(sleeps, (std::vector<std::chrono::nanoseconds>{3s, 10s}));  // 3600 s bounded to 10 s
+  EXPECT_EQ((client->RequestCounts()[{"POST", "429"}]), 2u);
+  EXPECT_EQ((client->RequestCounts()[{"POST", "201"}]), 1u);
+
+  // Throttled every time: kMaxThrottledRetries retries, then the 429 is the answer.
+  transport_->requests.clear();
+  sleeps.clear();
+  throttled = 100;
+  r = client->Delete("/api/v1/namespaces/a/configmaps/x");
+  EXPECT_EQ(r.status.code(), StatusCode::kUnavailable);
+  ASSERT_TRUE(r.api_error);
+  EXPECT_EQ(r.api_error->http_status, 429);
+  EXPECT_EQ(transport_->requests.size(), 1u + kMaxThrottledRetries);
+  EXPECT_EQ(sleeps.size(), static_cast<size_t>(kMaxThrottledRetries));
+
+  // GetRaw leaves the schedule to its caller: one request, the 429 comes back as the answer.
+  transport_->requests.clear();
+  sleeps.clear();
+  throttled = 1;
+  auto raw = client->GetRaw("/api/v1/nodes/n1/proxy/configz", 5s, 4096);
+  ASSERT_TRUE(raw.ok()) << raw.status().message();
+  EXPECT_EQ(raw->status, 429);
+  EXPECT_EQ(raw->headers.at("retry-after"), "3600");
+  EXPECT_EQ(transport_->requests.size(), 1u);
+  EXPECT_TRUE(sleeps.empty());
+}
+
+TEST_F(ClientTest, AWatchRefusedWith429IsReopenedAfterItsRetryAfter) {
+  std::vector<std::chrono::nanoseconds> sleeps;
+  cfg_.sleep = [&](std::chrono::nanoseconds d) {
+    sleeps.push_back(d);
+    clock_.Advance(d);
+  };
+  int opened = 0;
+  transport_->on_stream = [&](const net::HttpRequest&) -> StatusOr<net::HttpClient::StreamResult> {
+    if (opened++ == 0) {
+      net::HttpClient::StreamResult refused;
+      refused.status = 429;
+      refused.error_response =
+          Resp(429, StatusBody(429, "TooManyRequests", "slow down"), {{"retry-after", "2"}});
+      return refused;
+    }
+    net::HttpClient::StreamResult s;
+    s.status = 200;
+    s.stream = std::make_unique<FakeLineStream>(std::deque<std::string>{});
+    return s;
+  };
+  Status s = Make()->Watch(
+      "/api/v1/nodes", "", [](const WatchEvent&) { return true; }, nullptr);
+  EXPECT_TRUE(s.ok()) << s.message();
+  EXPECT_EQ(opened, 2);
+  EXPECT_EQ(sleeps, (std::vector<std::chrono::nanoseconds>{2s}));
+}
+
+// A gate the test opens and closes.
+class SwitchGate : public MutationGate {
+ public:
+  Status MayMutate() const override {
+    ++asked;
+    return open ? Status::Ok() : FailedPrecondition("not the leader: lease kpc/lock is not held");
+  }
+  std::atomic<bool> open{false};
+  mutable std::atomic<int> asked{0};
+};
+
+TEST_F(ClientTest, AClosedGateSendsNoWriteAndLetsReadsThrough) {
+  transport_->on_send = [](const net::HttpRequest& req) {
+    return Resp(200, req.body.empty() ? "{}" : req.body);
+  };
+  transport_->on_stream = [](const net::HttpRequest&) -> StatusOr<net::HttpClient::StreamResult> {
+    net::HttpClient::StreamResult s;
+    s.status = 200;
+    s.stream = std::make_unique<FakeLineStream>(std::deque<std::string>{});
+    return s;
+  };
+  SwitchGate gate;
+  auto client = NewClientWithTransport(transport_, clock_, cfg_, &gate);
+  const nlohmann::json obj = {{"metadata", {{"name", "x"}}}};
+  std::vector<Result> writes = {
+      client->Create("/apis/batch/v1/namespaces/r/jobs", obj),
+      client->Update("/apis/kubeletpolicy.io/v1alpha1/kubeletpolicies/cis/status", obj),
+      client->Patch("/apis/batch/v1/namespaces/r/jobs/j", obj, "application/merge-patch+json"),
+      client->Delete("/apis/batch/v1/namespaces/r/jobs/j"),
+  };
+  for (const auto& r : writes) {
+    EXPECT_EQ(r.status.code(), StatusCode::kFailedPrecondition);
+    EXPECT_NE(r.status.message().find("not the leader"), std::string::npos) << r.status.message();
+    EXPECT_FALSE(r.api_error);
+  }
+  EXPECT_TRUE(transport_->requests.empty()) << "nothing was sent";
+  EXPECT_TRUE(client->RequestCounts().empty());
+  EXPECT_EQ(gate.asked.load(), 4);
+
+  // Reads and watches are never gated.
+  EXPECT_TRUE(client->Get("/api/v1/nodes").ok());
+  EXPECT_TRUE(client->GetRaw("/api/v1/nodes/n1/proxy/configz", 5s, 4096).ok());
+  EXPECT_TRUE(client
+                  ->Watch(
+                      "/api/v1/nodes", "", [](const WatchEvent&) { return true; }, nullptr)
+                  .ok());
+  EXPECT_EQ(transport_->requests.size(), 3u);
+  EXPECT_EQ(gate.asked.load(), 4);
+
+  gate.open = true;
+  EXPECT_TRUE(client->Create("/apis/batch/v1/namespaces/r/jobs", obj).ok());
+  EXPECT_EQ(transport_->requests.size(), 4u);
+  EXPECT_EQ(transport_->requests.back().method, "POST");
+}
+
+TEST_F(ClientTest, TheGateIsAskedAgainBeforeEveryRetry) {
+  SwitchGate gate;
+  gate.open = true;
+  // The gate closes while the client waits out a 429 (the lease ran out meanwhile).
+  cfg_.sleep = [&](std::chrono::nanoseconds d) {
+    clock_.Advance(d);
+    gate.open = false;
+  };
+  transport_->on_send = [](const net::HttpRequest&) {
+    return Resp(429, StatusBody(429, "TooManyRequests", "slow down"), {{"retry-after", "1"}});
+  };
+  auto client = NewClientWithTransport(transport_, clock_, cfg_, &gate);
+  Result r = client->Create("/apis/batch/v1/namespaces/r/jobs", {{"metadata", {{"name", "x"}}}});
+  EXPECT_EQ(r.status.code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(transport_->requests.size(), 1u) << "the retry was not sent";
 }
 
 TEST_F(ClientTest, GarbageBodiesNeverThrow) {

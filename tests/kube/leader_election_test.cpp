@@ -172,6 +172,38 @@ TEST(LeaderElectionTest, LosesLeadershipWhileARenewHangs) {
   e->Stop();
 }
 
+TEST(LeaderElectionTest, TheGateClosesByTheClockBeforeTheLossIsDeclared) {
+  FakeKube kube;
+  FakeClock clock;
+  Counts c;
+  auto e = Elector(kube, clock, "a", c);
+  EXPECT_EQ(e->MayMutate().code(), StatusCode::kFailedPrecondition) << "not started";
+  e->Start();
+  ASSERT_TRUE(WaitFor([&] { return e->IsLeader(); }));
+  EXPECT_TRUE(e->MayMutate().ok());
+  LeaseHold hold = e->Hold();
+  EXPECT_TRUE(hold.leader);
+  EXPECT_EQ(hold.lease, "kpc/lock");
+  EXPECT_EQ(hold.renew_deadline, 600ms);
+  // Stopped (SIGSTOP): no renewal lands, the clock moves on. At the deadline the gate is closed
+  // although the elector still leads (it declares the loss only past the deadline).
+  std::atomic<bool> hang{true};
+  kube.SetHook([&](const std::string&, const std::string&, const std::string&,
+                   const nlohmann::json&) -> std::optional<Result> {
+    while (hang) std::this_thread::sleep_for(5ms);
+    return std::nullopt;
+  });
+  ASSERT_TRUE(WaitForRequests(kube, 1));  // the loop is stuck in a request
+  clock.Advance(600ms);
+  Status s = e->MayMutate();
+  EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(s.message().find("not the leader: lease kpc/lock was held until"), std::string::npos)
+      << s.message();
+  hang = false;
+  e->Stop();
+  EXPECT_FALSE(e->MayMutate().ok());
+}
+
 TEST(LeaderElectionTest, ConflictsAreRetriedNotFatal) {
   FakeKube kube;
   kube.Put(kLeasePath, {{"metadata", {{"name", "lock"}, {"namespace", "kpc"}}},
