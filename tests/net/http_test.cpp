@@ -764,6 +764,7 @@ TEST_F(LimitsTest, BodiesPastTheBudgetGet503WithRetryAfterBeforeTheirBodyIsRead)
   ASSERT_EQ(StatusOf(resp), 503) << resp;
   EXPECT_NE(resp.find("Retry-After: 2\r\n"), std::string::npos) << resp;
   EXPECT_NE(resp.find("131072 bytes"), std::string::npos) << resp;
+  EXPECT_TRUE(log_.WaitFor(RefusalReason::kBodyBudget, 1));  // counted after the answer is sent
   EXPECT_EQ(log_.Count(RefusalReason::kBodyBudget), 1u);
   // The two held ones complete and are served; then the budget is free again.
   for (int fd : {a, b}) {
@@ -794,6 +795,7 @@ TEST_F(LimitsTest, ConnectionsOverTheLimitGet503AndAreClosed) {
   EXPECT_EQ(StatusOf(resp), 503) << resp;
   EXPECT_NE(resp.find("Retry-After: 1\r\n"), std::string::npos) << resp;
   EXPECT_TRUE(closed);
+  EXPECT_TRUE(log_.WaitFor(RefusalReason::kConnectionLimit, 1));  // counted after the answer is sent
   EXPECT_EQ(log_.Count(RefusalReason::kConnectionLimit), 1u);
   ::close(a);
   // Once one is gone, a new connection is served.
@@ -979,6 +981,7 @@ TEST_F(LimitsTest, SlowlorisInsideTlsRecordsIsCut) {
   EXPECT_EQ(StatusOf(resp), 408) << resp;
   EXPECT_GE(took, 1800ms);
   EXPECT_LT(took, 3500ms);
+  EXPECT_TRUE(log_.WaitFor(RefusalReason::kRequestTimeout, 1));  // counted after the answer is sent
   EXPECT_EQ(log_.Count(RefusalReason::kRequestTimeout), 1u);
 }
 

@@ -324,10 +324,6 @@ func TestHostileKubelets(t *testing.T) {
 // keeps its last verdict — Compliant stays Compliant, NonCompliant stays NonCompliant, none
 // flips to Unknown, no Event — and the verdicts still hold after the storm.
 func TestThrottledKubeletsKeepTheirState(t *testing.T) {
-	if os.Getenv("KPC_E2E_THROTTLE") != "1" {
-		t.Skip("needs 429 handling: the controller must keep a node's last state when /configz answers " +
-			"429 Too Many Requests; set KPC_E2E_THROTTLE=1 to run this once it does")
-	}
 	nodes := []string{"ctl-throttle-1", "ctl-throttle-2", "ctl-throttle-nc"}
 	reset := func() {
 		for _, n := range nodes {
