@@ -215,10 +215,18 @@ int RunAgent(const std::vector<std::string>& args, std::ostream& out, std::ostre
   dopts.proc_root = o.proc_root;
   dopts.flags_files = o.flags_files;
   dopts.config_file = o.config_file;
-  Detection det = DetectKubelet(fs, dopts);
-  for (const auto& w : det.warnings) err << "agent: warning: " << w << "\n";
+  StatusOr<Detection> detected = DetectKubelet(fs, dopts);
   AgentResult r;
   r.command = o.command;
+  if (!detected.ok()) {
+    // Nothing is read or changed on a node whose kubelet is ambiguous.
+    err << "agent: " << detected.status().message() << "\n";
+    r.errors.push_back(detected.status().message());
+    WriteOutputs(o, r, out, err);
+    return ExitCodeOf(r);
+  }
+  const Detection& det = *detected;
+  for (const auto& w : det.warnings) err << "agent: warning: " << w << "\n";
   r.kubelet = det.files;
   if (o.command == "remediate") {
     const RemediationRequest req = RequestOf(o);

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cctype>
 #include <memory>
-#include <regex>
 #include <utility>
 #include <vector>
 
@@ -33,18 +32,85 @@ json FromOrdered(const ojson& v) { return json::parse(v.dump()); }
 // ---------------------------------------------------------------------------------------------
 // YAML scalars.
 
-bool LooksSpecialYaml(const std::string& s) {
-  // Bounded before matching (std::regex recurses once per character): a long value is quoted,
-  // which keeps any string a string.
-  if (s.size() > 128) return true;
-  static const std::regex kNumber(R"(^[-+]?(\.[0-9]|[0-9])[0-9_]*(\.[0-9_]*)?([eE][-+]?[0-9]+)?$)");
-  static const std::regex kRadix(R"(^[-+]?0[xXoObB][0-9a-fA-F_]+$)");
-  static const std::regex kDate(R"(^[0-9]{4}-[0-9]{1,2}-[0-9]{1,2})");
-  static const std::regex kSpecialWord(
-      R"(^(y|Y|yes|Yes|YES|n|N|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF|null|Null|NULL|~|\.inf|\.Inf|\.INF|\.nan|\.NaN|\.NAN)$)");
-  return std::regex_match(s, kNumber) || std::regex_match(s, kRadix) ||
-         std::regex_search(s, kDate) || std::regex_match(s, kSpecialWord);
+bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+bool IsDigitOrUnderscore(char c) { return IsDigit(c) || c == '_'; }
+bool IsHexOrUnderscore(char c) {
+  return IsDigitOrUnderscore(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
+
+// Advances `i` over the characters `pred` accepts; returns how many.
+template <typename Pred>
+size_t Skip(std::string_view s, size_t& i, Pred pred) {
+  const size_t start = i;
+  while (i < s.size() && pred(s[i])) ++i;
+  return i - start;
+}
+
+// ^[-+]?(\.[0-9]|[0-9])[0-9_]*(\.[0-9_]*)?([eE][-+]?[0-9]+)?$
+bool MatchesNumber(std::string_view s) {
+  size_t i = 0;
+  if (i < s.size() && (s[i] == '-' || s[i] == '+')) ++i;
+  if (i < s.size() && s[i] == '.') {
+    if (i + 1 >= s.size() || !IsDigit(s[i + 1])) return false;
+    i += 2;
+  } else if (i < s.size() && IsDigit(s[i])) {
+    ++i;
+  } else {
+    return false;
+  }
+  Skip(s, i, IsDigitOrUnderscore);
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    Skip(s, i, IsDigitOrUnderscore);
+  }
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    if (i < s.size() && (s[i] == '-' || s[i] == '+')) ++i;
+    if (Skip(s, i, IsDigit) == 0) return false;
+  }
+  return i == s.size();
+}
+
+// ^[-+]?0[xXoObB][0-9a-fA-F_]+$
+bool MatchesRadix(std::string_view s) {
+  size_t i = 0;
+  if (i < s.size() && (s[i] == '-' || s[i] == '+')) ++i;
+  if (i + 1 >= s.size() || s[i] != '0' ||
+      std::string_view("xXoObB").find(s[i + 1]) == std::string_view::npos) {
+    return false;
+  }
+  i += 2;
+  return Skip(s, i, IsHexOrUnderscore) > 0 && i == s.size();
+}
+
+// ^[0-9]{4}-[0-9]{1,2}-[0-9]{1,2} as a search: only the start is anchored, anything may follow.
+bool StartsWithDate(std::string_view s) {
+  size_t i = 0;
+  if (Skip(s, i, IsDigit) != 4 || i >= s.size() || s[i] != '-') return false;
+  ++i;
+  const size_t month = Skip(s, i, IsDigit);
+  if (month < 1 || month > 2 || i >= s.size() || s[i] != '-') return false;
+  ++i;
+  return i < s.size() && IsDigit(s[i]);
+}
+
+bool IsSpecialWord(std::string_view s) {
+  static constexpr std::string_view kWords[] = {
+      "y",    "Y",    "yes",   "Yes",   "YES",   "n",    "N",    "no",   "No",   "NO",  "true",
+      "True", "TRUE", "false", "False", "FALSE", "on",   "On",   "ON",   "off",  "Off", "OFF",
+      "null", "Null", "NULL",  "~",     ".inf",  ".Inf", ".INF", ".nan", ".NaN", ".NAN"};
+  return std::find(std::begin(kWords), std::end(kWords), s) != std::end(kWords);
+}
+
+}  // namespace
+
+bool LooksSpecialYaml(std::string_view s) {
+  // A long value is quoted, which keeps any string a string.
+  if (s.size() > 128) return true;
+  return MatchesNumber(s) || MatchesRadix(s) || StartsWithDate(s) || IsSpecialWord(s);
+}
+
+namespace {
 
 // Plain (unquoted) only for a conservative character set that no YAML version reads as anything
 // but a string.

@@ -57,6 +57,12 @@ policy::ValueType TypeOfPath(const policy::FieldPath& path);
 // Equality under a field type.
 bool TypedEqual(const nlohmann::json& a, const nlohmann::json& b, policy::ValueType type);
 
+// Whether YAML 1.1 or 1.2 could read the plain scalar `s` as something else than a string: a
+// number (digits with '_', a fraction, an exponent, a 0x/0o/0b prefix), a date at its start
+// (YYYY-M-D...), a boolean or null word (y, No, on, ~, .inf, ...); anything over 128 bytes counts
+// as special too (it is quoted). One pass, linear in the input.
+bool LooksSpecialYaml(std::string_view s);
+
 // A JSON scalar as a YAML plain or double-quoted scalar (quoted whenever YAML 1.1 or 1.2 could
 // read it as something else than the string: "true", "0755", "1e3", "", ": x", ...).
 std::string FormatYamlScalar(const nlohmann::json& v);

@@ -37,14 +37,6 @@ constexpr size_t kMaxKubeletConfigFileChars = 1024;
 constexpr size_t kMaxReportedIssues = 100;
 constexpr size_t kMaxUnknownFieldsPerObject = 16;
 
-// The directories file rules may name (api.md): the kubelet's own files and its service units.
-const std::vector<std::string>& AllowedFilePrefixes() {
-  static const std::vector<std::string> k = {
-      "/etc/kubernetes/", "/var/lib/kubelet/", "/etc/systemd/system/", "/lib/systemd/system/",
-      "/usr/lib/systemd/system/", "/etc/default/", "/etc/sysconfig/"};
-  return k;
-}
-
 std::string JoinQuoted(std::initializer_list<const char*> items) {
   std::string out;
   for (const char* i : items) out += (out.empty() ? "" : ", ") + std::string(i);
@@ -361,9 +353,7 @@ std::string FilePathProblem(const std::string& path) {
   }
   if (path.front() != '/') return "must be an absolute path";
   if (has_dotdot) return "must not contain \"..\" segments";
-  if (std::none_of(
-          AllowedFilePrefixes().begin(), AllowedFilePrefixes().end(),
-          [&](const std::string& p) { return path.rfind(p, 0) == 0 && path.size() > p.size(); })) {
+  if (!UnderAllowedFilePrefix(path)) {
     std::string allowed;
     for (const auto& p : AllowedFilePrefixes()) allowed += (allowed.empty() ? "" : ", ") + p;
     return Quoted(path) + " is outside the directories file rules may check (" + allowed + ")";
@@ -828,6 +818,20 @@ StatusOr<std::vector<SourcedPolicy>> ParsePolicies(std::string_view text, std::s
   }
   if (out.empty()) return InvalidArgument(src + ": no KubeletPolicy found");
   return out;
+}
+
+const std::vector<std::string>& AllowedFilePrefixes() {
+  static const std::vector<std::string> k = {
+      "/etc/kubernetes/", "/var/lib/kubelet/", "/etc/systemd/system/", "/lib/systemd/system/",
+      "/usr/lib/systemd/system/", "/etc/default/", "/etc/sysconfig/"};
+  return k;
+}
+
+bool UnderAllowedFilePrefix(std::string_view path) {
+  return std::any_of(AllowedFilePrefixes().begin(), AllowedFilePrefixes().end(),
+                     [&](const std::string& p) {
+                       return path.size() > p.size() && path.compare(0, p.size(), p) == 0;
+                     });
 }
 
 }  // namespace kpc::policy

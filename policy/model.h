@@ -131,4 +131,11 @@ StatusOr<std::vector<SourcedPolicy>> ParsePolicies(std::string_view text,
 // "spec.rules[3].config.value" -> "/spec/rules/3/config/value"
 std::string FieldToPointer(const std::string& field);
 
+// The directories file rules may name (api.md): the kubelet's own files and its service units,
+// each ending in '/'. The node agent holds the paths it detects on a node to the same roots.
+const std::vector<std::string>& AllowedFilePrefixes();
+// Whether `path` names something strictly below one of AllowedFilePrefixes() (a plain prefix
+// test: ".." segments and characters are the caller's to check).
+bool UnderAllowedFilePrefix(std::string_view path);
+
 }  // namespace kpc::policy

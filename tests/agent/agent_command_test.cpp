@@ -21,6 +21,7 @@ namespace kpc::agent {
 namespace {
 
 using nlohmann::json;
+using testing::FakeProc;
 using testing::TempDir;
 
 struct AgentRun {
@@ -79,12 +80,13 @@ class AgentTest : public ::testing::Test {
              "Environment=\"KUBELET_ARGS=" +
                  args + "\"\n");
   }
-  // A running kubelet in the fake proc root.
+  // A running kubelet in the fake proc root: the host's executable, in the host's mount
+  // namespace, in kubelet.service.
   void Process(int pid, const std::vector<std::string>& argv) {
-    std::string cmdline;
-    for (const auto& a : argv) cmdline += a + '\0';
-    t_.Write("/proc-fake/" + std::to_string(pid) + "/comm", "kubelet\n");
-    t_.Write("/proc-fake/" + std::to_string(pid) + "/cmdline", cmdline);
+    FakeProc::Process p;
+    p.pid = pid;
+    p.argv = argv;
+    proc_.Add(p);
   }
   std::vector<std::string> Remediate(std::vector<std::string> extra) {
     std::vector<std::string> a = {"remediate", "--host-root", t_.path(), "--proc-root",
@@ -103,6 +105,7 @@ class AgentTest : public ::testing::Test {
   }
 
   TempDir t_;
+  FakeProc proc_{t_};
 };
 
 // The smoke test: a fake host root, `agent remediate --set ... --no-restart`, real file contents.
@@ -298,6 +301,108 @@ TEST_F(AgentTest, EnvFilesNamedByTheUnitAndDefaultLocations) {
   EXPECT_EQ(r.j["kubelet"]["flagsFiles"],
             json::array({"/var/lib/kubelet/kubeadm-flags.env", "/etc/default/kubelet"}));
   EXPECT_EQ(r.j["kubelet"]["kubeconfig"], "/etc/kubernetes/kubelet.conf");
+}
+
+TEST_F(AgentTest, DecoyKubeletsAreNotTakenForTheKubelet) {
+  // Processes named kubelet that any hostPID pod could run, each naming another config file and
+  // a flag that would block the remediation.
+  const std::vector<std::string> decoy_argv = {
+      "/usr/bin/kubelet", "--config=/etc/kubernetes/decoy.yaml", "--event-qps=0",
+      "--kubeconfig=/etc/kubernetes/decoy.conf"};
+  FakeProc::Process other_ns{.pid = 30, .argv = decoy_argv, .mnt_ns = testing::kOtherMntNs};
+  FakeProc::Process in_pod{
+      .pid = 31,
+      .argv = decoy_argv,
+      .cgroup =
+          "0::/../../kubepods-besteffort-pod0123456789abcdef0123456789abcdef.slice/"
+          "cri-containerd-1.scope\n"};
+  proc_.Add(other_ns);
+  proc_.Add(in_pod);
+  FakeProc::Process own_binary{
+      .pid = 32, .argv = decoy_argv, .exe = t_.Write("/containers/c1/usr/bin/kubelet", "x", 0755)};
+  proc_.Add(own_binary);
+  Process(4242, {"/usr/bin/kubelet", "--config=/var/lib/kubelet/config.yaml",
+                 "--kubeconfig=/etc/kubernetes/kubelet.conf"});
+  AgentRun r = Agent(Remediate({"--set", "eventRecordQPS=5", "--no-restart"}));
+  ASSERT_EQ(r.code, kExitOk) << r.out << r.err;
+  EXPECT_EQ(r.j["kubelet"]["configFile"], kConfigPath);
+  EXPECT_EQ(r.j["kubelet"]["kubeconfig"], "/etc/kubernetes/kubelet.conf");
+  EXPECT_EQ(Config()["eventRecordQPS"], 5);
+  EXPECT_FALSE(t_.Exists("/etc/kubernetes/decoy.yaml"));
+  EXPECT_EQ(r.err.find("no running kubelet"), std::string::npos) << r.err;
+}
+
+TEST_F(AgentTest, OnlyDecoysFallBackToTheFilesWithAWarning) {
+  FakeProc::Process other_ns{
+      .pid = 30, .argv = {"/usr/bin/kubelet", "--event-qps=0"}, .mnt_ns = testing::kOtherMntNs};
+  proc_.Add(other_ns);
+  AgentRun r = Agent(Remediate({"--set", "eventRecordQPS=5", "--no-restart"}));
+  ASSERT_EQ(r.code, kExitOk) << r.out << r.err;  // the decoy's --event-qps does not block
+  EXPECT_EQ(r.j["kubelet"]["configFile"], kConfigPath);
+  EXPECT_NE(r.err.find("warning: no running kubelet was verified (pid 30: its mount namespace"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(Config()["eventRecordQPS"], 5);
+}
+
+TEST_F(AgentTest, TwoKubeletsAreRefusedAndNothingChanges) {
+  Process(500, {"/usr/bin/kubelet", "--config=/var/lib/kubelet/config.yaml"});
+  Process(600, {"/usr/bin/kubelet", "--config=/etc/kubernetes/other.yaml"});
+  AgentRun r = Agent(Remediate({"--set", "eventRecordQPS=5", "--file-mode",
+                                "/etc/kubernetes/kubelet.conf=0600", "--no-restart"}));
+  EXPECT_EQ(r.code, kExitFailed) << r.out;
+  ASSERT_EQ(r.j["errors"].size(), 1u) << r.out;
+  const std::string e = r.j["errors"][0];
+  EXPECT_NE(e.find("several processes pass as the node's kubelet"), std::string::npos) << e;
+  EXPECT_NE(e.find("pid 500"), std::string::npos) << e;
+  EXPECT_NE(e.find("pid 600"), std::string::npos) << e;
+  EXPECT_EQ(t_.Read(kConfigPath), kConfigYaml);
+  EXPECT_FALSE(t_.Exists(std::string(kConfigPath) + ".kpc-backup"));
+  struct stat st {};
+  ASSERT_EQ(::stat(t_.Host("/etc/kubernetes/kubelet.conf").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0644u);
+  AgentRun a = Agent({"audit-files", "--host-root", t_.path(), "--proc-root", proc_.path()});
+  EXPECT_EQ(a.code, kExitFailed);
+  EXPECT_TRUE(a.j["files"].empty());
+}
+
+TEST_F(AgentTest, DetectedPathsOutsideTheAllowedDirectoriesAreNotTouched) {
+  const std::string outside = "/opt/kubelet/config.yaml";
+  t_.Write(outside, kConfigYaml, 0644);
+  Process(77, {"/usr/bin/kubelet", "--config=" + outside, "--kubeconfig=/root/kubeconfig",
+               "--config-dir=/run/kubelet.conf.d"});
+  t_.Write("/run/kubelet.conf.d/10.conf",
+           "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n"
+           "eventRecordQPS: 1\n");
+  AgentRun r = Agent(Remediate({"--set", "eventRecordQPS=5", "--no-restart"}));
+  EXPECT_EQ(r.code, kExitFailed) << r.out << r.err;  // no config file to edit
+  for (const char* needle :
+       {"ignoring the kubelet's --config file \"/opt/kubelet/config.yaml\": outside the "
+        "directories the agent may touch (/etc/kubernetes/",
+        "ignoring the kubelet's --kubeconfig \"/root/kubeconfig\"",
+        "ignoring the kubelet's --config-dir \"/run/kubelet.conf.d\""}) {
+    EXPECT_NE(r.err.find(needle), std::string::npos) << needle << "\n" << r.err;
+  }
+  EXPECT_EQ(t_.Read(outside), kConfigYaml);
+  EXPECT_FALSE(t_.Exists(outside + ".kpc-backup"));
+  EXPECT_FALSE(t_.Exists("/run/kubelet.conf.d/10.conf.kpc-backup"));
+  EXPECT_EQ(r.j["kubelet"]["configFile"], nullptr);
+  // An EnvironmentFile= outside them is not read.
+  std::filesystem::remove(t_.Host(kDropInPath));
+  t_.Write("/lib/systemd/system/kubelet.service",
+           "[Service]\nEnvironmentFile=-/run/kubelet.env\nEnvironmentFile=/etc/default/kubelet\n");
+  t_.Write("/run/kubelet.env", "KUBELET_ARGS=\"--event-qps=0\"\n");
+  t_.Write("/etc/default/kubelet", "KUBELET_ARGS=\"--config=/var/lib/kubelet/config.yaml\"\n");
+  std::filesystem::remove_all(t_.Host(proc_.Dir(77)));
+  AgentRun f = Agent(Remediate({"--set", "eventRecordQPS=5", "--no-restart"}));
+  ASSERT_EQ(f.code, kExitOk) << f.out << f.err;
+  EXPECT_NE(f.err.find("ignoring the EnvironmentFile= of /lib/systemd/system/kubelet.service "
+                       "\"/run/kubelet.env\""),
+            std::string::npos)
+      << f.err;
+  EXPECT_EQ(f.j["kubelet"]["flagsFiles"], json::array({"/etc/default/kubelet"}));
+  EXPECT_EQ(t_.Read("/run/kubelet.env"), "KUBELET_ARGS=\"--event-qps=0\"\n");
+  EXPECT_EQ(Config()["eventRecordQPS"], 5);
 }
 
 TEST_F(AgentTest, GarbageFlagsFilesAndProcEntriesDoNotCrash) {
