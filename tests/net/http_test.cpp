@@ -27,6 +27,7 @@
 #include <mutex>
 #include <thread>
 
+#include "tests/net/loopback.h"
 #include "tests/net/lsan_suppressions.h"
 #include "tests/net/mtls_server.h"
 #include "tests/net/test_certs.h"
@@ -126,12 +127,8 @@ TEST_F(PlainServerTest, RequestTimeoutIsDeadlineExceeded) {
 }
 
 TEST_F(PlainServerTest, GarbageRequestGets400AndServerKeepsServing) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(server_->port()));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  int fd = ConnectTo(server_->port());
+  ASSERT_GE(fd, 0);
   std::string garbage = "\x01\x02 not http\r\n\r\n";
   ASSERT_GT(::send(fd, garbage.data(), garbage.size(), MSG_NOSIGNAL), 0);
   char buf[256] = {};
@@ -263,15 +260,7 @@ TEST(TlsClientCertTest, ServerRequiresClientCertificate) {
 class StreamingServer {
  public:
   StreamingServer() {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-    ::listen(fd_, 4);
-    socklen_t len = sizeof addr;
-    getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
+    fd_ = BindLoopback(4, &port_);
     thread_ = std::thread([this] { Serve(); });
   }
   ~StreamingServer() {
@@ -460,19 +449,6 @@ TEST(LineStreamTest, TruncatedStreamIsAnErrorOrEnd) {
 // ---- The server's limits against raw clients ----
 
 using SteadyClock = std::chrono::steady_clock;
-
-int ConnectTo(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
 
 bool SendAll(int fd, std::string_view data) {
   while (!data.empty()) {
@@ -795,7 +771,8 @@ TEST_F(LimitsTest, ConnectionsOverTheLimitGet503AndAreClosed) {
   EXPECT_EQ(StatusOf(resp), 503) << resp;
   EXPECT_NE(resp.find("Retry-After: 1\r\n"), std::string::npos) << resp;
   EXPECT_TRUE(closed);
-  EXPECT_TRUE(log_.WaitFor(RefusalReason::kConnectionLimit, 1));  // counted after the answer is sent
+  EXPECT_TRUE(
+      log_.WaitFor(RefusalReason::kConnectionLimit, 1));  // counted after the answer is sent
   EXPECT_EQ(log_.Count(RefusalReason::kConnectionLimit), 1u);
   ::close(a);
   // Once one is gone, a new connection is served.
@@ -1027,15 +1004,7 @@ class BigBodyServer {
   // kDeclaredOnly: a Content-Length of `total`, then no body at all until the client hangs up.
   enum class Mode { kChunked, kUntilClose, kContentLength, kDeclaredOnly, kRedirect };
   BigBodyServer(Mode mode, size_t total) : mode_(mode), total_(total) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-    ::listen(fd_, 8);
-    socklen_t len = sizeof addr;
-    getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
+    fd_ = BindLoopback(8, &port_);
     thread_ = std::thread([this] {
       for (int c; (c = ::accept(fd_, nullptr, nullptr)) >= 0;) Answer(c);
     });

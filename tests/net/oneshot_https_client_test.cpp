@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "net/http.h"
+#include "tests/net/loopback.h"
 #include "tests/net/mtls_server.h"
 #include "tests/net/test_certs.h"
 
@@ -45,17 +46,7 @@ bool Contains(const std::string& s, const std::string& part) {
 // and then hear nothing.
 class SilentListener {
  public:
-  SilentListener() {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-    ::listen(fd_, 8);
-    socklen_t len = sizeof addr;
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
-  }
+  SilentListener() { fd_ = BindLoopback(8, &port_); }
   ~SilentListener() { ::close(fd_); }
   int port() const { return port_; }
 
@@ -88,15 +79,7 @@ class ScriptedTlsServer {
     SSL_CTX_use_PrivateKey(ctx_, key);
     X509_free(cert);
     EVP_PKEY_free(key);
-    listen_fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-    ::listen(listen_fd_, 4);
-    socklen_t len = sizeof addr;
-    ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
+    listen_fd_ = BindLoopback(4, &port_);
     thread_ = std::thread([this] { Serve(); });
   }
   ~ScriptedTlsServer() {
@@ -509,16 +492,10 @@ INSTANTIATE_TEST_SUITE_P(
     [](const ::testing::TestParamInfo<ScriptedCase>& info) { return info.param.name; });
 
 TEST(OneShotHttpsClientErrorsTest, ConnectionRefusedIsUnavailable) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);  // nobody listens on that port now
+  int port = 0;
+  ::close(BindLoopback(0, &port));  // nobody listens on that port now
   HttpRequest req;
-  req.url = "https://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) + "/configz";
+  req.url = "https://127.0.0.1:" + std::to_string(port) + "/configz";
   req.timeout = 5s;
   auto resp = NewOneShotHttpsClient(real_clock, TlsConfig{})->Send(req);
   ASSERT_FALSE(resp.ok());
