@@ -563,3 +563,61 @@ func TestRemediationFlagOverrideBlocked(t *testing.T) {
 	}
 	requireConfigz(t, "rem-blocked", "resolvConf", "/etc/resolv.conf")
 }
+
+// A node deleted while its remediation Job runs counts for nothing: not toward
+// failureThreshold, not as a maxUnavailable slot. Three nodes whose remediation always fails,
+// failureThreshold 2: the first node with a Job is deleted at once; had it counted, the rollout
+// would stall after the second Job, so it stalls only after both remaining nodes failed.
+func TestRemediationDeletedNodeDoesNotCount(t *testing.T) {
+	for i := 1; i <= 3; i++ {
+		requireConfigz(t, fmt.Sprintf("rem-gone-%d", i), "authentication.anonymous.enabled", true)
+	}
+	c := startController(t, "gone", remediationFlags()...)
+	waitLeader(t, c, 60*time.Second)
+	name := uniqueName("rem-gone")
+	applyPolicy(t, name, enforcePolicy(name, "gone",
+		"    maxUnavailable: 1\n    failureThreshold: 2\n    timeout: 1m\n    kubeletConfigFile: /etc/kubernetes/kubelet.conf\n",
+		ruleAnonymousFix))
+	var first string
+	eventually(t, 60*time.Second, "the first remediation Job", func() error {
+		jobs := policyJobs(t, name)
+		if len(jobs) == 0 {
+			return fmt.Errorf("no Job yet")
+		}
+		first = jobs[0].Node
+		return nil
+	})
+	nodeJSON := mustKubectl(t, "get", "node", first, "-o", "json")
+	t.Logf("deleting node %s while its Job runs", first)
+	mustKubectl(t, "delete", "node", first)
+	t.Cleanup(func() {
+		if _, err := kubectl(t, "get", "node", first); err != nil {
+			recreateNode(t, nodeJSON)
+		}
+	})
+	eventually(t, 4*time.Minute, "Stalled=True on kp "+name, func() error {
+		p, err := getPolicy(t, name)
+		if err != nil {
+			return err
+		}
+		if s := p.condition("Stalled"); s.Status != "True" {
+			return fmt.Errorf("Stalled=%s (%s: %s)", s.Status, s.Reason, s.Message)
+		}
+		return nil
+	})
+	perNode := map[string]int{}
+	for _, j := range policyJobs(t, name) {
+		perNode[j.Node]++
+	}
+	for i := 1; i <= 3; i++ {
+		if n := fmt.Sprintf("rem-gone-%d", i); perNode[n] != 1 {
+			t.Errorf("node %s: %d Jobs, want 1 each before the rollout stalled (%v)", n, perNode[n], perNode)
+		}
+	}
+	p, _ := getPolicy(t, name)
+	for _, n := range p.Status.Nodes {
+		if n.Name == first {
+			t.Errorf("the deleted node %s is still in the status: %+v", first, n)
+		}
+	}
+}
