@@ -643,6 +643,29 @@ TEST(ConfigzLimitsTest, DepthAtUnderAndOverSixtyFour) {
   EXPECT_NE(hostile.status().message().find("nests deeper than 64 levels"), std::string::npos);
 }
 
+// A node could put a UTF-8 byte order mark first: the JSON parser skips it, and the nesting
+// limit must hold all the same (evaluating a rule copies the value found, recursively).
+// A node could put a UTF-8 byte order mark first: the JSON parser skips it, and the nesting
+// limit must hold all the same (evaluating a rule copies the value found, recursively).
+// A YAML config file whose apiVersion is not UTF-8 is an error, not an exception (the message
+// quotes the value, as JSON). Found by tests/fuzz/configz_eval_fuzz.cpp.
+TEST(KubeletConfigFileTest, TextThatIsNotUtf8IsAnError) {
+  auto cfg =
+      ParseKubeletConfigFile("apiVersion: kubelet.config.k8s.io/\xA5v1beta1\n", "config.yaml");
+  ASSERT_FALSE(cfg.ok());
+  EXPECT_NE(cfg.status().message().find("not valid UTF-8"), std::string::npos)
+      << cfg.status().message();
+}
+
+TEST(ConfigzLimitsTest, ByteOrderMarkDoesNotLiftTheDepthLimit) {
+  const std::string bom = "\xEF\xBB\xBF";
+  EXPECT_TRUE(EffectiveConfigFromConfigz(bom + ConfigzOfDepth(64)).ok());
+  auto over = EffectiveConfigFromConfigz(bom + ConfigzOfDepth(65));
+  ASSERT_FALSE(over.ok());
+  EXPECT_NE(over.status().message().find("nests deeper than 64 levels"), std::string::npos)
+      << over.status().message();
+}
+
 TEST(ConfigzLimitsTest, SizeAtUnderAndOverTheLimit) {
   auto sized = [](size_t n) {
     std::string head = "{\"kubeletconfig\": {\"a\": \"", tail = "\"}}";
