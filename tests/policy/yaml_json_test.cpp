@@ -107,6 +107,22 @@ TEST(YamlJsonTest, GarbageNeverCrashes) {
   }
 }
 
+// yaml-cpp 0.7 loops forever, allocating, on these (found by tests/fuzz/policy_fuzz.cpp).
+TEST(YamlJsonTest, StrayFlowEntryIsAnErrorNotAnEndlessLoop) {
+  for (const char* text :
+       {",", ", a", "--- ,", "'a' ,", "&a ,", "!t ,", "a: 1\n...\n,\n", "%YAML 1.2\n--- ,"}) {
+    auto docs = ParseYamlStream(text);
+    ASSERT_FALSE(docs.ok()) << text;
+    EXPECT_NE(docs.status().message().find("YAML syntax error at line"), std::string::npos)
+        << docs.status().message();
+  }
+  // Commas where YAML allows them still parse.
+  auto docs = ParseYamlStream("a: [1, 2]\nb: x, y\n---\n{c: 3,}\n---\n");
+  ASSERT_TRUE(docs.ok()) << docs.status().message();
+  EXPECT_EQ(docs->size(), 2u);
+  EXPECT_EQ((*docs)[0].value["b"], "x, y");
+}
+
 TEST(YamlJsonTest, ExpectsExactlyOneDocument) {
   EXPECT_FALSE(ParseYamlDocument("a: 1\n---\nb: 2\n").ok());
   EXPECT_FALSE(ParseYamlDocument("").ok());
