@@ -645,8 +645,6 @@ TEST(ConfigzLimitsTest, DepthAtUnderAndOverSixtyFour) {
 
 // A node could put a UTF-8 byte order mark first: the JSON parser skips it, and the nesting
 // limit must hold all the same (evaluating a rule copies the value found, recursively).
-// A node could put a UTF-8 byte order mark first: the JSON parser skips it, and the nesting
-// limit must hold all the same (evaluating a rule copies the value found, recursively).
 // A YAML config file whose apiVersion is not UTF-8 is an error, not an exception (the message
 // quotes the value, as JSON). Found by tests/fuzz/configz_eval_fuzz.cpp.
 TEST(KubeletConfigFileTest, TextThatIsNotUtf8IsAnError) {
