@@ -11,6 +11,7 @@
 
 #include "policy/catalog.h"
 #include "policy/effective_config.h"
+#include "policy/text_match.h"
 #include "policy/units.h"
 
 namespace kpc::agent {
@@ -954,6 +955,8 @@ StatusOr<json> TypeAs(ValueType type, const std::optional<json>& parsed, std::st
 }  // namespace
 
 StatusOr<json> TypeSetValue(const FieldPath& path, std::string_view raw) {
+  // Values become JSON strings, which must be UTF-8 (dump() throws on anything else).
+  if (!policy::IsValidUtf8(raw)) return InvalidArgument(path.ToString() + ": not UTF-8 text");
   std::optional<json> parsed;
   try {
     parsed = json::parse(raw.begin(), raw.end());

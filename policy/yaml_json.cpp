@@ -110,41 +110,6 @@ class ProgressCheck : public YAML::EventHandler {
   YAML::Mark last_;
 };
 
-// Strict UTF-8 (RFC 3629: no overlong forms, surrogates or code points past U+10FFFF), as
-// nlohmann's dump() checks it: YAML text becomes JSON strings that must dump without throwing.
-// go-yaml, which Kubernetes tools use, refuses such text too.
-bool IsValidUtf8(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    size_t n = 0;
-    unsigned char lo = 0x80, hi = 0xBF;  // the range of the second byte
-    if (c < 0x80) {
-      ++i;
-      continue;
-    } else if (c >= 0xC2 && c <= 0xDF) {
-      n = 1;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      n = 2;
-      if (c == 0xE0) lo = 0xA0;
-      if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      n = 3;
-      if (c == 0xF0) lo = 0x90;
-      if (c == 0xF4) hi = 0x8F;
-    } else {
-      return false;
-    }
-    if (i + n >= s.size()) return false;  // cut short
-    for (size_t k = 1; k <= n; ++k) {
-      const auto b = static_cast<unsigned char>(s[i + k]);
-      if (k == 1 ? (b < lo || b > hi) : (b < 0x80 || b > 0xBF)) return false;
-    }
-    i += n + 1;
-  }
-  return true;
-}
-
 class Converter {
  public:
   Converter(YamlDocument& doc, size_t max_depth) : doc_(doc), max_depth_(max_depth) {}
@@ -170,6 +135,8 @@ class Converter {
       case YAML::NodeType::Scalar: {
         const std::string& tag = node.Tag();
         const std::string& text = node.Scalar();
+        // JSON strings must be UTF-8 (dump() throws on anything else); go-yaml, which
+        // Kubernetes tools use, refuses such text too.
         if (!IsValidUtf8(text)) return NotUtf8(node);
         if (tag == "!" || tag == "tag:yaml.org,2002:str") out = text;
         else if (tag == "?" || tag.empty()) out = ResolvePlainScalar(text);

@@ -225,7 +225,11 @@ TEST(ConfigEditTest, SetValuesAreTypedByTheCatalog) {
            {"eventRecordQPS", "five"},
            {"authentication.anonymous.enabled", "maybe"},
            {"featureGates", "x"},
-           {"featureGates.SeccompDefault", "1x"}}) {
+           {"featureGates.SeccompDefault", "1x"},
+           // Not UTF-8: it would become a JSON string that cannot be dumped (found by
+           // tests/fuzz/config_edit_fuzz.cpp).
+           {"authentication.x509.clientCAFile", "/etc/ca\xFF.crt"},
+           {"tlsCipherSuites", "A,\xC0\xAF"}}) {
     auto v = TypeSetValue(P(path), raw);
     EXPECT_FALSE(v.ok()) << path << "=" << raw;
     if (!v.ok()) {
