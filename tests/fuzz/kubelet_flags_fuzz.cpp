@@ -104,6 +104,7 @@ void Detect(std::string_view text, uint8_t choice) {
   static const std::string root = scratch + "/host", proc = scratch + "/proc";
   static const bool made = [] {
     ::mkdir(proc.c_str(), 0755);
+    ::mkdir(root.c_str(), 0755);
     kpc::fuzz::WriteTreeFile(root, "lib/systemd/system/kubelet.service",
                              "[Service]\nEnvironmentFile=-/etc/default/kubelet\n"
                              "ExecStart=/usr/bin/kubelet $KUBELET_ARGS\n");
