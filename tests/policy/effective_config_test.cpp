@@ -331,6 +331,14 @@ TEST(FlagsFileTest, PlainFlagsFileWithCommentsAndCommandLine) {
   EXPECT_EQ(flags[2].name, "v");
 }
 
+// Found by tests/fuzz/kubelet_flags_fuzz.cpp: "--=x" made a flag without a name.
+TEST(FlagsFileTest, WordsWithoutAFlagNameAreNotFlags) {
+  auto flags = Flags("KUBELET_FLAGS=--=true -=x --event-qps=5 --= -\n", "kubelet");
+  ASSERT_EQ(flags.size(), 1u) << Dump(flags);
+  EXPECT_EQ(flags[0].name, "event-qps");
+  EXPECT_EQ(flags[0].value, "5");
+}
+
 TEST(FlagsFileTest, UnterminatedQuoteIsAnErrorNamingTheLine) {
   auto flags = ParseKubeletFlags("--a=b\n--c='oops\n", "x.env");
   ASSERT_FALSE(flags.ok());
