@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <memory>
 #include <regex>
 #include <utility>
@@ -895,7 +896,8 @@ StatusOr<json> TypeAs(ValueType type, const std::optional<json>& parsed, std::st
       if (parsed && parsed->is_number_integer()) return *parsed;
       if (parsed && parsed->is_number_float()) {
         double d = parsed->get<double>();
-        if (d == static_cast<double>(static_cast<int64_t>(d))) return json(static_cast<int64_t>(d));
+        // In range before the cast (converting 1e21 to int64_t is undefined behaviour).
+        if (d >= -0x1p63 && d < 0x1p63 && d == std::trunc(d)) return json(static_cast<int64_t>(d));
       }
       if (parsed && parsed->is_string()) {
         try {
