@@ -82,6 +82,8 @@ status=0
 for t in "${targets[@]}"; do
   corpus=$work/corpus/$t seeds=$work/seeds/$t artifacts=$work/artifacts/$t
   log=$work/logs/$t.log tmp=$work/tmp/$t
+  # Scratch trees (host_fs, kubelet_flags) in memory when possible: the agent fsyncs its writes.
+  [[ -d /dev/shm && -w /dev/shm ]] && tmp=/dev/shm/kpc-fuzz-$key-$t
   mkdir -p "$corpus" "$work/logs"
   rm -rf "$artifacts" "$tmp" && mkdir -p "$artifacts" "$tmp"
   result=ok
