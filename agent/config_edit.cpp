@@ -4,12 +4,14 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <memory>
 #include <utility>
 #include <vector>
 
 #include "policy/catalog.h"
 #include "policy/effective_config.h"
+#include "policy/text_match.h"
 #include "policy/units.h"
 
 namespace kpc::agent {
@@ -960,7 +962,8 @@ StatusOr<json> TypeAs(ValueType type, const std::optional<json>& parsed, std::st
       if (parsed && parsed->is_number_integer()) return *parsed;
       if (parsed && parsed->is_number_float()) {
         double d = parsed->get<double>();
-        if (d == static_cast<double>(static_cast<int64_t>(d))) return json(static_cast<int64_t>(d));
+        // In range before the cast (converting 1e21 to int64_t is undefined behaviour).
+        if (d >= -0x1p63 && d < 0x1p63 && d == std::trunc(d)) return json(static_cast<int64_t>(d));
       }
       if (parsed && parsed->is_string()) {
         try {
@@ -1020,6 +1023,8 @@ StatusOr<json> TypeAs(ValueType type, const std::optional<json>& parsed, std::st
 }  // namespace
 
 StatusOr<json> TypeSetValue(const FieldPath& path, std::string_view raw) {
+  // Values become JSON strings, which must be UTF-8 (dump() throws on anything else).
+  if (!policy::IsValidUtf8(raw)) return InvalidArgument(path.ToString() + ": not UTF-8 text");
   std::optional<json> parsed;
   try {
     parsed = json::parse(raw.begin(), raw.end());

@@ -373,7 +373,7 @@ void ParseFlagWords(const std::vector<Text>& words, size_t first, std::string_vi
     if (w.size() < 2 || w[0] != '-') continue;
     size_t dashes = w[1] == '-' ? 2 : 1;
     std::string body = w.substr(dashes);
-    if (body.empty()) continue;
+    if (body.empty() || body[0] == '=') continue;  // "--=x": no name (pflag refuses it)
     KubeletFlag flag;
     flag.origin = std::string(file_name) + ":" + std::to_string(words[i].LineAt(0));
     size_t eq = body.find('=');

@@ -284,7 +284,10 @@ std::optional<Refusal> CheckJsonShape(std::string_view text, ShapeLimits limits,
   size_t depth = 0;
   bool in_string = false;
   bool escaped = false;
-  for (size_t i = 0; i < text.size(); ++i) {
+  // nlohmann's parser skips a UTF-8 byte order mark at the start: so must the scan, or the
+  // mark would end it and let any nesting through.
+  const size_t start = text.substr(0, 3) == "\xEF\xBB\xBF" ? 3 : 0;
+  for (size_t i = start; i < text.size(); ++i) {
     const char c = text[i];
     if (in_string) {
       if (escaped) {

@@ -87,7 +87,8 @@ class ObjectReader {
     if (!obj_.is_object()) return;
     size_t unknown = 0;
     for (const auto& [k, v] : obj_.items()) {
-      bool ok = std::any_of(allowed.begin(), allowed.end(), [&](const char* a) { return k == a; });
+      bool ok = std::any_of(allowed.begin(), allowed.end(),
+                            [&key = k](const char* a) { return key == a; });
       if (ok || ++unknown > kMaxUnknownFieldsPerObject) continue;
       Error(Field(Shortened(k)),
             "unknown field " + Quoted(k) + "; allowed here: " + JoinQuoted(allowed));

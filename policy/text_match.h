@@ -39,6 +39,9 @@ bool MatchesQualifiedNameShape(std::string_view s);
 
 // Characters (Unicode code points) of UTF-8 text, as the API server counts maxLength/minLength.
 size_t CharCount(std::string_view s);
+// Strict UTF-8 (RFC 3629: no overlong forms, surrogates or code points past U+10FFFF): what
+// nlohmann's dump() accepts in a string without throwing.
+bool IsValidUtf8(std::string_view s);
 
 // YAML 1.1 plain scalars, as go-yaml v2 resolves them:
 // ^[-+]?[0-9][0-9_]*$

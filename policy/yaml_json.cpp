@@ -1,11 +1,13 @@
 #include "policy/yaml_json.h"
 
 #include <yaml-cpp/depthguard.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <sstream>
 
 #include "policy/text_match.h"
 
@@ -69,6 +71,45 @@ nlohmann::json ResolvePlainScalar(const std::string& s) {
   return s;
 }
 
+// yaml-cpp 0.7 (Debian 12) loops forever in LoadAll, allocating a null document each time,
+// when a document starts with a token its parser does not consume: a ',' outside [ ] and { }
+// (",", "--- ,", "'a' ,"). Every real document consumes at least one token, so two documents
+// that start at the same place mean no progress: this pass of the (non-allocating) event
+// parser throws there, before LoadAll runs. Costs a second scan of the text.
+class ProgressCheck : public YAML::EventHandler {
+ public:
+  static void Run(const std::string& text) {
+    std::istringstream in(text);
+    YAML::Parser parser(in);
+    ProgressCheck check;
+    while (parser.HandleNextDocument(check)) {
+    }
+  }
+
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    if (started_ && mark.pos == last_.pos) {
+      throw YAML::ParserException(mark, "unexpected token (a ',' outside [ ] or { }?)");
+    }
+    started_ = true;
+    last_ = mark;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+
+ private:
+  bool started_ = false;
+  YAML::Mark last_;
+};
+
 class Converter {
  public:
   Converter(YamlDocument& doc, size_t max_depth) : doc_(doc), max_depth_(max_depth) {}
@@ -94,6 +135,9 @@ class Converter {
       case YAML::NodeType::Scalar: {
         const std::string& tag = node.Tag();
         const std::string& text = node.Scalar();
+        // JSON strings must be UTF-8 (dump() throws on anything else); go-yaml, which
+        // Kubernetes tools use, refuses such text too.
+        if (!IsValidUtf8(text)) return NotUtf8(node);
         if (tag == "!" || tag == "tag:yaml.org,2002:str") out = text;
         else if (tag == "?" || tag.empty()) out = ResolvePlainScalar(text);
         else if (tag == "tag:yaml.org,2002:int" || tag == "tag:yaml.org,2002:float" ||
@@ -124,6 +168,7 @@ class Converter {
                                    ": mapping keys must be scalars");
           }
           std::string key = kv.first.Scalar();
+          if (!IsValidUtf8(key)) return NotUtf8(kv.first);
           if (out.contains(key)) {
             return InvalidArgument("line " + std::to_string(kv.first.Mark().line + 1) +
                                    ": duplicate key " + Quoted(key));
@@ -140,6 +185,11 @@ class Converter {
   }
 
  private:
+  static Status NotUtf8(const YAML::Node& node) {
+    return InvalidArgument("line " + std::to_string(node.Mark().line + 1) +
+                           ": text that is not valid UTF-8");
+  }
+
   YamlDocument& doc_;
   const size_t max_depth_;
   size_t count_ = 0;
@@ -151,7 +201,9 @@ StatusOr<std::vector<YamlDocument>> ParseYamlStream(std::string_view text, Shape
   if (auto refused = CheckYamlShape(text, limits, "the input")) return RefusalStatus(*refused);
   std::vector<YAML::Node> nodes;
   try {
-    nodes = YAML::LoadAll(std::string(text));
+    const std::string copy(text);
+    ProgressCheck::Run(copy);
+    nodes = YAML::LoadAll(copy);
   } catch (const YAML::DeepRecursion& e) {
     // yaml-cpp's own guard, for nesting the text scan did not see ("bad file" otherwise).
     return InvalidArgument("line " + std::to_string(e.mark.line + 1) + ": nests deeper than " +

@@ -21,9 +21,11 @@ struct YamlDocument {
 };
 
 // Parses a stream of one or more YAML documents ("---" separated). Empty documents are skipped.
-// JSON is YAML, so JSON input parses too. Errors say the line and column. Text over `limits`
-// is refused before yaml-cpp sees it (CheckYamlShape), and so is a parsed document that nests
-// deeper than limits.max_depth levels or expands (through aliases) to millions of values.
+// JSON is YAML, so JSON input parses too. Errors say the line (and column, for syntax).
+// Scalars and keys that are not UTF-8 are refused, as Kubernetes' YAML reader does (a JSON
+// string must be UTF-8). Text over `limits` is refused before yaml-cpp sees it
+// (CheckYamlShape), and so is a parsed document that nests deeper than limits.max_depth levels
+// or expands (through aliases) to millions of values.
 StatusOr<std::vector<YamlDocument>> ParseYamlStream(std::string_view text,
                                                     ShapeLimits limits = kPolicyTextLimits);
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing kubelet-policy-controller needs on a Debian 12 machine:
-# the C++ toolchain and libraries from Debian packages. Go (for e2e/testenv) must already be
-# installed; its modules come from the Go module proxy when e2e/testenv is built.
+# the C++ toolchain and libraries from Debian packages (clang 14 for the fuzz targets). Go (for
+# e2e/testenv) must already be installed; its modules come from the Go module proxy when
+# e2e/testenv is built.
 # Idempotent: does nothing when everything is present.
 set -euo pipefail
 
@@ -9,6 +10,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git
   libcpprest-dev nlohmann-json3-dev libyaml-cpp-dev libspdlog-dev libssl-dev libcli11-dev
   libgtest-dev libgmock-dev ccache
+  clang libclang-rt-14-dev  # scripts/fuzz.sh: clang with libFuzzer and the sanitizer runtimes
 )
 
 missing=()

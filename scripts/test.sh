@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of kubelet-policy-controller: installs what is missing, builds, runs the
-# unit tests (normal and AddressSanitizer/UBSan builds), then the e2e tests against the real
-# local control plane of e2e/testenv. This is the README's test command and what CI runs.
+# unit tests (normal and AddressSanitizer/UBSan builds), each fuzz target for a short while
+# (scripts/fuzz.sh, KPC_FUZZ_SECONDS each, default 20; KPC_SKIP_FUZZ=1 skips them), then the
+# e2e tests against the real local control plane of e2e/testenv. This is the README's test
+# command and what CI runs.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -30,6 +32,17 @@ if [[ ${KPC_SKIP_ASAN:-0} != 1 ]]; then
   asan=$(scripts/build.sh asan | tail -n1)
   ASAN_OPTIONS=detect_leaks=1 ctest --test-dir "$asan" --output-on-failure -j "$(nproc)" 2>&1 | tee "$asan/ctest.log" || status=1
   count_ctest "$asan/ctest.log"
+fi
+
+if [[ ${KPC_SKIP_FUZZ:-0} != 1 ]]; then
+  echo "==> fuzz targets (libFuzzer, ASan/UBSan)"
+  fuzz_log=$(mktemp)
+  scripts/fuzz.sh "" "${KPC_FUZZ_SECONDS:-20}" 2>&1 | tee "$fuzz_log" || status=1
+  # One test per target: its row of the table ("target seconds executions exec/s result").
+  p=$(grep -cE '^[a-z0-9_]+ +[0-9]+ +[0-9]+ +[0-9]+ +ok$' "$fuzz_log" || true)
+  f=$(grep -cE '^[a-z0-9_]+ +[0-9]+ +[0-9]+ +[0-9]+ +(crash|leak|timeout|oom|error)$' "$fuzz_log" || true)
+  passed=$((passed + p)); failed=$((failed + f))
+  rm -f "$fuzz_log"
 fi
 
 if [[ ${KPC_SKIP_E2E:-0} != 1 ]]; then

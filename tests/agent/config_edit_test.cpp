@@ -213,6 +213,8 @@ TEST(ConfigEditTest, SetValuesAreTypedByTheCatalog) {
   EXPECT_EQ(t("streamingConnectionIdleTimeout", "\"90m\""), json("1h30m0s"));
   EXPECT_EQ(t("eventRecordQPS", "5"), json(5));
   EXPECT_TRUE(t("eventRecordQPS", "5").is_number_integer());
+  EXPECT_EQ(t("eventRecordQPS", "5e2"), json(500));
+  EXPECT_EQ(t("eventRecordQPS", "-9.2e18"), json(int64_t{-9200000000000000000}));
   EXPECT_EQ(t("eventRecordQPS", "\"5\""), json(5));
   EXPECT_EQ(t("authorization.mode", "Webhook"), json("Webhook"));
   EXPECT_EQ(t("authorization.mode", "\"Webhook\""), json("Webhook"));
@@ -228,7 +230,16 @@ TEST(ConfigEditTest, SetValuesAreTypedByTheCatalog) {
            {"eventRecordQPS", "five"},
            {"authentication.anonymous.enabled", "maybe"},
            {"featureGates", "x"},
-           {"featureGates.SeccompDefault", "1x"}}) {
+           {"featureGates.SeccompDefault", "1x"},
+           // Not UTF-8: it would become a JSON string that cannot be dumped (found by
+           // tests/fuzz/config_edit_fuzz.cpp).
+           {"authentication.x509.clientCAFile", "/etc/ca\xFF.crt"},
+           {"tlsCipherSuites", "A,\xC0\xAF"},
+           // Past int64: refused, without the undefined conversion (found by the same target).
+           {"eventRecordQPS", "1e21"},
+           {"eventRecordQPS", "-1e300"},
+           {"eventRecordQPS", "9.3e18"},
+           {"eventRecordQPS", "5.5"}}) {
     auto v = TypeSetValue(P(path), raw);
     EXPECT_FALSE(v.ok()) << path << "=" << raw;
     if (!v.ok()) {

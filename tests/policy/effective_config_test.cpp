@@ -331,6 +331,14 @@ TEST(FlagsFileTest, PlainFlagsFileWithCommentsAndCommandLine) {
   EXPECT_EQ(flags[2].name, "v");
 }
 
+// Found by tests/fuzz/kubelet_flags_fuzz.cpp: "--=x" made a flag without a name.
+TEST(FlagsFileTest, WordsWithoutAFlagNameAreNotFlags) {
+  auto flags = Flags("KUBELET_FLAGS=--=true -=x --event-qps=5 --= -\n", "kubelet");
+  ASSERT_EQ(flags.size(), 1u) << Dump(flags);
+  EXPECT_EQ(flags[0].name, "event-qps");
+  EXPECT_EQ(flags[0].value, "5");
+}
+
 TEST(FlagsFileTest, UnterminatedQuoteIsAnErrorNamingTheLine) {
   auto flags = ParseKubeletFlags("--a=b\n--c='oops\n", "x.env");
   ASSERT_FALSE(flags.ok());
@@ -641,6 +649,27 @@ TEST(ConfigzLimitsTest, DepthAtUnderAndOverSixtyFour) {
   auto hostile = EffectiveConfigFromConfigz(std::string(200'000, '[') + std::string(200'000, ']'));
   ASSERT_FALSE(hostile.ok());
   EXPECT_NE(hostile.status().message().find("nests deeper than 64 levels"), std::string::npos);
+}
+
+// A node could put a UTF-8 byte order mark first: the JSON parser skips it, and the nesting
+// limit must hold all the same (evaluating a rule copies the value found, recursively).
+// A YAML config file whose apiVersion is not UTF-8 is an error, not an exception (the message
+// quotes the value, as JSON). Found by tests/fuzz/configz_eval_fuzz.cpp.
+TEST(KubeletConfigFileTest, TextThatIsNotUtf8IsAnError) {
+  auto cfg =
+      ParseKubeletConfigFile("apiVersion: kubelet.config.k8s.io/\xA5v1beta1\n", "config.yaml");
+  ASSERT_FALSE(cfg.ok());
+  EXPECT_NE(cfg.status().message().find("not valid UTF-8"), std::string::npos)
+      << cfg.status().message();
+}
+
+TEST(ConfigzLimitsTest, ByteOrderMarkDoesNotLiftTheDepthLimit) {
+  const std::string bom = "\xEF\xBB\xBF";
+  EXPECT_TRUE(EffectiveConfigFromConfigz(bom + ConfigzOfDepth(64)).ok());
+  auto over = EffectiveConfigFromConfigz(bom + ConfigzOfDepth(65));
+  ASSERT_FALSE(over.ok());
+  EXPECT_NE(over.status().message().find("nests deeper than 64 levels"), std::string::npos)
+      << over.status().message();
 }
 
 TEST(ConfigzLimitsTest, SizeAtUnderAndOverTheLimit) {

@@ -74,6 +74,27 @@ TEST(CheckJsonShapeTest, TextThatIsNotJsonIsLeftToTheParser) {
   EXPECT_TRUE(CheckJsonShape(std::string(65, '[') + "x", {1u << 20, 64}, "x"));
 }
 
+// nlohmann's parser skips a leading UTF-8 byte order mark, so the scan must look past it too
+// (found by tests/fuzz/policy_fuzz.cpp: the mark used to end the scan and let any depth in).
+TEST(CheckJsonShapeTest, ByteOrderMarkDoesNotHideTheNesting) {
+  const std::string bom = "\xEF\xBB\xBF";
+  const ShapeLimits limits{4u << 20, 64};
+  for (auto make : {Arrays, Objects}) {
+    EXPECT_FALSE(CheckJsonShape(bom + make(64), limits, "x"));
+    auto over = CheckJsonShape(bom + make(65), limits, "/configz");
+    ASSERT_TRUE(over);
+    EXPECT_EQ(over->limit, InputLimit::kDepth);
+  }
+  EXPECT_EQ(CheckJsonShape(bom + Arrays(65), limits, "/configz")->message,
+            "/configz nests deeper than 64 levels (at byte 68)");
+  ASSERT_TRUE(CheckJsonShape(bom + std::string(1'000'000, '['), limits, "x"));
+  // What nlohmann reads as JSON after the mark.
+  EXPECT_TRUE(json::accept(bom + Arrays(65)));
+  // A mark anywhere else is not JSON: the parser refuses it where the scan stops.
+  EXPECT_FALSE(json::accept(" " + bom + "[]"));
+  EXPECT_FALSE(CheckJsonShape(" " + bom + Arrays(65), limits, "x"));
+}
+
 // ---- YAML ----
 
 size_t Depth(const YAML::Node& root) {

@@ -153,5 +153,22 @@ TEST(TextMatchTest, CharCountCountsCodePoints) {
   EXPECT_EQ(CharCount("\xF0\x9F\x98\x80"), 1u);   // one emoji, four bytes
 }
 
+TEST(TextMatchTest, IsValidUtf8IsStrict) {
+  for (const char* ok : {"", "abc", "\xC3\xA9t\xC3\xA9", "\xE2\x82\xAC", "\xF0\x9F\x98\x80",
+                         "\xED\x9F\xBF", "\xEE\x80\x80", "\xF4\x8F\xBF\xBF", "\x7F"}) {
+    EXPECT_TRUE(IsValidUtf8(ok)) << ok;
+  }
+  EXPECT_TRUE(IsValidUtf8(std::string("a\0b", 3)));
+  for (const char* bad : {"\x80", "\xBF", "\xC0\xAF", "\xC1\xBF", "\xC3", "\xC3\x28",
+                          "\xE0\x9F\xBF",      // overlong
+                          "\xED\xA0\x80",      // surrogate
+                          "\xE2\x82",          // cut short
+                          "\xF0\x8F\xBF\xBF",  // overlong
+                          "\xF4\x90\x80\x80",  // past U+10FFFF
+                          "\xF5\x80\x80\x80", "\xF8\x88\x80\x80\x80", "\xFF", "ab\xFE"}) {
+    EXPECT_FALSE(IsValidUtf8(bad)) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace kpc::policy

@@ -107,6 +107,42 @@ TEST(YamlJsonTest, GarbageNeverCrashes) {
   }
 }
 
+// yaml-cpp 0.7 loops forever, allocating, on these (found by tests/fuzz/policy_fuzz.cpp).
+TEST(YamlJsonTest, StrayFlowEntryIsAnErrorNotAnEndlessLoop) {
+  for (const char* text :
+       {",", ", a", "--- ,", "'a' ,", "&a ,", "!t ,", "a: 1\n...\n,\n", "%YAML 1.2\n--- ,"}) {
+    auto docs = ParseYamlStream(text);
+    ASSERT_FALSE(docs.ok()) << text;
+    EXPECT_NE(docs.status().message().find("YAML syntax error at line"), std::string::npos)
+        << docs.status().message();
+  }
+  // Commas where YAML allows them still parse.
+  auto docs = ParseYamlStream("a: [1, 2]\nb: x, y\n---\n{c: 3,}\n---\n");
+  ASSERT_TRUE(docs.ok()) << docs.status().message();
+  EXPECT_EQ(docs->size(), 2u);
+  EXPECT_EQ((*docs)[0].value["b"], "x, y");
+}
+
+// JSON strings must be UTF-8 (dump() throws otherwise); Kubernetes' YAML reader refuses the
+// rest too (found by tests/fuzz/configz_eval_fuzz.cpp: a config file's apiVersion).
+TEST(YamlJsonTest, TextThatIsNotUtf8IsRefused) {
+  for (const char* text : {"a: \xA5", "a: x\xC0\xAFy", "a: \xED\xA0\x80", "a: \xF4\x90\x80\x80",
+                           "a: \xE2\x82", "a: [1, \"\xFF\"]", "\xFE: 1", "a:\n  b: 1\n  \xC3: 2\n",
+                           "a: !!str \xF8\x88\x80\x80\x80"}) {
+    auto docs = ParseYamlStream(text);
+    ASSERT_FALSE(docs.ok()) << text;
+    EXPECT_NE(docs.status().message().find("not valid UTF-8"), std::string::npos)
+        << docs.status().message();
+  }
+  auto doc = ParseYamlDocument(
+      "a: \"h\u00e9 \u20ac \U0001D11E\"\nb: h\xC3\xA9\n\xE2\x82\xAC: \xF0\x9D\x84\x9E\n");
+  ASSERT_TRUE(doc.ok()) << doc.status().message();
+  EXPECT_EQ(doc->value["a"], "h\xC3\xA9 \xE2\x82\xAC \xF0\x9D\x84\x9E");
+  EXPECT_EQ(doc->value.dump(),
+            "{\"a\":\"h\xC3\xA9 \xE2\x82\xAC "
+            "\xF0\x9D\x84\x9E\",\"b\":\"h\xC3\xA9\",\"\xE2\x82\xAC\":\"\xF0\x9D\x84\x9E\"}");
+}
+
 TEST(YamlJsonTest, ExpectsExactlyOneDocument) {
   EXPECT_FALSE(ParseYamlDocument("a: 1\n---\nb: 2\n").ok());
   EXPECT_FALSE(ParseYamlDocument("").ok());
