@@ -18,6 +18,7 @@
 #include "agent/detect.h"
 #include "agent/host_fs.h"
 #include "policy/effective_config.h"
+#include "policy/model.h"
 #include "tests/fuzz/fuzz_util.h"
 #include "tests/fuzz/temp_tree.h"
 
@@ -118,10 +119,17 @@ void Detect(std::string_view text, uint8_t choice) {
   agent::HostFs fs(root);
   agent::DetectOptions opts;
   opts.proc_root = proc;
-  agent::Detection d = agent::DetectKubelet(fs, opts);
+  // No process in the scratch proc root: detection falls back to the files, never refuses.
+  auto detected = agent::DetectKubelet(fs, opts);
+  FUZZ_CHECK(detected.ok(), detected.status().message());
+  const agent::Detection& d = *detected;
   auto valid = [](const std::string& p) { return agent::ValidateNodePath(p).ok(); };
-  FUZZ_CHECK(d.files.config_file.empty() || valid(d.files.config_file), d.files.config_file);
-  FUZZ_CHECK(d.files.kubeconfig.empty() || valid(d.files.kubeconfig), d.files.kubeconfig);
+  // Detected paths are used only under the allowed roots of policy file paths.
+  auto allowed = [&](const std::string& p) {
+    return valid(p) && policy::UnderAllowedFilePrefix(p);
+  };
+  FUZZ_CHECK(d.files.config_file.empty() || allowed(d.files.config_file), d.files.config_file);
+  FUZZ_CHECK(d.files.kubeconfig.empty() || allowed(d.files.kubeconfig), d.files.kubeconfig);
   for (const std::string& f : d.files.flags_files) FUZZ_CHECK(valid(f) && fs.Exists(f), f);
   for (const std::string& f : d.files.service_files) FUZZ_CHECK(valid(f) && fs.Exists(f), f);
   for (const std::string& f : d.config_dropins) FUZZ_CHECK(valid(f), f);
