@@ -194,6 +194,17 @@ class FileAuditRetryTest : public ::testing::Test {
     return creates_.load() == n;
   }
 
+  // Waits up to 2 s until `n` nodes back off. A failed create is counted after it returns and
+  // its retry is scheduled just after that: the extra 50 ms of real time cover the gap, so
+  // the retry is measured from before the test moves the clock.
+  bool BackingOff(size_t n) {
+    for (int i = 0; i < 200 && audits_.BackingOffNodes() != n; ++i) {
+      std::this_thread::sleep_for(10ms);
+    }
+    std::this_thread::sleep_for(50ms);
+    return audits_.BackingOffNodes() == n;
+  }
+
   FakeClock clock_;
   Registry metrics_;
   kube::testing::FakeKube kube_;
@@ -213,6 +224,7 @@ TEST_F(FileAuditRetryTest, AFailedCreateIsRetriedWithBackoffAndASuccessResetsIt)
   EXPECT_TRUE(NoMoreCreatesThan(1)) << "the first retry comes after 5 s";
   clock_.Advance(1s);
   ASSERT_TRUE(CreatesReach(2));
+  ASSERT_TRUE(BackingOff(1)) << "the failure is recorded before the clock moves on";
   clock_.Advance(9s);
   EXPECT_TRUE(NoMoreCreatesThan(2)) << "then after 10 s";
   EXPECT_EQ(audits_.BackingOffNodes(), 1u);
@@ -227,6 +239,7 @@ TEST_F(FileAuditRetryTest, AFailedCreateIsRetriedWithBackoffAndASuccessResetsIt)
   failing_ = true;
   audits_.Trigger("w1");
   ASSERT_TRUE(CreatesReach(4));
+  ASSERT_TRUE(BackingOff(1)) << "the failure is recorded before the clock moves on";
   clock_.Advance(5s);
   ASSERT_TRUE(CreatesReach(5));
   audits_.Stop();
