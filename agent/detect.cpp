@@ -568,8 +568,7 @@ void ResolveKubeletFiles(HostFs& fs, const DetectOptions& opts,
 
 }  // namespace
 
-std::vector<policy::KubeletFlag> FlagsFromCmdline(const std::string& cmdline,
-                                                  const std::string& origin) {
+std::vector<std::string> SplitCmdline(const std::string& cmdline) {
   std::vector<std::string> argv;
   size_t start = 0;
   while (start < cmdline.size()) {
@@ -578,6 +577,12 @@ std::vector<policy::KubeletFlag> FlagsFromCmdline(const std::string& cmdline,
     argv.push_back(cmdline.substr(start, nul - start));
     start = nul + 1;
   }
+  return argv;
+}
+
+std::vector<policy::KubeletFlag> FlagsFromCmdline(const std::string& cmdline,
+                                                  const std::string& origin) {
+  const std::vector<std::string> argv = SplitCmdline(cmdline);
   std::string text;
   for (size_t i = 1; i < argv.size(); ++i) text += (i > 1 ? " " : "") + ShellQuote(argv[i]);
   // A plain command line (not an assignment): ParseKubeletFlags reads it like a flags file.

@@ -21,8 +21,8 @@
 // them is dropped with a warning, so nothing there is read or written. Paths given on the
 // agent's command line (--config-file, --flags-file) are used as given.
 // Everything read from /proc is bounded before it is parsed (the kMax*Bytes limits below).
-// ChooseKubelet and FlagsFromCmdline are pure and thread-safe; DetectKubelet is not thread-safe
-// (uses the HostFs).
+// ChooseKubelet, SplitCmdline and FlagsFromCmdline are pure and thread-safe; DetectKubelet is not
+// thread-safe (uses the HostFs).
 
 #include <cstddef>
 #include <map>
@@ -110,6 +110,9 @@ struct DetectOptions {
 // Errors: several processes pass as the kubelet (ChooseKubelet), or more than
 // kMaxKubeletCandidates processes are named kubelet (ResourceExhausted).
 StatusOr<Detection> DetectKubelet(HostFs& fs, const DetectOptions& opts);
+
+// The words of a /proc/PID/cmdline (NUL-separated argv, argv[0] included).
+std::vector<std::string> SplitCmdline(const std::string& cmdline);
 
 // The flags of a process command line (NUL-separated argv, argv[0] skipped).
 std::vector<policy::KubeletFlag> FlagsFromCmdline(const std::string& cmdline,

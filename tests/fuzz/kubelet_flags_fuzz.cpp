@@ -81,14 +81,7 @@ void ParseCmdline(std::string_view text) {
   const std::string cmdline(text);
   auto flags = agent::FlagsFromCmdline(cmdline, "cmdline");
   // The same words, double-quoted, one line.
-  std::vector<std::string> argv;
-  size_t start = 0;
-  while (start < cmdline.size()) {
-    size_t nul = cmdline.find('\0', start);
-    if (nul == std::string::npos) nul = cmdline.size();
-    argv.push_back(cmdline.substr(start, nul - start));
-    start = nul + 1;
-  }
+  const std::vector<std::string> argv = agent::SplitCmdline(cmdline);
   std::string line;
   for (size_t i = 1; i < argv.size(); ++i) {
     if (argv[i].find_first_of("\r\n") != std::string::npos) return;
